@@ -1,0 +1,193 @@
+"""The one checkpoint format: self-describing, written atomically, loaded with weights_only=True.
+
+A trainlab checkpoint is a dict of plain types and tensors:
+    format="trainlab-checkpoint", format_version, config (TrainConfig.to_dict()), classes,
+    preprocessing, model_state, optimizer_state, scheduler_state, epoch, step, rng, metrics, ...
+Plain state_dict files (the tutorial's `torch.save(model.state_dict(), "model.pth")`) and
+safetensors files are read too; a whole pickled model only with trust_pickle=True.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.errors import CheckpointError
+from trainlab.fileio import atomic_write
+
+FORMAT = "trainlab-checkpoint"
+FORMAT_VERSION = 1
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
+            model = model.module
+        else:
+            return model
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without wrapper prefixes, so files load into a plain model."""
+    cleaned = {}
+    for key, value in state.items():
+        for prefix in WRAPPER_PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        cleaned[key] = value
+    return cleaned
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights with clean keys, ready to save."""
+    return clean_state_dict(unwrap_model(model).state_dict())
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write payload to path atomically; on failure the previous file at path is left intact."""
+    try:
+        return atomic_write(path, lambda handle: torch.save(payload, handle))
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is intact"
+        ) from None
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What a checkpoint file holds, whatever its kind."""
+
+    path: Path
+    kind: str  # "trainlab", "state_dict", "safetensors" or "pickled_model"
+    model_state: dict[str, torch.Tensor]
+    payload: dict[str, Any] = field(default_factory=dict)  # the whole trainlab checkpoint
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        return self.payload.get("config")
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        classes = self.payload.get("classes")
+        return tuple(classes) if classes is not None else None
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        return self.payload.get("preprocessing")
+
+
+def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
+    """A run directory means its best checkpoint if it has one, else its last."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            candidate = path / "checkpoints" / name
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path}: run directory has no checkpoints/last.pt; did its training save anything?")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_location: str = "cpu") -> LoadedCheckpoint:
+    """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True."""
+    path = resolve_checkpoint_path(path)
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Weights only" not in str(exc):
+            raise CheckpointError(f"{path}: not a checkpoint (cannot be unpickled: {_first_line(exc)})") from None
+        if not trust_pickle:
+            raise CheckpointError(
+                f"{path}: holds pickled Python objects (such as a whole model saved with torch.save(model)); "
+                "loading it could run arbitrary code, so it was refused. If you trust its source, pass --trust-pickle"
+            ) from None
+        return _load_pickled_model(path, map_location)
+    except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError for non-checkpoint files
+        raise CheckpointError(f"{path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
+    return _classify(path, obj)
+
+
+def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        version = obj.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path}: checkpoint format version {version!r} is newer than this trainlab understands "
+                f"({FORMAT_VERSION}); upgrade trainlab"
+            )
+        return LoadedCheckpoint(path, "trainlab", obj["model_state"], obj)
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        return LoadedCheckpoint(path, "state_dict", clean_state_dict(obj))
+    raise CheckpointError(f"{path}: not a checkpoint (expected a trainlab checkpoint or a state_dict of tensors)")
+
+
+def _load_safetensors(path: Path) -> LoadedCheckpoint:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
+    return LoadedCheckpoint(path, "safetensors", clean_state_dict(state))
+
+
+def _load_pickled_model(path: Path, map_location: str) -> LoadedCheckpoint:
+    warnings.warn(f"{path}: loading a pickled model with --trust-pickle runs code from the file", stacklevel=3)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be loaded even as a pickle ({_first_line(exc)})") from None
+    if isinstance(obj, nn.Module):
+        return LoadedCheckpoint(path, "pickled_model", model_state(obj))
+    return _classify(path, obj)
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> str:
+    """Load weights strictly; a mismatch names the missing, unexpected and mis-shaped keys."""
+    target = unwrap_model(model)
+    expected = target.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected if k in state and state[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or misshaped:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_short_list(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_short_list(unexpected)}")
+        if misshaped:
+            parts.append(f"mis-shaped: {_short_list(misshaped)}")
+        raise CheckpointError(
+            f"{source} does not fit this model ({'; '.join(parts)}); is it from another model? try --model"
+        )
+    result = target.load_state_dict(state, strict=True)
+    return str(result)
+
+
+def _short_list(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,305 @@
+"""The command line: parses, calls the Python API, prints. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from trainlab import __version__
+from trainlab.errors import TrainingInterrupted, TrainlabError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where to look."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Output:
+    """Human text to stdout, or to stderr when --json reserves stdout for the final JSON line."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self.human = sys.stderr if as_json else sys.stdout
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.human, flush=True)
+
+    def result(self, values: dict[str, Any]) -> None:
+        if self.as_json:
+            print(json.dumps(values), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# parsers
+
+TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--dataset", {"help": "built-in data set (default: fashion-mnist)"}),
+    ("--model", {"help": "mlp (the tutorial's), cnn, or package.module:Class (default: mlp)"}),
+    ("--loss", {"help": "cross-entropy, nll, mse, l1, bce, bce-with-logits (default: cross-entropy)"}),
+    ("--label-smoothing", {"type": float, "help": "cross-entropy label smoothing (default: 0)"}),
+    ("--optimizer", {"help": "sgd, rmsprop, adam, adamw (default: sgd)"}),
+    ("--lr", {"type": float, "help": "learning rate (default: 1e-3)"}),
+    ("--momentum", {"type": float, "help": "SGD/RMSprop momentum (default: 0)"}),
+    ("--weight-decay", {"type": float, "help": "L2 weight decay (default: 0)"}),
+    ("--grad-clip", {"type": float, "help": "clip the gradient norm to this value; 0: off (default: 0)"}),
+    ("--batch-size", {"type": int, "help": "training batch size (default: 64)"}),
+    ("--eval-batch-size", {"type": int, "help": "evaluation batch size; does not change results (default: 1000)"}),
+    ("--epochs", {"type": int, "help": "number of epochs (default: 10)"}),
+    ("--seed", {"type": int, "help": "random seed for init and shuffling (default: 0)"}),
+    ("--shuffle", {"action": argparse.BooleanOptionalAction,
+                   "help": "reshuffle the training set each epoch (default: off, as in the tutorial)"}),
+    ("--precision", {"help": "fp32, bf16 or fp16 autocast (default: fp32)"}),
+    ("--log-every", {"type": int, "help": "batches between loss lines (default: 100)"}),
+    ("--checkpoint-every", {"type": int, "help": "steps between mid-epoch checkpoints; 0: epoch ends only"}),
+]
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (default: $TRAINLAB_DATA_DIR, else ./data)")
+    parser.add_argument("--device", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--no-download", action="store_true", help="never download missing data files")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory, trainlab checkpoint or state_dict file")
+    parser.add_argument("--model", help="model of a plain state_dict file (e.g. mlp)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow loading a whole pickled model (runs code from the file: trusted files only)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="trainlab", description="Train, evaluate, save and use image classifiers with PyTorch.")
+    parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    train = commands.add_parser("train", help="train a model (defaults: the tutorial's)",
+                                description="Train a model; flags override --config, which overrides defaults.")
+    train.add_argument("--config", help="TOML file with any of the flags below as keys")
+    for flag, options in TRAIN_FLAGS:
+        train.add_argument(flag, **options)
+    add_data_options(train)
+    train.add_argument("--run-dir", help="where the run is written (default: runs/<time stamp>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where it stopped")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    train.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights with a fresh optimizer")
+    train.add_argument("--quiet", action="store_true", help="one line per epoch")
+    add_output_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
+    add_checkpoint_options(evaluate)
+    evaluate.add_argument("--dataset", help="built-in data set (default: the checkpoint's)")
+    evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
+    add_data_options(evaluate)
+    add_output_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predict the class of images")
+    add_checkpoint_options(predict)
+    predict.add_argument("images", nargs="*", metavar="IMAGE", help="PNG/JPEG/... files of any size and mode")
+    predict.add_argument("--test-index", type=int, help="predict test-set image N and show its true class")
+    predict.add_argument("--top-k", type=int, default=3, help="how many classes to list (default: 3)")
+    predict.add_argument("--dataset", help="built-in data set for --test-index (default: the checkpoint's)")
+    add_data_options(predict)
+    add_output_options(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    export = commands.add_parser("export", help="write the model as a state_dict, safetensors or TorchScript file")
+    add_checkpoint_options(export)
+    export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript"))
+    export.add_argument("--out", required=True, help="output file")
+    add_output_options(export)
+    export.set_defaults(handler=cmd_export)
+
+    summary = commands.add_parser("summary", help="print a model and its parameters")
+    summary.add_argument("--model", default="mlp", help="model name (default: mlp)")
+    summary.add_argument("--input-size", default="1,28,28", help="C,H,W of one input (default: 1,28,28)")
+    summary.add_argument("--num-classes", type=int, default=10, help="number of classes (default: 10)")
+    add_output_options(summary)
+    summary.set_defaults(handler=cmd_summary)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# commands
+
+
+def train_config(args: argparse.Namespace):
+    """Defaults < --config file < flags, validated once."""
+    from trainlab.config import TrainConfig, read_config_file
+
+    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    for flag, _ in TRAIN_FLAGS:
+        key = flag.lstrip("-").replace("-", "_")
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for key in ("data_dir", "device"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    return TrainConfig.from_dict(values, source=args.config or "flags")
+
+
+def cmd_train(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.reports.console import ConsoleReporter
+    from trainlab.training import fit, load_run_config
+
+    if args.resume:
+        if args.config or args.run_dir or args.init_from:
+            raise TrainlabError("--resume continues a run with its own config; drop --config/--run-dir/--init-from")
+        config = load_run_config(args.resume)
+        run_dir, resume = args.resume, True
+    else:
+        config = train_config(args)
+        run_dir, resume = args.run_dir, False
+    reporter = ConsoleReporter(out.human, quiet=args.quiet)
+    summary = fit(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, init_from=args.init_from,
+                  download=not args.no_download, reporter=reporter)
+    out.result(summary)
+    return EXIT_OK
+
+
+def load_predictor(args: argparse.Namespace):
+    from trainlab.inference import Predictor
+    from trainlab.training import resolve_device
+
+    device = resolve_device(args.device or "auto") if hasattr(args, "device") else "cpu"
+    return Predictor.from_checkpoint(args.checkpoint, model=args.model, trust_pickle=args.trust_pickle, device=device)
+
+
+def checkpoint_dataset(args: argparse.Namespace, predictor_config: dict | None) -> str:
+    return args.dataset or (predictor_config or {}).get("dataset") or "fashion-mnist"
+
+
+def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.checkpoint import load_checkpoint
+    from trainlab.data import load_split
+    from trainlab.inference import Predictor
+    from trainlab.reports.console import format_test_block
+    from trainlab.training import evaluate, resolve_device
+    from trainlab.training.losses import make_loss
+
+    if args.batch_size < 1:
+        raise TrainlabError(f"--batch-size must be >= 1, got {args.batch_size}")
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
+    device = resolve_device(args.device or "auto")
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device)
+    data_dir = args.data_dir or (loaded.config or {}).get("data_dir")
+    test = load_split(checkpoint_dataset(args, loaded.config), "test", data_dir, download=not args.no_download)
+    loss_fn = make_loss("cross-entropy", len(predictor.classes))
+    result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, args.batch_size)
+    out.say(f"Evaluating {loaded.path} on {len(test)} test images")
+    out.say(format_test_block(result["accuracy"], result["loss"]))
+    out.result({**result, "checkpoint": str(loaded.path)})
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.checkpoint import load_checkpoint
+    from trainlab.data import load_split
+    from trainlab.inference import Predictor
+
+    if (args.test_index is None) == (not args.images):
+        raise TrainlabError("give image files or --test-index N (one of the two)")
+    if args.top_k < 1:
+        raise TrainlabError(f"--top-k must be >= 1, got {args.top_k}")
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model)
+    if args.test_index is not None:
+        data_dir = args.data_dir or (loaded.config or {}).get("data_dir")
+        test = load_split(checkpoint_dataset(args, loaded.config), "test", data_dir, download=not args.no_download)
+        if not 0 <= args.test_index < len(test):
+            raise TrainlabError(f"--test-index must be between 0 and {len(test) - 1}, got {args.test_index}")
+        prediction = predictor.predict(test.images[args.test_index:args.test_index + 1], args.top_k)[0]
+        actual = test.classes[int(test.labels[args.test_index])]
+        out.say(f'Predicted: "{prediction.label}", Actual: "{actual}"')
+        out.result({**prediction.to_dict(), "test_index": args.test_index, "actual": actual})
+        return EXIT_OK
+    predictions = predictor.predict_files(args.images, args.top_k)
+    for path, prediction in zip(args.images, predictions):
+        prefix = f"{path}: " if len(args.images) > 1 else ""
+        out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
+        for rank, (name, probability) in enumerate(prediction.top, start=1):
+            out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
+    out.result({"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions)]})
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.inference import Predictor
+    from trainlab.inference.export import export_model
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, model=args.model, trust_pickle=args.trust_pickle)
+    try:
+        path = export_model(predictor, args.format, args.out)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    out.say(f"Wrote {args.format} to {path}")
+    out.result({"format": args.format, "out": str(path)})
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.models import create_model
+    from trainlab.reports.summary import parameter_table
+
+    try:
+        input_size = tuple(int(part) for part in args.input_size.split(","))
+    except ValueError:
+        input_size = ()
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise TrainlabError(f"--input-size must be C,H,W such as 1,28,28, got {args.input_size!r}")
+    model = create_model(args.model, input_size, args.num_classes)
+    out.say(str(model))
+    table, totals = parameter_table(model)
+    out.say(table)
+    out.result(totals)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 on success, 2 on bad input or usage, 1 on anything else."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    out = Output(getattr(args, "json", False))
+    try:
+        return args.handler(args, out)
+    except TrainingInterrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 128 + signal.Signals[exc.signal_name].value
+    except TrainlabError as exc:
+        if args.debug:
+            raise
+        print(f"trainlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Exception as exc:  # noqa: BLE001 - one line for users; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""Built-in data sets in torchvision's layout: where their files live and how to get them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainlab.errors import DataError
+
+SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+
+
+@dataclass(frozen=True)
+class IdxDatasetSpec:
+    """An IDX data set: its folder under the data directory, files, checksums, mirrors and classes."""
+
+    name: str
+    folder: str  # torchvision's class name, e.g. DIR/FashionMNIST/raw
+    classes: tuple[str, ...]
+    md5: dict[str, str]  # decompressed file name -> MD5 of its content
+    mirrors: tuple[str, ...]
+
+    def raw_dir(self, data_dir: Path) -> Path:
+        return data_dir / self.folder / "raw"
+
+    def file_names(self, split: str) -> tuple[str, str]:
+        prefix = SPLIT_PREFIX[split]
+        return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+FASHION_MNIST = IdxDatasetSpec(
+    name="fashion-mnist",
+    folder="FashionMNIST",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    md5={
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+    mirrors=(
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # torchvision's mirror
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+)
+
+BUILTIN_DATASETS = {spec.name: spec for spec in (FASHION_MNIST,)}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    """--data-dir, else $TRAINLAB_DATA_DIR, else ./data (the tutorial's root="data")."""
+    if data_dir:
+        return Path(data_dir)
+    return Path(os.environ.get("TRAINLAB_DATA_DIR") or "data")
+
+
+def find_file(raw_dir: Path, name: str) -> Path | None:
+    """The decompressed file if present, else its .gz twin, else None."""
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def locate_files(spec: IdxDatasetSpec, data_dir: Path, split: str, download: bool) -> tuple[Path, Path]:
+    """Paths to a split's image and label files, downloading the missing ones when allowed."""
+    from trainlab.data.download import download_file
+
+    raw_dir = spec.raw_dir(data_dir)
+    paths = []
+    for name in spec.file_names(split):
+        path = find_file(raw_dir, name)
+        if path is None:
+            if not download:
+                raise DataError(
+                    f"{spec.name}: {raw_dir / name} (or .gz) not found; put the files there, point --data-dir "
+                    "or TRAINLAB_DATA_DIR at a copy, or allow downloading"
+                )
+            download_file(name, spec.md5[name], spec.mirrors, raw_dir / name)
+            path = raw_dir / name
+        paths.append(path)
+    return paths[0], paths[1]

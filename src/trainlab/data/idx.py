@@ -1,0 +1,77 @@
+"""Reading IDX files (the MNIST family's format), checked, into uint8 tensors."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainlab.errors import DataError
+
+IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's content, gunzipped when the name ends in .gz; corrupt archives name the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); delete it and download it again") from None
+
+
+def parse_idx(content: bytes, expected_magic: int, source: str) -> torch.Tensor:
+    """An IDX payload as a uint8 tensor, after checking its magic number and declared sizes."""
+    if len(content) == 0:
+        raise DataError(f"{source}: file is empty")
+    if len(content) < 4:
+        raise DataError(f"{source}: too short to be an IDX file ({len(content)} bytes)")
+    magic = int.from_bytes(content[:4], "big")
+    if magic != expected_magic:
+        kind = "images" if expected_magic == IMAGES_MAGIC else "labels"
+        raise DataError(
+            f"{source}: wrong IDX magic number 0x{magic:08x} (expected 0x{expected_magic:08x} for {kind}); "
+            "is this the right file?"
+        )
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(content) < header:
+        raise DataError(f"{source}: truncated IDX header")
+    shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    actual = len(content) - header
+    if actual != expected:
+        raise DataError(
+            f"{source}: IDX header declares shape {shape} ({expected} bytes) but the file holds {actual} bytes; "
+            "the file is truncated or corrupt"
+        )
+    if ndim == 3 and (shape[1] == 0 or shape[2] == 0):
+        raise DataError(f"{source}: images of size {shape[1]}x{shape[2]}")
+    array = np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
+    return torch.from_numpy(array.copy())
+
+
+def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 1, H, W) uint8 and labels (N,) int64 from two IDX files, checked against each other."""
+    images = parse_idx(read_bytes(images_path), IMAGES_MAGIC, str(images_path))
+    labels = parse_idx(read_bytes(labels_path), LABELS_MAGIC, str(labels_path))
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{images_path}: holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels; "
+            "the two files do not belong together"
+        )
+    if labels.numel() and int(labels.max()) >= num_classes:
+        bad = int((labels >= num_classes).nonzero()[0, 0])
+        raise DataError(
+            f"{labels_path}: label {int(labels[bad])} at index {bad} is out of range 0-{num_classes - 1}"
+        )
+    return images.unsqueeze(1), labels.long()

@@ -1,0 +1,49 @@
+"""The one preprocessing path: uint8 images to model input, shared by training, predict and export."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw uint8 images become model input; saved in every checkpoint."""
+
+    channels: int = 1
+    height: int = 28
+    width: int = 28
+    mean: tuple[float, ...] | None = None  # per channel, after scaling to [0, 1]; None: no normalization
+    std: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "channels": self.channels, "height": self.height, "width": self.width,
+            "mean": list(self.mean) if self.mean is not None else None,
+            "std": list(self.std) if self.std is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Preprocessing:
+        mean, std = values.get("mean"), values.get("std")
+        return cls(
+            channels=int(values["channels"]), height=int(values["height"]), width=int(values["width"]),
+            mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
+        )
+
+    def __call__(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """uint8 (N, C, H, W) -> float in [0, 1] (the tutorial's ToTensor), then normalized if set."""
+        x = images.to(dtype).div_(255)
+        if self.mean is not None and self.std is not None:
+            mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)
+            x = x.sub_(mean).div_(std)
+        return x
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Index targets as one-hot rows (the tutorial's Lambda transform with scatter_)."""
+    return torch.zeros(labels.shape[0], num_classes, dtype=dtype, device=labels.device).scatter_(
+        1, labels.view(-1, 1), 1.0
+    )

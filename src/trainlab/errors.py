@@ -1,0 +1,30 @@
+"""The one exception type users see: a message that names the problem and what to do."""
+
+
+class TrainlabError(Exception):
+    """Bad input or an unusable file; the CLI prints the message on one line and exits with status 2."""
+
+
+class ConfigError(TrainlabError):
+    """An invalid configuration value, from a flag or a config file."""
+
+
+class DataError(TrainlabError):
+    """A data file that is missing, corrupt or inconsistent."""
+
+
+class CheckpointError(TrainlabError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after writing a resumable checkpoint."""
+
+    def __init__(self, run_dir: str, signal_name: str):
+        super().__init__(f"{signal_name} received: checkpoint saved; resume with: trainlab train --resume {run_dir}")
+        self.run_dir = run_dir
+        self.signal_name = signal_name
+
+
+class TrainingDiverged(TrainlabError):
+    """The loss became NaN or infinite."""

@@ -1,0 +1,118 @@
+"""Predictor: a model rebuilt from its checkpoint, with the training preprocessing, for new images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
+from trainlab.data.builtin import BUILTIN_DATASETS
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import CheckpointError, DataError
+from trainlab.models import create_model
+
+MAX_IMAGE_PIXELS = 50_000_000  # larger files are refused as likely decompression bombs
+
+
+def load_image(path: str | os.PathLike, preprocessing: Preprocessing) -> torch.Tensor:
+    """An image file as uint8 (C, H, W) in the training data's shape: channels converted, resized.
+
+    Fashion-MNIST is light garments on a black background; images are not inverted, so photos of dark
+    objects on white should be inverted by the user first.
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as F
+
+    path = Path(path)
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = "L" if preprocessing.channels == 1 else "RGB"
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, (0, 0, 0, 255))  # transparent -> black, as in the data
+                image = Image.alpha_composite(background, image)
+            image = image.convert(mode)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image file") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+    tensor = F.pil_to_tensor(image)
+    return F.resize(tensor, [preprocessing.height, preprocessing.width], antialias=True)
+
+
+@dataclass
+class Prediction:
+    """The top classes for one image."""
+
+    label: str
+    index: int
+    probability: float
+    top: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "index": self.index, "probability": self.probability,
+                "top_k": [{"label": name, "probability": p} for name, p in self.top]}
+
+
+class Predictor:
+    """Loads a checkpoint once and predicts classes for uint8 images or image files."""
+
+    def __init__(self, model: nn.Module, classes: tuple[str, ...], preprocessing: Preprocessing,
+                 device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.classes = tuple(classes)
+        self.preprocessing = preprocessing
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike | LoadedCheckpoint, model: str | None = None,
+                        dataset: str = "fashion-mnist", trust_pickle: bool = False,
+                        device: str | torch.device = "cpu") -> Predictor:
+        """Rebuild the model from a trainlab checkpoint; a plain state_dict needs `model` (e.g. 'mlp')."""
+        loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, trust_pickle)
+        config = loaded.config or {}
+        model_name = model or config.get("model")
+        if model_name is None:
+            raise CheckpointError(
+                f"{loaded.path} is a plain state_dict that does not name its model; pass --model (e.g. --model mlp)"
+            )
+        if loaded.preprocessing is not None:
+            preprocessing = Preprocessing.from_dict(loaded.preprocessing)
+        else:
+            preprocessing = Preprocessing()  # plain state_dicts: the tutorial's 1x28x28 input
+        classes = loaded.classes or BUILTIN_DATASETS[dataset].classes
+        net = create_model(model_name, (preprocessing.channels, preprocessing.height, preprocessing.width),
+                           len(classes), **config.get("extra", {}))
+        load_weights(net, loaded.model_state, source=str(loaded.path))
+        return cls(net, classes, preprocessing, device)
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Softmax class probabilities for a uint8 batch (N, C, H, W)."""
+        with torch.inference_mode():
+            logits = self.model(self.preprocessing(images.to(self.device)))
+            return torch.softmax(logits.float(), dim=1).cpu()
+
+    def predict(self, images: torch.Tensor, top_k: int = 1) -> list[Prediction]:
+        """Top-k predictions for a uint8 batch (N, C, H, W)."""
+        probabilities = self.probabilities(images)
+        k = min(max(top_k, 1), len(self.classes))
+        values, indices = probabilities.topk(k, dim=1)
+        return [
+            Prediction(self.classes[int(row_i[0])], int(row_i[0]), float(row_v[0]),
+                       [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i)])
+            for row_v, row_i in zip(values, indices)
+        ]
+
+    def predict_files(self, paths: list[str | os.PathLike], top_k: int = 1) -> list[Prediction]:
+        """Top-k predictions for image files of any size and mode."""
+        batch = torch.stack([load_image(path, self.preprocessing) for path in paths])
+        return self.predict(batch, top_k)

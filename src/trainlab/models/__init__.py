@@ -1,0 +1,73 @@
+"""The model registry: a name and the data's shape in, an nn.Module out."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from trainlab.errors import ConfigError
+from trainlab.models.cnn import SmallCNN
+from trainlab.models.mlp import NeuralNetwork
+
+ModelFactory = Callable[..., nn.Module]
+
+_REGISTRY: dict[str, ModelFactory] = {
+    "mlp": NeuralNetwork,
+    "cnn": SmallCNN,
+}
+
+
+def register_model(name: str, factory: ModelFactory) -> None:
+    """Make `factory(input_shape=..., num_classes=..., **kwargs)` available as --model name."""
+    _REGISTRY[name] = factory
+
+
+def list_models() -> list[str]:
+    """Names accepted by --model (besides pkg.module:Class)."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+                 **kwargs: Any) -> nn.Module:
+    """Build a registered model, or a user's class given as 'package.module:Class'."""
+    factory = _REGISTRY.get(name)
+    if factory is None and ":" in name:
+        factory = _import_user_model(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown model {name!r}; choose one of: {', '.join(list_models())}, or give your own as package.module:Class"
+        )
+    try:
+        return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r} cannot be built with these arguments: {exc}") from None
+
+
+def _import_user_model(spec: str) -> ModelFactory:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model {spec!r}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?") from None
+    factory = getattr(module, attribute, None)
+    if factory is None or not callable(factory):
+        raise ConfigError(f"model {spec!r}: {module_name} has no class or function {attribute!r}")
+    return _pass_accepted_arguments(factory)
+
+
+def _pass_accepted_arguments(factory: ModelFactory) -> ModelFactory:
+    """Let user classes such as the tutorial's NeuralNetwork() ignore input_shape/num_classes."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return factory
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+    def build(**kwargs: Any) -> nn.Module:
+        return factory(**{k: v for k, v in kwargs.items() if takes_any or k in parameters})
+
+    return build

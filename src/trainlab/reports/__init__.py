@@ -1,0 +1,1 @@
+"""What runs tell their users: console output, metrics files, summaries."""

@@ -1,0 +1,127 @@
+"""The training and evaluation loops: short functions that return their figures as dicts."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainlab.data.memory import ImageData
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import TrainingDiverged
+from trainlab.training.losses import LossFn
+
+PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A context factory for the chosen precision (fp32: no autocast)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = PRECISION_DTYPES[precision]
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@dataclass
+class EpochProgress:
+    """Running totals of one training epoch; saved in mid-epoch checkpoints for exact resume."""
+
+    batch: int = 0  # batches done in this epoch
+    loss_sum: float = 0.0  # sum of per-sample losses
+    correct: int = 0
+    samples: int = 0
+
+    def summary(self) -> dict[str, float]:
+        seen = max(self.samples, 1)
+        return {"loss": self.loss_sum / seen, "accuracy": self.correct / seen, "samples": self.samples}
+
+
+StepHook = Callable[[EpochProgress, float, int], None]  # (progress, batch loss, batch size)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    preprocess: Preprocessing,
+    progress: EpochProgress | None = None,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+    grad_clip: float = 0.0,
+    after_step: StepHook | None = None,
+    step_offset: int = 0,
+) -> dict[str, float]:
+    """One pass over `batches`: forward, loss, backward, step; returns mean loss and accuracy per sample."""
+    progress = progress or EpochProgress()
+    model.train()
+    for images, labels in batches:
+        with autocast():
+            logits = model(preprocess(images))
+            loss = loss_fn(logits, labels)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(
+                f"loss became {loss_value} at step {step_offset + progress.batch + 1} "
+                f"(epoch batch {progress.batch + 1}); lower the learning rate or set --grad-clip 1.0"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        size = int(labels.shape[0])
+        progress.batch += 1
+        progress.samples += size
+        progress.loss_sum += loss_value * size
+        progress.correct += int((logits.argmax(1) == labels).sum())
+        if after_step is not None:
+            after_step(progress, loss_value, size)
+    return progress.summary()
+
+
+def evaluate(
+    model: nn.Module,
+    data: ImageData,
+    loss_fn: LossFn,
+    preprocess: Preprocessing,
+    batch_size: int = 1000,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    return_predictions: bool = False,
+) -> dict:
+    """Accuracy and mean per-sample loss over `data`, in large batches under inference_mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, predictions = 0.0, 0, []
+    with torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            images = data.images[start:start + batch_size]
+            labels = data.labels[start:start + batch_size]
+            with autocast():
+                logits = model(preprocess(images))
+                loss_sum += float(loss_fn(logits, labels)) * int(labels.shape[0])
+            predicted = logits.argmax(1)
+            correct += int((predicted == labels).sum())
+            if return_predictions:
+                predictions.append(predicted.cpu())
+    model.train(was_training)
+    samples = len(data)
+    result = {"loss": loss_sum / max(samples, 1), "accuracy": correct / max(samples, 1), "samples": samples,
+              "correct": correct}
+    if return_predictions:
+        result["predictions"] = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+    return result

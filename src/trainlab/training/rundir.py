@@ -1,0 +1,108 @@
+"""Run directories: naming, refusing to clobber, a lock against two writers, metrics files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from trainlab.fileio import write_bytes_atomically
+from trainlab.errors import TrainlabError
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
+BEST_CHECKPOINT = Path("checkpoints") / "best.pt"
+
+
+def default_run_dir(root: str | os.PathLike = "runs") -> Path:
+    """runs/<time stamp>, with a suffix if that name is taken."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = Path(root) / stamp
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = Path(root) / f"{stamp}-{suffix}"
+    return candidate
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Create the run directory; refuse an existing one unless resuming or overwriting."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainlabError(f"run directory {run_dir} exists and is a file; choose another --run-dir")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
+        if not overwrite:
+            raise TrainlabError(
+                f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "
+                "--overwrite to replace it, or choose another --run-dir"
+            )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainlabError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise TrainlabError(f"run directory {run_dir} is not writable; choose another --run-dir")
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove a previous run's files (for --overwrite), keeping the lock file we hold."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+class RunLock:
+    """An exclusive lock on a run directory so two processes never train into it at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LOCK_FILE
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the whole run
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise TrainlabError(
+                f"another trainlab process is training into {self.path.parent}; wait for it or choose another --run-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
+    """metrics.jsonl holds one JSON object per finished epoch, rewritten atomically."""
+    text = "".join(json.dumps(row) + "\n" for row in metrics)
+    write_bytes_atomically(run_dir / METRICS_FILE, text.encode())
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    write_bytes_atomically(path, (json.dumps(values, indent=2) + "\n").encode())
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,263 @@
+"""fit(): data -> model -> loop -> checkpoints, with exact resume and a graceful stop."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainlab.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, load_weights, model_state, save_checkpoint
+from trainlab.config import TrainConfig, read_config_file
+from trainlab.data import DatasetSplits, load_dataset
+from trainlab.data.memory import BatchLoader
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import CheckpointError, ConfigError, TrainingInterrupted, TrainlabError
+from trainlab.models import create_model
+from trainlab.training import rundir
+from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_one_epoch
+from trainlab.training.losses import make_loss
+from trainlab.training.optimizers import make_optimizer
+from trainlab.training.signals import StopRequest
+
+
+class Reporter:
+    """What the run tells its user; the base class says nothing. See trainlab.reports.console."""
+
+    def start(self, info: dict[str, Any]) -> None: ...
+    def epoch_start(self, epoch: int) -> None: ...
+    def batch_log(self, loss: float, current: int, size: int) -> None: ...
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+    def end(self, summary: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit choice must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps was asked for but MPS is not available; use --device auto or cpu")
+    return torch.device(name)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator's state, as plain types and tensors."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The resolved config a run directory was started with."""
+    path = Path(run_dir) / rundir.CONFIG_FILE
+    if not path.is_file():
+        raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path")
+    return TrainConfig.from_dict(read_config_file(path), source=str(path))
+
+
+class Trainer:
+    """One training run: holds the model, optimizer, data and progress, and writes the run directory."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, data: DatasetSplits, model: nn.Module | None,
+                 reporter: Reporter):
+        self.config = config
+        self.run_dir = run_dir
+        self.reporter = reporter
+        self.device = resolve_device(config.device)
+        self.classes = data.classes
+        self.train_data = data.train.to(self.device)
+        self.test_data = data.test.to(self.device)
+        channels, height, width = data.train.image_shape
+        self.preprocess = Preprocessing(channels, height, width)
+        torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        if model is None:
+            model = create_model(config.model, data.train.image_shape, len(self.classes), **config.extra)
+        self.model = model.to(self.device)
+        self.loss_fn = make_loss(config.loss, len(self.classes), config.label_smoothing)
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+        self.autocast = autocast_for(self.device, config.precision)
+        self.loader = BatchLoader(self.train_data, config.batch_size, config.shuffle, config.seed)
+        self.epoch = 0  # epochs finished
+        self.step = 0  # optimizer steps taken
+        self.progress = EpochProgress()
+        self.metrics: list[dict[str, Any]] = []
+        self.stop = StopRequest()
+
+    # checkpoints -------------------------------------------------------------------------------------------
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "classes": list(self.classes),
+            "preprocessing": self.preprocess.to_dict(),
+            "model_state": model_state(self.model),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "epoch_progress": asdict(self.progress),
+            "rng": rng_state(),
+            "metrics": self.metrics,
+        }
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / rundir.LAST_CHECKPOINT, self.checkpoint_payload())
+
+    def restore(self, path: Path) -> None:
+        payload = load_checkpoint(path).payload
+        if not payload:
+            raise CheckpointError(f"{path}: not a trainlab training checkpoint; cannot resume from it")
+        load_weights(self.model, payload["model_state"], source=str(path))
+        self.optimizer.load_state_dict(payload["optimizer_state"])
+        if self.scaler is not None and payload.get("scaler_state"):
+            self.scaler.load_state_dict(payload["scaler_state"])
+        self.epoch = int(payload["epoch"])
+        self.step = int(payload["step"])
+        self.progress = EpochProgress(**payload["epoch_progress"])
+        self.metrics = list(payload["metrics"])
+        restore_rng_state(payload["rng"])
+
+    # the loop ----------------------------------------------------------------------------------------------
+    def after_step(self, progress: EpochProgress, loss: float, batch_size: int) -> None:
+        self.step += 1
+        if (progress.batch - 1) % self.config.log_every == 0:
+            self.reporter.batch_log(loss, progress.batch * batch_size, len(self.train_data))
+        every = self.config.checkpoint_every
+        if self.stop.requested or (every and self.step % every == 0):
+            self.save()
+        if self.stop.requested:
+            raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+
+    def run_epoch(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        samples_before = self.progress.samples
+        self.reporter.epoch_start(self.epoch + 1)
+        train = train_one_epoch(
+            self.model, self.loader.batches(self.epoch, self.progress.batch), self.loss_fn, self.optimizer,
+            self.preprocess, self.progress, autocast=self.autocast, scaler=self.scaler,
+            grad_clip=self.config.grad_clip, after_step=self.after_step, step_offset=self.step,
+        )
+        train_seconds = time.perf_counter() - started
+        test = evaluate(self.model, self.test_data, self.loss_fn, self.preprocess, self.config.eval_batch_size,
+                        autocast=self.autocast)
+        row = {
+            "epoch": self.epoch + 1,
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "machine_seconds": time.perf_counter() - started,
+            "machine_samples_per_second": (self.progress.samples - samples_before) / max(train_seconds, 1e-9),
+        }
+        self.epoch += 1
+        self.progress = EpochProgress()
+        self.metrics.append(row)
+        self.save()
+        rundir.write_metrics(self.run_dir, self.metrics)
+        self.reporter.epoch_end(row)
+        return row
+
+    def summary(self, status: str) -> dict[str, Any]:
+        final = self.metrics[-1] if self.metrics else {}
+        best = max(self.metrics, key=lambda r: r["test_accuracy"]) if self.metrics else {}
+        return {
+            "status": status,
+            "run_dir": str(self.run_dir),
+            "epochs": self.epoch,
+            "steps": self.step,
+            "test_accuracy": final.get("test_accuracy"),
+            "test_loss": final.get("test_loss"),
+            "train_loss": final.get("train_loss"),
+            "best_epoch": best.get("epoch"),
+            "best_test_accuracy": best.get("test_accuracy"),
+            "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
+            "checkpoint": str(self.run_dir / rundir.LAST_CHECKPOINT),
+        }
+
+    def run(self) -> dict[str, Any]:
+        """Train the remaining epochs; returns the run summary."""
+        with self.stop:
+            while self.epoch < self.config.epochs:
+                self.run_epoch()
+        summary = self.summary("finished")
+        rundir.write_json(self.run_dir / rundir.SUMMARY_FILE, summary)
+        return summary
+
+
+def fit(
+    config: TrainConfig | None = None,
+    *,
+    model: nn.Module | None = None,
+    data: DatasetSplits | None = None,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    init_from: str | os.PathLike | None = None,
+    download: bool = True,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict."""
+    config = config or TrainConfig()
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
+    rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    with rundir.RunLock(run_dir):
+        last = run_dir / rundir.LAST_CHECKPOINT
+        if overwrite and not resume:
+            rundir.clear_run_dir(run_dir)
+        if data is None:
+            data = load_dataset(config.dataset, config.data_dir, download=download)
+        trainer = Trainer(config, run_dir, data, model, reporter)
+        if resume and last.is_file():
+            trainer.restore(last)
+            if trainer.epoch >= config.epochs:
+                reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
+                return trainer.summary("already finished")
+            reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
+        elif init_from is not None:
+            loaded = load_checkpoint(init_from)
+            load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
+            reporter.message(f"Initialized weights from {loaded.path}")
+        (run_dir / rundir.CONFIG_FILE).write_text(config.to_toml())
+        reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
+                        "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})
+        summary = trainer.run()
+    reporter.end(summary)
+    return summary
