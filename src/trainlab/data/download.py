@@ -39,7 +39,8 @@ def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path) -
         try:
             content = gzip.decompress(fetch(url))
         except (urllib.error.URLError, OSError, EOFError, zlib.error, ValueError) as exc:
-            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
+            failures.append(f"{url}: {reason}")  # HTTP errors keep their status: "HTTP Error 404: ..."
             continue
         digest = hashlib.md5(content).hexdigest()  # noqa: S324 - integrity check, not security
         if digest != md5:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,20 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         raise TrainlabError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
     if not os.access(run_dir, os.W_OK):
         raise TrainlabError(f"run directory {run_dir} is not writable; choose another --run-dir")
+
+
+@contextlib.contextmanager
+def removed_if_unused(run_dir: Path, created: bool) -> Iterator[None]:
+    """A run that fails before writing anything (bad data, model or device) leaves no trace behind."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if run_dir.is_dir() and {entry.name for entry in run_dir.iterdir()} <= {LOCK_FILE}:
+                (run_dir / LOCK_FILE).unlink(missing_ok=True)
+                if created:
+                    run_dir.rmdir()
+        raise
 
 
 def clear_run_dir(run_dir: Path) -> None:
