@@ -237,8 +237,9 @@ def fit(
     config = config or TrainConfig()
     reporter = reporter or Reporter()
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
+    created = not run_dir.exists()
     rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    with rundir.RunLock(run_dir):
+    with rundir.removed_if_unused(run_dir, created), rundir.RunLock(run_dir):
         last = run_dir / rundir.LAST_CHECKPOINT
         if overwrite and not resume:
             rundir.clear_run_dir(run_dir)
