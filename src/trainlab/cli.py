@@ -50,13 +50,30 @@ TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--momentum", {"type": float, "help": "SGD/RMSprop momentum (default: 0)"}),
     ("--weight-decay", {"type": float, "help": "L2 weight decay (default: 0)"}),
     ("--grad-clip", {"type": float, "help": "clip the gradient norm to this value; 0: off (default: 0)"}),
+    ("--nesterov", {"action": argparse.BooleanOptionalAction, "help": "Nesterov momentum for SGD"}),
+    ("--schedule", {"help": "none, step, cosine or onecycle, stepped every batch (default: none)"}),
+    ("--warmup-epochs", {"type": float, "help": "linear lr warmup length in epochs (default: 0)"}),
+    ("--step-epochs", {"type": int, "help": "step schedule: epochs between lr drops (default: 10)"}),
+    ("--step-gamma", {"type": float, "help": "step schedule: lr multiplier at each drop (default: 0.1)"}),
     ("--batch-size", {"type": int, "help": "training batch size (default: 64)"}),
     ("--eval-batch-size", {"type": int, "help": "evaluation batch size; does not change results (default: 1000)"}),
     ("--epochs", {"type": int, "help": "number of epochs (default: 10)"}),
     ("--seed", {"type": int, "help": "random seed for init and shuffling (default: 0)"}),
     ("--shuffle", {"action": argparse.BooleanOptionalAction,
                    "help": "reshuffle the training set each epoch (default: off, as in the tutorial)"}),
+    ("--val-split", {"type": float, "help": "fraction of the training set held out for validation (default: 0)"}),
+    ("--normalize", {"action": argparse.BooleanOptionalAction,
+                     "help": "normalize with the training set's mean/std (default: off)"}),
+    ("--augment", {"action": argparse.BooleanOptionalAction,
+                   "help": "random crop with padding, horizontal flip, random erasing (default: off)"}),
+    ("--augment-padding", {"type": int, "help": "random crop padding in pixels (default: 2)"}),
+    ("--augment-erasing", {"type": float, "help": "random erasing probability per image (default: 0.25)"}),
+    ("--dropout", {"type": float, "help": "dropout for models that have it (cnn) (default: 0)"}),
+    ("--early-stop", {"type": int, "help": "stop after this many epochs without a better val accuracy"}),
     ("--precision", {"help": "fp32, bf16 or fp16 autocast (default: fp32)"}),
+    ("--compile", {"action": argparse.BooleanOptionalAction, "help": "torch.compile the model (default: off)"}),
+    ("--channels-last", {"action": argparse.BooleanOptionalAction,
+                         "help": "channels-last memory format for conv nets (default: off)"}),
     ("--log-every", {"type": int, "help": "batches between loss lines (default: 100)"}),
     ("--checkpoint-every", {"type": int, "help": "steps between mid-epoch checkpoints; 0: epoch ends only"}),
 ]
@@ -88,6 +105,8 @@ def build_parser() -> Parser:
     train = commands.add_parser("train", help="train a model (defaults: the tutorial's)",
                                 description="Train a model; flags override --config, which overrides defaults.")
     train.add_argument("--config", help="TOML file with any of the flags below as keys")
+    train.add_argument("--preset", help="named recipe applied before --config and flags: "
+                                        "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)")
     for flag, options in TRAIN_FLAGS:
         train.add_argument(flag, **options)
     add_data_options(train)
@@ -139,9 +158,11 @@ def build_parser() -> Parser:
 
 def train_config(args: argparse.Namespace):
     """Defaults < --config file < flags, validated once."""
-    from trainlab.config import TrainConfig, read_config_file
+    from trainlab.config import TrainConfig, preset_values, read_config_file
 
-    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    values: dict[str, Any] = preset_values(args.preset) if args.preset else {}
+    if args.config:
+        values.update(read_config_file(args.config))
     for flag, _ in TRAIN_FLAGS:
         key = flag.lstrip("-").replace("-", "_")
         if getattr(args, key) is not None:
@@ -157,8 +178,9 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     from trainlab.training import fit, load_run_config
 
     if args.resume:
-        if args.config or args.run_dir or args.init_from:
-            raise TrainlabError("--resume continues a run with its own config; drop --config/--run-dir/--init-from")
+        if args.config or args.preset or args.run_dir or args.init_from:
+            raise TrainlabError(
+                "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
         config = load_run_config(args.resume)
         run_dir, resume = args.resume, True
     else:

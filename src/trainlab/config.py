@@ -20,6 +20,7 @@ LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,29 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float = 1e-3
     momentum: float = 0.0
+    nesterov: bool = False
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
+    schedule: str = "none"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 10  # the step schedule multiplies the lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
     batch_size: int = 64
     eval_batch_size: int = 1000  # evaluation only; does not change the figures
     epochs: int = 10
     seed: int = 0
     shuffle: bool = False  # the tutorial's DataLoader does not shuffle
+    val_split: float = 0.0  # fraction of the training set held out (stratified) for validation
+    normalize: bool = False  # subtract the training set's mean and divide by its std, after scaling to [0, 1]
+    augment: bool = False  # random crop with padding, horizontal flip, random erasing
+    augment_padding: int = 2  # pixels
+    augment_erasing: float = 0.25  # probability per image
+    dropout: float = 0.0  # for models that take it (cnn, resnet)
+    early_stop: int = 0  # epochs without a better validation accuracy before stopping; 0: never
     device: str = "auto"
     precision: str = "fp32"
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False  # memory format for conv nets
     log_every: int = 100  # batches between the tutorial's "loss: ..." lines
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
     extra: dict[str, Any] = field(default_factory=dict)  # user model keyword arguments
@@ -57,14 +72,30 @@ class TrainConfig:
         _check_number("weight_decay", self.weight_decay, minimum=0.0)
         _check_number("grad_clip", self.grad_clip, minimum=0.0)
         _check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
+        _check_integer("step_epochs", self.step_epochs, minimum=1)
+        _check_number("step_gamma", self.step_gamma, minimum=0.0, maximum=1.0, inclusive=False)
+        _check_number("val_split", self.val_split, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        _check_integer("augment_padding", self.augment_padding, minimum=0)
+        _check_number("augment_erasing", self.augment_erasing, minimum=0.0, maximum=1.0)
+        _check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        _check_integer("early_stop", self.early_stop, minimum=0)
         _check_integer("batch_size", self.batch_size, minimum=1)
         _check_integer("eval_batch_size", self.eval_batch_size, minimum=1)
         _check_integer("epochs", self.epochs, minimum=1)
         _check_integer("seed", self.seed, minimum=0)
         _check_integer("log_every", self.log_every, minimum=1)
         _check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
-        if not isinstance(self.shuffle, bool):
-            raise ConfigError(f"shuffle must be true or false, got {self.shuffle!r}")
+        for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.early_stop and not self.val_split:
+            raise ConfigError("early_stop watches the validation accuracy; set val_split too (e.g. --val-split 0.1)")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"warmup_epochs ({self.warmup_epochs:g}) must be less than epochs ({self.epochs})")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("nesterov needs --optimizer sgd and a --momentum above 0")
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError("model must be a name such as 'mlp'; see `trainlab train --help`")
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -102,6 +133,35 @@ class TrainConfig:
 
         values = {k: v for k, v in self.to_dict().items() if v is not None and v != {}}
         return tomli_w.dumps(values)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tutorial": {},  # the tutorial's settings are the defaults
+    "speedrun": {  # measured in BENCHMARKS.md: >= 93% test accuracy on Fashion-MNIST in under 5 minutes on 2 CPU cores
+        "model": "cnn",
+        "optimizer": "sgd",
+        "lr": 0.2,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "schedule": "onecycle",
+        "batch_size": 256,
+        "epochs": 12,
+        "shuffle": True,
+        "augment": True,
+        "label_smoothing": 0.1,
+        "precision": "bf16",
+        "channels_last": True,
+        "eval_batch_size": 2000,
+    },
+}
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The config values of a named preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return dict(PRESETS[name])
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

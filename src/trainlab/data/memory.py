@@ -67,3 +67,27 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches()
+
+
+def stratified_split(data: ImageData, fraction: float, seed: int) -> tuple[ImageData, ImageData]:
+    """(train, validation): `fraction` of each class held out, chosen by a seeded permutation."""
+    generator = torch.Generator().manual_seed(seed + 7919)
+    labels = data.labels.cpu()
+    held_out = []
+    for label in labels.unique(sorted=True):
+        members = (labels == label).nonzero().view(-1)
+        count = int(round(fraction * members.numel()))
+        held_out.append(members[torch.randperm(members.numel(), generator=generator)[:count]])
+    val_index = torch.cat(held_out).sort().values
+    keep = torch.ones(len(data), dtype=torch.bool)
+    keep[val_index] = False
+    train_index = keep.nonzero().view(-1)
+    device = data.images.device
+    pick = lambda index: ImageData(data.images[index.to(device)], data.labels[index.to(device)], data.classes)  # noqa: E731
+    return pick(train_index), pick(val_index)
+
+
+def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the pixels scaled to [0, 1]."""
+    pixels = data.images.transpose(0, 1).reshape(data.images.shape[1], -1).double().div(255)
+    return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())

@@ -13,7 +13,8 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[torch.nn.Parameter]
     """SGD, RMSprop, Adam or AdamW with the config's lr, momentum and weight decay."""
     trainable = [p for p in parameters if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                               weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "adam":

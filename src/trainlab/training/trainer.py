@@ -16,7 +16,8 @@ from torch import nn
 from trainlab.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, load_weights, model_state, save_checkpoint
 from trainlab.config import TrainConfig, read_config_file
 from trainlab.data import DatasetSplits, load_dataset
-from trainlab.data.memory import BatchLoader
+from trainlab.data.augment import Augmentation
+from trainlab.data.memory import BatchLoader, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError, ConfigError, TrainingInterrupted, TrainlabError
 from trainlab.models import create_model
@@ -24,6 +25,7 @@ from trainlab.training import rundir
 from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_one_epoch
 from trainlab.training.losses import make_loss
 from trainlab.training.optimizers import make_optimizer
+from trainlab.training.schedules import make_scheduler
 from trainlab.training.signals import StopRequest
 
 
@@ -97,26 +99,64 @@ class Trainer:
         self.reporter = reporter
         self.device = resolve_device(config.device)
         self.classes = data.classes
-        self.train_data = data.train.to(self.device)
+        train, self.val_data = data.train, None
+        if config.val_split:
+            train, self.val_data = stratified_split(train, config.val_split, config.seed)
+            self.val_data = self.val_data.to(self.device)
+        self.train_data = train.to(self.device)
         self.test_data = data.test.to(self.device)
-        channels, height, width = data.train.image_shape
-        self.preprocess = Preprocessing(channels, height, width)
+        channels, height, width = train.image_shape
+        mean, std = channel_stats(train) if config.normalize else (None, None)
+        self.preprocess = Preprocessing(channels, height, width, mean, std)
+        self.augment = (Augmentation(config.augment_padding, True, config.augment_erasing)
+                        if config.augment else None)
         torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
         random.seed(config.seed)
         np.random.seed(config.seed)
         if model is None:
-            model = create_model(config.model, data.train.image_shape, len(self.classes), **config.extra)
+            model = create_model(config.model, train.image_shape, len(self.classes), **self.model_arguments())
         self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = make_loss(config.loss, len(self.classes), config.label_smoothing)
         self.optimizer = make_optimizer(config, self.model.parameters())
+        self.loader = BatchLoader(self.train_data, config.batch_size, config.shuffle, config.seed)
+        steps_per_epoch = len(self.loader)
+        self.scheduler = None
+        if config.schedule != "none" or config.warmup_epochs:
+            self.scheduler = make_scheduler(
+                config.schedule, self.optimizer, config.lr, config.epochs * steps_per_epoch,
+                int(round(config.warmup_epochs * steps_per_epoch)), config.step_epochs * steps_per_epoch,
+                config.step_gamma)
+        self.forward_model = torch.compile(self.model) if config.compile else self.model
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         self.autocast = autocast_for(self.device, config.precision)
-        self.loader = BatchLoader(self.train_data, config.batch_size, config.shuffle, config.seed)
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
         self.progress = EpochProgress()
         self.metrics: list[dict[str, Any]] = []
         self.stop = StopRequest()
+
+    def model_arguments(self) -> dict[str, Any]:
+        arguments = dict(self.config.extra)
+        if self.config.dropout:
+            arguments["dropout"] = self.config.dropout
+        return arguments
+
+    def batches(self):
+        """This epoch's remaining batches, augmented on the device when asked."""
+        for images, labels in self.loader.batches(self.epoch, self.progress.batch):
+            if self.augment is not None:
+                images = self.augment(images)
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The epoch with the best validation accuracy (None without a validation split)."""
+        rows = [row for row in self.metrics if "val_accuracy" in row]
+        return max(rows, key=lambda row: row["val_accuracy"]) if rows else None
 
     # checkpoints -------------------------------------------------------------------------------------------
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -129,6 +169,7 @@ class Trainer:
             "model_state": model_state(self.model),
             "optimizer_state": self.optimizer.state_dict(),
             "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
+            "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
             "epoch": self.epoch,
             "step": self.step,
             "epoch_progress": asdict(self.progress),
@@ -147,6 +188,8 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer_state"])
         if self.scaler is not None and payload.get("scaler_state"):
             self.scaler.load_state_dict(payload["scaler_state"])
+        if self.scheduler is not None and payload.get("scheduler_state"):
+            self.scheduler.load_state_dict(payload["scheduler_state"])
         self.epoch = int(payload["epoch"])
         self.step = int(payload["step"])
         self.progress = EpochProgress(**payload["epoch_progress"])
@@ -156,6 +199,8 @@ class Trainer:
     # the loop ----------------------------------------------------------------------------------------------
     def after_step(self, progress: EpochProgress, loss: float, batch_size: int) -> None:
         self.step += 1
+        if self.scheduler is not None:
+            self.scheduler.step()
         if (progress.batch - 1) % self.config.log_every == 0:
             self.reporter.batch_log(loss, progress.batch * batch_size, len(self.train_data))
         every = self.config.checkpoint_every
@@ -168,35 +213,43 @@ class Trainer:
         started = time.perf_counter()
         samples_before = self.progress.samples
         self.reporter.epoch_start(self.epoch + 1)
+        lr = self.optimizer.param_groups[0]["lr"]
         train = train_one_epoch(
-            self.model, self.loader.batches(self.epoch, self.progress.batch), self.loss_fn, self.optimizer,
+            self.forward_model, self.batches(), self.loss_fn, self.optimizer,
             self.preprocess, self.progress, autocast=self.autocast, scaler=self.scaler,
             grad_clip=self.config.grad_clip, after_step=self.after_step, step_offset=self.step,
         )
         train_seconds = time.perf_counter() - started
-        test = evaluate(self.model, self.test_data, self.loss_fn, self.preprocess, self.config.eval_batch_size,
-                        autocast=self.autocast)
-        row = {
-            "epoch": self.epoch + 1,
-            "train_loss": train["loss"],
-            "train_accuracy": train["accuracy"],
-            "test_loss": test["loss"],
-            "test_accuracy": test["accuracy"],
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "machine_seconds": time.perf_counter() - started,
-            "machine_samples_per_second": (self.progress.samples - samples_before) / max(train_seconds, 1e-9),
-        }
+        row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
+        if self.val_data is not None:
+            val = self.evaluate(self.val_data)
+            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        test = self.evaluate(self.test_data)
+        row.update(test_loss=test["loss"], test_accuracy=test["accuracy"], lr=lr,
+                   machine_seconds=time.perf_counter() - started,
+                   machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9))
         self.epoch += 1
         self.progress = EpochProgress()
         self.metrics.append(row)
         self.save()
+        if self.best is row:
+            save_checkpoint(self.run_dir / rundir.BEST_CHECKPOINT, self.checkpoint_payload())
         rundir.write_metrics(self.run_dir, self.metrics)
         self.reporter.epoch_end(row)
         return row
 
+    def evaluate(self, data) -> dict[str, Any]:
+        return evaluate(self.forward_model, data, self.loss_fn, self.preprocess, self.config.eval_batch_size,
+                        autocast=self.autocast)
+
+    def should_stop_early(self) -> bool:
+        best = self.best
+        patience = self.config.early_stop
+        return bool(patience and best is not None and self.epoch - best["epoch"] >= patience)
+
     def summary(self, status: str) -> dict[str, Any]:
         final = self.metrics[-1] if self.metrics else {}
-        best = max(self.metrics, key=lambda r: r["test_accuracy"]) if self.metrics else {}
+        best = self.best or {}
         return {
             "status": status,
             "run_dir": str(self.run_dir),
@@ -205,8 +258,10 @@ class Trainer:
             "test_accuracy": final.get("test_accuracy"),
             "test_loss": final.get("test_loss"),
             "train_loss": final.get("train_loss"),
+            "val_accuracy": final.get("val_accuracy"),
             "best_epoch": best.get("epoch"),
-            "best_test_accuracy": best.get("test_accuracy"),
+            "best_val_accuracy": best.get("val_accuracy"),
+            "best_checkpoint": str(self.run_dir / rundir.BEST_CHECKPOINT) if best else None,
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
             "checkpoint": str(self.run_dir / rundir.LAST_CHECKPOINT),
         }
@@ -216,7 +271,11 @@ class Trainer:
         with self.stop:
             while self.epoch < self.config.epochs:
                 self.run_epoch()
-        summary = self.summary("finished")
+                if self.should_stop_early():
+                    self.reporter.message(f"Early stop: validation accuracy has not improved for "
+                                          f"{self.config.early_stop} epochs (best: epoch {self.best['epoch']})")
+                    break
+        summary = self.summary("stopped early" if self.epoch < self.config.epochs else "finished")
         rundir.write_json(self.run_dir / rundir.SUMMARY_FILE, summary)
         return summary
 
@@ -248,7 +307,7 @@ def fit(
         trainer = Trainer(config, run_dir, data, model, reporter)
         if resume and last.is_file():
             trainer.restore(last)
-            if trainer.epoch >= config.epochs:
+            if trainer.epoch >= config.epochs or trainer.should_stop_early():
                 reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
                 return trainer.summary("already finished")
             reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
