@@ -60,7 +60,11 @@ def _import_user_model(spec: str) -> ModelFactory:
 
 
 def _pass_accepted_arguments(factory: ModelFactory) -> ModelFactory:
-    """Let user classes such as the tutorial's NeuralNetwork() ignore input_shape/num_classes."""
+    """Let user classes such as the tutorial's NeuralNetwork() ignore input_shape/num_classes.
+
+    Only those two are dropped when not accepted; the user's own keyword arguments always go through, so a
+    misspelt one is an error rather than silently ignored.
+    """
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -68,6 +72,7 @@ def _pass_accepted_arguments(factory: ModelFactory) -> ModelFactory:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
     def build(**kwargs: Any) -> nn.Module:
-        return factory(**{k: v for k, v in kwargs.items() if takes_any or k in parameters})
+        return factory(**{k: v for k, v in kwargs.items()
+                          if takes_any or k in parameters or k not in ("input_shape", "num_classes")})
 
     return build
