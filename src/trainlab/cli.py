@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from trainlab import __version__
@@ -122,6 +123,8 @@ def build_parser() -> Parser:
     add_checkpoint_options(evaluate)
     evaluate.add_argument("--dataset", help="built-in data set (default: the checkpoint's)")
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
+    evaluate.add_argument("--confusion-matrix", metavar="PNG",
+                          help="where to draw the confusion matrix (default: the run directory, else ./)")
     add_data_options(evaluate)
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -142,6 +145,17 @@ def build_parser() -> Parser:
     export.add_argument("--out", required=True, help="output file")
     add_output_options(export)
     export.set_defaults(handler=cmd_export)
+
+    runs = commands.add_parser("runs", help="list runs as a table")
+    runs.add_argument("directory", nargs="?", default="runs", help="folder of run directories (default: runs)")
+    add_output_options(runs)
+    runs.set_defaults(handler=cmd_runs)
+
+    plot = commands.add_parser("plot", help="overlay the learning curves of several runs")
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    plot.add_argument("--out", default="runs_compared.png", help="PNG file to write (default: runs_compared.png)")
+    add_output_options(plot)
+    plot.set_defaults(handler=cmd_plot)
 
     summary = commands.add_parser("summary", help="print a model and its parameters")
     summary.add_argument("--model", default="mlp", help="model name (default: mlp)")
@@ -181,6 +195,10 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         if args.config or args.preset or args.run_dir or args.init_from:
             raise TrainlabError(
                 "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
+        ignored = [flag for flag, _ in TRAIN_FLAGS if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None]
+        if ignored or args.overwrite:
+            raise TrainlabError(f"--resume continues a run exactly as it was configured; drop "
+                                f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}")
         config = load_run_config(args.resume)
         run_dir, resume = args.resume, True
     else:
@@ -209,7 +227,9 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     from trainlab.checkpoint import load_checkpoint
     from trainlab.data import load_split
     from trainlab.inference import Predictor
+    from trainlab.reports.classification import confusion_matrix, format_per_class, per_class_report
     from trainlab.reports.console import format_test_block
+    from trainlab.reports.plots import confusion_matrix_plot
     from trainlab.training import evaluate, resolve_device
     from trainlab.training.losses import make_loss
 
@@ -221,11 +241,30 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     data_dir = args.data_dir or (loaded.config or {}).get("data_dir")
     test = load_split(checkpoint_dataset(args, loaded.config), "test", data_dir, download=not args.no_download)
     loss_fn = make_loss("cross-entropy", len(predictor.classes))
-    result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, args.batch_size)
+    result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, args.batch_size,
+                      return_predictions=True)
+    matrix = confusion_matrix(result.pop("predictions"), test.labels, len(predictor.classes))
+    result.pop("confidences")
+    per_class = per_class_report(matrix, predictor.classes)
     out.say(f"Evaluating {loaded.path} on {len(test)} test images")
     out.say(format_test_block(result["accuracy"], result["loss"]))
-    out.result({**result, "checkpoint": str(loaded.path)})
+    out.say(format_per_class(per_class))
+    plot_path = Path(args.confusion_matrix) if args.confusion_matrix else default_report_path(loaded.path)
+    try:
+        confusion_matrix_plot(matrix, predictor.classes, plot_path)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {plot_path}: {exc.strerror or exc}") from None
+    out.say(f"Confusion matrix: {plot_path}")
+    out.result({**result, "checkpoint": str(loaded.path), "per_class": per_class,
+                "confusion_matrix": matrix.tolist(), "confusion_matrix_png": str(plot_path)})
     return EXIT_OK
+
+
+def default_report_path(checkpoint: Path) -> Path:
+    """confusion_matrix.png in the checkpoint's run directory, else in the current directory."""
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "confusion_matrix.png"
+    return Path("confusion_matrix.png")
 
 
 def cmd_predict(args: argparse.Namespace, out: Output) -> int:
@@ -270,6 +309,37 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
         raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     out.say(f"Wrote {args.format} to {path}")
     out.result({"format": args.format, "out": str(path)})
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.reports.runs import format_runs, list_runs
+
+    rows = list_runs(args.directory)
+    out.say(format_runs(rows) if rows else f"no runs in {args.directory}")
+    out.result({"runs": rows})
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.reports.plots import learning_curves
+    from trainlab.reports.runs import is_run_dir, read_metrics
+
+    curves = {}
+    for run in args.runs:
+        path = Path(run)
+        if not is_run_dir(path):
+            raise TrainlabError(f"{run}: not a trainlab run directory (no config.toml)")
+        metrics = read_metrics(path)
+        if not metrics:
+            raise TrainlabError(f"{run}: has no finished epoch to plot yet")
+        curves[str(path)] = metrics
+    try:
+        written = learning_curves(curves, args.out)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    out.say(f"Wrote {written}")
+    out.result({"out": str(written), "runs": list(curves)})
     return EXIT_OK
 
 

@@ -18,9 +18,10 @@ def format_test_block(accuracy: float, loss: float, title: str = "Test Error") -
 class ConsoleReporter(Reporter):
     """Prints what the tutorial prints, plus where the run lives."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False):
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, plots: bool = True):
         self.stream = stream or sys.stdout
         self.quiet = quiet
+        self.plots = plots
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
@@ -45,9 +46,17 @@ class ConsoleReporter(Reporter):
         else:
             self._print(format_test_block(row["test_accuracy"], row["test_loss"]))
 
-    def end(self, summary: dict[str, Any]) -> None:
+    def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
         self._print("Done!")
         self._print(f"Saved checkpoint to {summary['checkpoint']}")
+        if summary.get("best_epoch"):
+            self._print(f"Best epoch by validation accuracy: {summary['best_epoch']} "
+                        f"({100 * summary['best_val_accuracy']:.1f}%), saved to {summary['best_checkpoint']}")
+        if self.plots:
+            from trainlab.reports.run_reports import write_run_reports
+
+            paths = write_run_reports(analysis)
+            self._print(f"Reports: {', '.join(str(path) for path in paths)}")
 
     def message(self, text: str) -> None:
         self._print(text)

@@ -106,7 +106,7 @@ def evaluate(
     """Accuracy and mean per-sample loss over `data`, in large batches under inference_mode."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, predictions = 0.0, 0, []
+    loss_sum, correct, predictions, confidences = 0.0, 0, [], []
     with torch.inference_mode():
         for start in range(0, len(data), batch_size):
             images = data.images[start:start + batch_size]
@@ -114,14 +114,16 @@ def evaluate(
             with autocast():
                 logits = model(preprocess(images))
                 loss_sum += float(loss_fn(logits, labels)) * int(labels.shape[0])
-            predicted = logits.argmax(1)
+            confidence, predicted = torch.softmax(logits.float(), dim=1).max(1)
             correct += int((predicted == labels).sum())
             if return_predictions:
                 predictions.append(predicted.cpu())
+                confidences.append(confidence.cpu())
     model.train(was_training)
     samples = len(data)
     result = {"loss": loss_sum / max(samples, 1), "accuracy": correct / max(samples, 1), "samples": samples,
               "correct": correct}
     if return_predictions:
         result["predictions"] = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+        result["confidences"] = torch.cat(confidences) if confidences else torch.empty(0)
     return result

@@ -19,7 +19,7 @@ from trainlab.data import DatasetSplits, load_dataset
 from trainlab.data.augment import Augmentation
 from trainlab.data.memory import BatchLoader, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import CheckpointError, ConfigError, TrainingInterrupted, TrainlabError
+from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, TrainlabError
 from trainlab.models import create_model
 from trainlab.training import rundir
 from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_one_epoch
@@ -36,7 +36,8 @@ class Reporter:
     def epoch_start(self, epoch: int) -> None: ...
     def batch_log(self, loss: float, current: int, size: int) -> None: ...
     def epoch_end(self, row: dict[str, Any]) -> None: ...
-    def end(self, summary: dict[str, Any]) -> None: ...
+    def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
+        """The run finished; `analysis` holds the metrics, classes and the last test predictions."""
     def message(self, text: str) -> None: ...
 
 
@@ -85,8 +86,13 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The resolved config a run directory was started with."""
     path = Path(run_dir) / rundir.CONFIG_FILE
     if not path.is_file():
-        raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path")
+        raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path "
+                            "(a run killed before it wrote anything starts again with its original command)")
     return TrainConfig.from_dict(read_config_file(path), source=str(path))
+
+
+# What a checkpoint must hold to resume a run (scaler and scheduler states are optional).
+TRAINING_STATE = ("model_state", "optimizer_state", "epoch", "step", "epoch_progress", "rng", "metrics")
 
 
 class Trainer:
@@ -136,6 +142,7 @@ class Trainer:
         self.progress = EpochProgress()
         self.metrics: list[dict[str, Any]] = []
         self.stop = StopRequest()
+        self.last_test: dict[str, Any] = {}
 
     def model_arguments(self) -> dict[str, Any]:
         arguments = dict(self.config.extra)
@@ -178,23 +185,35 @@ class Trainer:
         }
 
     def save(self) -> None:
+        """Write checkpoints/last.pt atomically; weights that are no longer finite are never saved."""
+        if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
+            raise TrainingDiverged(
+                f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
+                "state; lower the learning rate or set --grad-clip 1.0"
+            )
         save_checkpoint(self.run_dir / rundir.LAST_CHECKPOINT, self.checkpoint_payload())
 
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path).payload
         if not payload:
             raise CheckpointError(f"{path}: not a trainlab training checkpoint; cannot resume from it")
+        missing = [key for key in TRAINING_STATE if key not in payload]
+        if missing:
+            raise CheckpointError(f"{path}: incomplete training checkpoint (no {', '.join(missing)}); cannot resume")
         load_weights(self.model, payload["model_state"], source=str(path))
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        if self.scaler is not None and payload.get("scaler_state"):
-            self.scaler.load_state_dict(payload["scaler_state"])
-        if self.scheduler is not None and payload.get("scheduler_state"):
-            self.scheduler.load_state_dict(payload["scheduler_state"])
-        self.epoch = int(payload["epoch"])
-        self.step = int(payload["step"])
-        self.progress = EpochProgress(**payload["epoch_progress"])
-        self.metrics = list(payload["metrics"])
-        restore_rng_state(payload["rng"])
+        try:
+            self.optimizer.load_state_dict(payload["optimizer_state"])
+            if self.scaler is not None and payload.get("scaler_state"):
+                self.scaler.load_state_dict(payload["scaler_state"])
+            if self.scheduler is not None and payload.get("scheduler_state"):
+                self.scheduler.load_state_dict(payload["scheduler_state"])
+            self.epoch = int(payload["epoch"])
+            self.step = int(payload["step"])
+            self.progress = EpochProgress(**payload["epoch_progress"])
+            self.metrics = list(payload["metrics"])
+            restore_rng_state(payload["rng"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: its training state does not fit this run ({exc}); cannot resume") from None
 
     # the loop ----------------------------------------------------------------------------------------------
     def after_step(self, progress: EpochProgress, loss: float, batch_size: int) -> None:
@@ -217,14 +236,15 @@ class Trainer:
         train = train_one_epoch(
             self.forward_model, self.batches(), self.loss_fn, self.optimizer,
             self.preprocess, self.progress, autocast=self.autocast, scaler=self.scaler,
-            grad_clip=self.config.grad_clip, after_step=self.after_step, step_offset=self.step,
+            grad_clip=self.config.grad_clip, after_step=self.after_step, step_offset=self.step - self.progress.batch,
         )
         train_seconds = time.perf_counter() - started
         row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
         if self.val_data is not None:
             val = self.evaluate(self.val_data)
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        test = self.evaluate(self.test_data)
+        test = self.evaluate(self.test_data, return_predictions=True)
+        self.last_test = test
         row.update(test_loss=test["loss"], test_accuracy=test["accuracy"], lr=lr,
                    machine_seconds=time.perf_counter() - started,
                    machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9))
@@ -238,9 +258,15 @@ class Trainer:
         self.reporter.epoch_end(row)
         return row
 
-    def evaluate(self, data) -> dict[str, Any]:
+    def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
         return evaluate(self.forward_model, data, self.loss_fn, self.preprocess, self.config.eval_batch_size,
-                        autocast=self.autocast)
+                        autocast=self.autocast, return_predictions=return_predictions)
+
+    def analysis(self) -> dict[str, Any]:
+        """What reports need: metrics, classes, test images and labels, the last epoch's predictions."""
+        return {"run_dir": self.run_dir, "metrics": self.metrics, "classes": self.classes,
+                "test_images": self.test_data.images, "test_labels": self.test_data.labels,
+                **{key: self.last_test[key] for key in ("predictions", "confidences")}}
 
     def should_stop_early(self) -> bool:
         best = self.best
@@ -270,6 +296,8 @@ class Trainer:
         """Train the remaining epochs; returns the run summary."""
         with self.stop:
             while self.epoch < self.config.epochs:
+                if self.stop.requested:  # it came during evaluation: the epoch-end checkpoint is already written
+                    raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
                 self.run_epoch()
                 if self.should_stop_early():
                     self.reporter.message(f"Early stop: validation accuracy has not improved for "
@@ -299,6 +327,8 @@ def fit(
     created = not run_dir.exists()
     rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     with rundir.removed_if_unused(run_dir, created), rundir.RunLock(run_dir):
+        rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
+        rundir.remove_temporary_files(run_dir)
         last = run_dir / rundir.LAST_CHECKPOINT
         if overwrite and not resume:
             rundir.clear_run_dir(run_dir)
@@ -307,17 +337,22 @@ def fit(
         trainer = Trainer(config, run_dir, data, model, reporter)
         if resume and last.is_file():
             trainer.restore(last)
+            rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
             if trainer.epoch >= config.epochs or trainer.should_stop_early():
+                if not (run_dir / rundir.SUMMARY_FILE).is_file():
+                    rundir.write_json(run_dir / rundir.SUMMARY_FILE, trainer.summary("finished"))
                 reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
                 return trainer.summary("already finished")
             reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
+        elif resume:
+            reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
         elif init_from is not None:
             loaded = load_checkpoint(init_from)
             load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
             reporter.message(f"Initialized weights from {loaded.path}")
-        (run_dir / rundir.CONFIG_FILE).write_text(config.to_toml())
+        rundir.write_file(run_dir / rundir.CONFIG_FILE, config.to_toml().encode())
         reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
                         "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})
         summary = trainer.run()
-    reporter.end(summary)
+    reporter.end(summary, trainer.analysis())
     return summary

@@ -1,0 +1,35 @@
+"""Classification figures from predictions: confusion matrix and per-class precision/recall/accuracy."""
+
+from __future__ import annotations
+
+import torch
+
+
+def confusion_matrix(predicted: torch.Tensor, actual: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts (num_classes, num_classes): row = true class, column = predicted class."""
+    index = actual.long().cpu() * num_classes + predicted.long().cpu()
+    return torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_report(matrix: torch.Tensor, classes: tuple[str, ...]) -> list[dict]:
+    """Precision, recall and support per class (recall is the class's accuracy)."""
+    rows = []
+    for i, name in enumerate(classes):
+        true_positive = int(matrix[i, i])
+        support = int(matrix[i].sum())
+        predicted = int(matrix[:, i].sum())
+        rows.append({
+            "class": name,
+            "precision": true_positive / predicted if predicted else 0.0,
+            "recall": true_positive / support if support else 0.0,
+            "support": support,
+        })
+    return rows
+
+
+def format_per_class(rows: list[dict]) -> str:
+    """A text table of per_class_report rows."""
+    width = max(len("class"), *(len(r["class"]) for r in rows))
+    lines = [f"{'class':<{width}}  precision  recall  support"]
+    lines += [f"{r['class']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""PNG reports drawn with matplotlib: learning curves, confusion matrix, most confidently wrong images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.fileio import atomic_write
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, path: str | os.PathLike) -> Path:
+    plt = _pyplot()
+    try:
+        return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
+    finally:
+        plt.close(figure)
+
+
+def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
+    """Loss and accuracy per epoch (train/val/test) for one or more runs, side by side."""
+    plt = _pyplot()
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    several = len(runs) > 1
+    for number, (label, metrics) in enumerate(runs.items()):
+        epochs = [row["epoch"] for row in metrics]
+        prefix = f"{label} " if several else ""
+        for split_number, (split, style) in enumerate((("train", "-"), ("val", "--"), ("test", ":"))):
+            color = f"C{number if several else split_number}"  # one color per run when comparing runs
+            for axis, key, scale in ((loss_axis, f"{split}_loss", 1), (accuracy_axis, f"{split}_accuracy", 100)):
+                if metrics and key in metrics[0]:
+                    axis.plot(epochs, [scale * row[key] for row in metrics], style, color=color, marker=".",
+                              label=f"{prefix}{split}")
+    loss_axis.set(xlabel="epoch", ylabel="loss (mean per sample)", title="Loss")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: str | os.PathLike) -> Path:
+    """The confusion matrix with counts in each cell and class names on both axes."""
+    plt = _pyplot()
+    size = max(5.0, 0.6 * len(classes) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(matrix.numpy(), cmap="Blues")
+    ticks = range(len(classes))
+    axis.set_xticks(ticks, classes, rotation=45, ha="right")
+    axis.set_yticks(ticks, classes)
+    axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
+    threshold = matrix.max().item() / 2
+    for i in ticks:
+        for j in ticks:
+            value = int(matrix[i, j])
+            axis.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                      color="white" if value > threshold else "black")
+    return _save(figure, path)
+
+
+def top_losses_plot(images: torch.Tensor, predicted: list[str], actual: list[str], confidence: list[float],
+                    path: str | os.PathLike, columns: int = 4) -> Path:
+    """A grid of the most confidently wrong images, titled with predicted / true labels."""
+    plt = _pyplot()
+    count = max(len(predicted), 1)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
+    for k, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if k >= len(predicted):
+            continue
+        image = images[k]
+        if image.shape[0] == 1:
+            axis.imshow(image[0].numpy(), cmap="gray")
+        else:
+            axis.imshow(image.permute(1, 2, 0).numpy())
+        axis.set_title(f"pred {predicted[k]} ({100 * confidence[k]:.0f}%)\ntrue {actual[k]}", fontsize=8)
+    figure.suptitle("Most confidently wrong test images")
+    return _save(figure, path)
