@@ -43,7 +43,8 @@ class Output:
 
 TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dataset", {"help": "built-in data set (default: fashion-mnist)"}),
-    ("--model", {"help": "mlp (the tutorial's), cnn, or package.module:Class (default: mlp)"}),
+    ("--model", {"help": "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. tv:resnet18), "
+                         "or package.module:Class (default: mlp)"}),
     ("--loss", {"help": "cross-entropy, nll, mse, l1, bce, bce-with-logits (default: cross-entropy)"}),
     ("--label-smoothing", {"type": float, "help": "cross-entropy label smoothing (default: 0)"}),
     ("--optimizer", {"help": "sgd, rmsprop, adam, adamw (default: sgd)"}),
@@ -70,6 +71,9 @@ TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--augment-padding", {"type": int, "help": "random crop padding in pixels (default: 2)"}),
     ("--augment-erasing", {"type": float, "help": "random erasing probability per image (default: 0.25)"}),
     ("--dropout", {"type": float, "help": "dropout for models that have it (cnn) (default: 0)"}),
+    ("--freeze", {"action": "append", "metavar": "PREFIX",
+                  "help": "do not train parameters whose names start with PREFIX (repeatable)"}),
+    ("--weights", {"help": "local pretrained weights (a state_dict file) for tv:NAME models"}),
     ("--early-stop", {"type": int, "help": "stop after this many epochs without a better val accuracy"}),
     ("--precision", {"help": "fp32, bf16 or fp16 autocast (default: fp32)"}),
     ("--compile", {"action": argparse.BooleanOptionalAction, "help": "torch.compile the model (default: off)"}),
@@ -161,6 +165,8 @@ def build_parser() -> Parser:
     summary.add_argument("--model", default="mlp", help="model name (default: mlp)")
     summary.add_argument("--input-size", default="1,28,28", help="C,H,W of one input (default: 1,28,28)")
     summary.add_argument("--num-classes", type=int, default=10, help="number of classes (default: 10)")
+    summary.add_argument("--freeze", action="append", metavar="PREFIX", default=[],
+                         help="show parameters starting with PREFIX as frozen (repeatable)")
     add_output_options(summary)
     summary.set_defaults(handler=cmd_summary)
     return parser
@@ -344,8 +350,8 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
-    from trainlab.models import create_model
-    from trainlab.reports.summary import parameter_table
+    from trainlab.models import create_model, freeze_parameters
+    from trainlab.reports.summary import layer_table, parameter_table
 
     try:
         input_size = tuple(int(part) for part in args.input_size.split(","))
@@ -354,10 +360,13 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     if len(input_size) != 3 or min(input_size) < 1:
         raise TrainlabError(f"--input-size must be C,H,W such as 1,28,28, got {args.input_size!r}")
     model = create_model(args.model, input_size, args.num_classes)
+    freeze_parameters(model, args.freeze)
     out.say(str(model))
     table, totals = parameter_table(model)
     out.say(table)
-    out.result(totals)
+    layers, flops = layer_table(model, input_size)
+    out.say(layers)
+    out.result({**totals, **flops})
     return EXIT_OK
 
 

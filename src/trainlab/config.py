@@ -52,7 +52,9 @@ class TrainConfig:
     augment: bool = False  # random crop with padding, horizontal flip, random erasing
     augment_padding: int = 2  # pixels
     augment_erasing: float = 0.25  # probability per image
-    dropout: float = 0.0  # for models that take it (cnn, resnet)
+    dropout: float = 0.0  # for models that take it (cnn, resnet, tv:...)
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes that are not trained
+    weights: str | None = None  # local pretrained weights for tv:NAME models (state_dict file)
     early_stop: int = 0  # epochs without a better validation accuracy before stopping; 0: never
     device: str = "auto"
     precision: str = "fp32"
@@ -102,6 +104,10 @@ class TrainConfig:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
         if self.label_smoothing and self.loss != "cross-entropy":
             raise ConfigError("label_smoothing works with --loss cross-entropy only")
+        if self.weights is not None and not self.model.startswith("tv:"):
+            raise ConfigError("weights (local pretrained weights) apply to tv:NAME models; use --init-from for others")
+        if not isinstance(self.freeze, (list, tuple)) or not all(isinstance(p, str) and p for p in self.freeze):
+            raise ConfigError(f"freeze must be a list of parameter-name prefixes, got {self.freeze!r}")
         if not isinstance(self.extra, dict):
             raise ConfigError("extra must be a table of model keyword arguments")
 

@@ -12,13 +12,16 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.models.cnn import SmallCNN
 from trainlab.models.mlp import NeuralNetwork
+from trainlab.models.resnet import SmallResNet
 
 ModelFactory = Callable[..., nn.Module]
 
 _REGISTRY: dict[str, ModelFactory] = {
     "mlp": NeuralNetwork,
     "cnn": SmallCNN,
+    "resnet": SmallResNet,
 }
+ZOO_PREFIX = "tv:"  # torchvision's models by name, e.g. tv:resnet18
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
@@ -35,11 +38,17 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num
                  **kwargs: Any) -> nn.Module:
     """Build a registered model, or a user's class given as 'package.module:Class'."""
     factory = _REGISTRY.get(name)
-    if factory is None and ":" in name:
+    if factory is None and name.startswith(ZOO_PREFIX):
+        from trainlab.models.zoo import build_zoo_model
+
+        zoo_name = name[len(ZOO_PREFIX):]
+        factory = lambda **arguments: build_zoo_model(zoo_name, **arguments)  # noqa: E731
+    elif factory is None and ":" in name:
         factory = _import_user_model(name)
     if factory is None:
         raise ConfigError(
-            f"unknown model {name!r}; choose one of: {', '.join(list_models())}, or give your own as package.module:Class"
+            f"unknown model {name!r}; choose one of: {', '.join(list_models())}, tv:NAME (torchvision), "
+            "or your own as package.module:Class"
         )
     try:
         return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
@@ -76,3 +85,18 @@ def _pass_accepted_arguments(factory: ModelFactory) -> ModelFactory:
                           if takes_any or k in parameters or k not in ("input_shape", "num_classes")})
 
     return build
+
+
+def freeze_parameters(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -> list[str]:
+    """Mark parameters whose names start with any prefix as not trainable; returns their names."""
+    frozen = []
+    for prefix in prefixes:
+        matched = [name for name, _ in model.named_parameters() if name.startswith(prefix)]
+        if not matched:
+            names = sorted({name.split(".")[0] for name, _ in model.named_parameters()})
+            raise ConfigError(f"--freeze {prefix!r} matches no parameter; top-level names: {', '.join(names)}")
+        frozen += matched
+    for name, parameter in model.named_parameters():
+        if name in frozen:
+            parameter.requires_grad_(False)
+    return frozen

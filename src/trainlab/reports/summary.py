@@ -16,3 +16,35 @@ def parameter_table(model: nn.Module) -> tuple[str, dict[str, int]]:
     lines.append(f"Total parameters: {total:,}")
     lines.append(f"Trainable parameters: {trainable:,}")
     return "\n".join(lines), {"total_parameters": total, "trainable_parameters": trainable}
+
+
+def layer_table(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[str, dict[str, int]]:
+    """Output shape and forward FLOPs (and MACs = FLOPs / 2) of each leaf layer for one input of input_size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    leaves = [(name, module) for name, module in model.named_modules() if name and not list(module.children())]
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
+             for name, module in leaves]
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            output = model(torch.zeros(1, *input_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    total = int(sum(counts.get("Global", {}).values()))
+    width = max([len("layer")] + [len(name) for name, _ in leaves])
+    lines = [f"{'layer':<{width}}  {'type':<18} {'output shape':<18} {'FLOPs':>14} {'MACs':>14}"]
+    for name, module in leaves:
+        flops = int(sum(counts.get(f"{type(model).__name__}.{name}", {}).values()))
+        shape = "x".join(map(str, shapes.get(name, ())))
+        lines.append(f"{name:<{width}}  {type(module).__name__:<18} {shape:<18} {flops:>14,} {flops // 2:>14,}")
+    lines.append(f"Output shape: {'x'.join(map(str, output.shape))}")
+    lines.append(f"Forward FLOPs per image: {total:,} (MACs: {total // 2:,})")
+    return "\n".join(lines), {"forward_flops": total, "forward_macs": total // 2}

@@ -20,7 +20,7 @@ from trainlab.data.augment import Augmentation
 from trainlab.data.memory import BatchLoader, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, TrainlabError
-from trainlab.models import create_model
+from trainlab.models import create_model, freeze_parameters
 from trainlab.training import rundir
 from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_one_epoch
 from trainlab.training.losses import make_loss
@@ -121,6 +121,8 @@ class Trainer:
         np.random.seed(config.seed)
         if model is None:
             model = create_model(config.model, train.image_shape, len(self.classes), **self.model_arguments())
+        if config.freeze:
+            freeze_parameters(model, config.freeze)
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -148,6 +150,8 @@ class Trainer:
         arguments = dict(self.config.extra)
         if self.config.dropout:
             arguments["dropout"] = self.config.dropout
+        if self.config.weights:
+            arguments["weights"] = self.config.weights
         return arguments
 
     def batches(self):
