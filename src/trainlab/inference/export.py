@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +29,10 @@ def export_model(predictor: Predictor, export_format: str, out: str | os.PathLik
     if export_format == "torchscript":
         prep = predictor.preprocessing
         example = torch.zeros(1, prep.channels, prep.height, prep.width)
-        traced = torch.jit.trace(predictor.model.cpu().eval(), example)
-        return atomic_write(out, lambda handle: torch.jit.save(traced, handle))
+        with warnings.catch_warnings():
+            # torch marks TorchScript deprecated; it is still what LibTorch (C++) and older runtimes load, so
+            # users asked for it get the file without three warnings about torch's internals
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.trace(predictor.model.cpu().eval(), example)
+            return atomic_write(out, lambda handle: torch.jit.save(traced, handle))
     raise ValueError(f"unknown export format {export_format!r}")
