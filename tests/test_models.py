@@ -167,4 +167,6 @@ def test_summary_json_gives_the_counts(run_main):
 
     result = run_main("summary", "--model", "mlp", "--json")
     assert json.loads(result.stdout.splitlines()[-1]) == {"total_parameters": 669_706,
-                                                          "trainable_parameters": 669_706}
+                                                          "trainable_parameters": 669_706,
+                                                          "forward_flops": 2 * 668_672,
+                                                          "forward_macs": 668_672}
