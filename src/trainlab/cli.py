@@ -128,7 +128,7 @@ def build_parser() -> Parser:
     evaluate.add_argument("--dataset", help="built-in data set (default: the checkpoint's)")
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
     evaluate.add_argument("--confusion-matrix", metavar="PNG",
-                          help="where to draw the confusion matrix (default: the run directory, else ./)")
+                          help="where to draw the confusion matrix (default: in the run directory, else beside the checkpoint)")
     add_data_options(evaluate)
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -267,10 +267,10 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
 
 
 def default_report_path(checkpoint: Path) -> Path:
-    """confusion_matrix.png in the checkpoint's run directory, else in the current directory."""
+    """confusion_matrix.png in the checkpoint's run directory, else <name>_confusion_matrix.png beside the file."""
     if checkpoint.parent.name == "checkpoints":
         return checkpoint.parent.parent / "confusion_matrix.png"
-    return Path("confusion_matrix.png")
+    return checkpoint.with_name(f"{checkpoint.stem}_confusion_matrix.png")
 
 
 def cmd_predict(args: argparse.Namespace, out: Output) -> int:
