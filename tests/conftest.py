@@ -66,6 +66,14 @@ def real_data() -> Path:
     pytest.skip(f"real Fashion-MNIST not found (set TRAINLAB_DATA_DIR or provide {SHARED_DATA})")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_cpu_thread() -> None:
+    """Tiny models on a shared machine: one intra-op thread, or busy cores make every step 10x slower."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never download: an unset data dir must fail fast rather than reach the network."""

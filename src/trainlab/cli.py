@@ -194,10 +194,9 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
-    from trainlab.reports.console import ConsoleReporter
-    from trainlab.training import fit, load_run_config
-
     if args.resume:
+        from trainlab.training import load_run_config
+
         if args.config or args.preset or args.run_dir or args.init_from:
             raise TrainlabError(
                 "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
@@ -208,8 +207,11 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         config = load_run_config(args.resume)
         run_dir, resume = args.resume, True
     else:
-        config = train_config(args)
+        config = train_config(args)  # bad values are refused here, before torch is imported (seconds)
         run_dir, resume = args.run_dir, False
+    from trainlab.reports.console import ConsoleReporter
+    from trainlab.training import fit
+
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
     summary = fit(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, init_from=args.init_from,
                   download=not args.no_download, reporter=reporter)
@@ -376,7 +378,12 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 on success, 2 on bad input or usage, 1 on anything else."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if getattr(args, "command", None) == "predict" and not any(extra.startswith("-") for extra in extras):
+            args.images.extend(extras)  # image files after options: predict RUN --top-k 5 a.png b.png
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
