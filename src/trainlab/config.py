@@ -21,6 +21,9 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
+DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
+FILE_DATASETS = ("csv", "folder")  # the user's own image files
+MAX_IMAGE_SIZE = 4096  # pixels per side
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,14 @@ class TrainConfig:
 
     dataset: str = "fashion-mnist"
     data_dir: str | None = None  # None: $TRAINLAB_DATA_DIR, else ./data
+    annotations: str | None = None  # csv: the training CSV, rows of `file name, label`
+    test_annotations: str | None = None  # csv: the test CSV; without it, val_split also holds out a test part
+    image_dir: str | None = None  # csv: where the CSV's file names live (default: the CSV's folder); folder: the root
+    image_size: int | None = None  # csv/folder: square input size in pixels; None: the most common size in the data
+    channels: int | None = None  # csv/folder: 1 (gray) or 3 (RGB); None: 3 when any image has color, else 1
+    skip_bad_images: bool = False  # csv/folder: leave unreadable images out (reported) instead of stopping
+    workers: int | None = None  # csv/folder: decoding processes; None: one per CPU, at most 4
+    memory_budget_mb: float | None = None  # csv/folder: stream from the files above this; None: half the RAM
     model: str = "mlp"
     loss: str = "cross-entropy"
     label_smoothing: float = 0.0
@@ -102,6 +113,7 @@ class TrainConfig:
             raise ConfigError("model must be a name such as 'mlp'; see `trainlab train --help`")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
+        self._check_data_source()
         if self.label_smoothing and self.loss != "cross-entropy":
             raise ConfigError("label_smoothing works with --loss cross-entropy only")
         if self.weights is not None and not self.model.startswith("tv:"):
@@ -110,6 +122,38 @@ class TrainConfig:
             raise ConfigError(f"freeze must be a list of parameter-name prefixes, got {self.freeze!r}")
         if not isinstance(self.extra, dict):
             raise ConfigError("extra must be a table of model keyword arguments")
+
+    def _check_data_source(self) -> None:
+        _check_choice("dataset", self.dataset, DATASETS)
+        for name in ("annotations", "test_annotations", "image_dir"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{name} must be a file or folder path, got {value!r}")
+        if self.image_size is not None:
+            _check_integer("image_size", self.image_size, minimum=1)
+            if self.image_size > MAX_IMAGE_SIZE:
+                raise ConfigError(f"image_size must be <= {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
+        if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
+            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels!r}")
+        if not isinstance(self.skip_bad_images, bool):
+            raise ConfigError(f"skip_bad_images must be true or false, got {self.skip_bad_images!r}")
+        if self.workers is not None:
+            _check_integer("workers", self.workers, minimum=0)
+        if self.memory_budget_mb is not None:
+            _check_number("memory_budget_mb", self.memory_budget_mb, minimum=0.0)
+        if self.dataset == "csv" and not (self.annotations or self.test_annotations):
+            raise ConfigError("--dataset csv needs --annotations FILE.csv (rows of `file name, label`, e.g. "
+                              "`tshirt1.jpg, 0`) and --image-dir DIR")
+        if self.dataset == "folder" and not self.image_dir:
+            raise ConfigError("--dataset folder needs --image-dir ROOT (ROOT/<class>/*.png, or ROOT/train/<class>/... "
+                              "and ROOT/test/<class>/...)")
+        if self.dataset != "csv" and (self.annotations or self.test_annotations):
+            raise ConfigError(f"--annotations/--test-annotations go with --dataset csv, not {self.dataset}")
+        if self.dataset not in FILE_DATASETS:
+            given = [name for name in ("image_dir", "image_size", "channels") if getattr(self, name) is not None]
+            if given:
+                flags = "/".join("--" + name.replace("_", "-") for name in given)
+                raise ConfigError(f"{flags} go with --dataset csv or folder; {self.dataset} has a fixed image size")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so it can go into TOML, JSON and weights-only checkpoints."""

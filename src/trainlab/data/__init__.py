@@ -1,45 +1,91 @@
-"""Data sets: built-in IDX sets held in memory, batched by index slicing, with one preprocessing path."""
+"""Data sets: built-in (IDX, CIFAR-10) and the user's image files (CSV or class folders), one entry point.
+
+load_dataset() returns ImageData for every kind: uint8 (N, C, H, W) images in memory, batched by index
+slicing, or, for image files larger than the memory budget, file-backed images streamed by DataLoader workers.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from trainlab.config import DATASETS, FILE_DATASETS, TrainConfig
 from trainlab.data.builtin import BUILTIN_DATASETS, locate_files, resolve_data_dir
 from trainlab.data.idx import read_idx_pair
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
+from trainlab.data.streaming import make_loader
 from trainlab.data.transforms import Preprocessing, one_hot
 from trainlab.errors import DataError
 
 __all__ = [
     "BatchLoader", "DatasetSplits", "ImageData", "Preprocessing", "epoch_order", "load_dataset",
-    "load_split", "one_hot", "resolve_data_dir", "BUILTIN_DATASETS",
+    "load_split", "one_hot", "resolve_data_dir", "BUILTIN_DATASETS", "DATASETS", "make_loader",
 ]
 
 
 @dataclass
 class DatasetSplits:
-    """The splits of a data set and its class names."""
+    """The splits of a data set, its class names, and lines saying how the images are held."""
 
     train: ImageData
     test: ImageData
+    notes: list[str] = field(default_factory=list)  # e.g. "labels.csv: 1,000 images 1x28x28 in memory, ..."
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.train.classes
 
 
-def load_split(name: str, split: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> ImageData:
-    """One split ("train" or "test") of a built-in data set, as uint8 tensors in memory."""
-    spec = BUILTIN_DATASETS.get(name)
-    if spec is None:
-        raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(BUILTIN_DATASETS)}")
-    images_path, labels_path = locate_files(spec, resolve_data_dir(data_dir), split, download)
-    images, labels = read_idx_pair(images_path, labels_path, len(spec.classes))
-    return ImageData(images, labels, spec.classes)
+def data_config(source: TrainConfig | str, data_dir: str | os.PathLike | None) -> TrainConfig:
+    """A TrainConfig for `source`: the given one (data_dir overriding), or the defaults with dataset=source."""
+    if isinstance(source, TrainConfig):
+        return source.replace(data_dir=str(data_dir)) if data_dir is not None else source
+    if source not in DATASETS:
+        raise DataError(f"unknown dataset {source!r}; choose one of: {', '.join(DATASETS)}")
+    if source in FILE_DATASETS:
+        raise DataError(f"--dataset {source} needs its options (annotations, image_dir): pass a TrainConfig")
+    return TrainConfig(dataset=source, data_dir=str(data_dir) if data_dir is not None else None)
 
 
-def load_dataset(name: str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
-                 download: bool = True) -> DatasetSplits:
-    """The train and test splits of a built-in data set (files found or downloaded)."""
-    return DatasetSplits(load_split(name, "train", data_dir, download), load_split(name, "test", data_dir, download))
+def _load(config: TrainConfig, splits: tuple[str, ...], download: bool, classes: tuple[str, ...] | None,
+          image_shape: tuple[int, int, int] | None) -> tuple[dict[str, ImageData], list[str]]:
+    if config.dataset in FILE_DATASETS:
+        from trainlab.data.imagefiles import load_image_files
+
+        return load_image_files(config, splits, classes, image_shape)
+    data_dir = resolve_data_dir(config.data_dir)
+    if config.dataset == "cifar10":
+        from trainlab.data.cifar import load_cifar10
+
+        return {split: load_cifar10(data_dir, split, download) for split in splits}, []
+    spec = BUILTIN_DATASETS[config.dataset]
+    loaded = {}
+    for split in splits:
+        images_path, labels_path = locate_files(spec, data_dir, split, download)
+        images, labels = read_idx_pair(images_path, labels_path, len(spec.classes))
+        loaded[split] = ImageData(images, labels, spec.classes)
+    return loaded, []
+
+
+def load_split(source: TrainConfig | str, split: str, data_dir: str | os.PathLike | None = None,
+               download: bool = True, *, classes: tuple[str, ...] | None = None,
+               image_shape: tuple[int, int, int] | None = None) -> ImageData:
+    """One split ("train" or "test") of a data set.
+
+    source: a TrainConfig (its data options are used) or a built-in name. For csv/folder data, `classes`
+    maps labels onto a checkpoint's classes and `image_shape` (C, H, W) decodes to its input size; a single
+    CSV or tree without --val-split is all test set here (to evaluate a model on it).
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r}; choose train or test")
+    loaded, _ = _load(data_config(source, data_dir), (split,), download, classes, image_shape)
+    return loaded[split]
+
+
+def load_dataset(source: TrainConfig | str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
+                 download: bool = True, *, classes: tuple[str, ...] | None = None,
+                 image_shape: tuple[int, int, int] | None = None) -> DatasetSplits:
+    """The train and test splits of a data set: a built-in name, or a TrainConfig for any kind (csv/folder too)."""
+    loaded, notes = _load(data_config(source, data_dir), ("train", "test"), download, classes, image_shape)
+    return DatasetSplits(loaded["train"], loaded["test"], notes)
+

@@ -18,8 +18,9 @@ class IdxDatasetSpec:
     name: str
     folder: str  # torchvision's class name, e.g. DIR/FashionMNIST/raw
     classes: tuple[str, ...]
-    md5: dict[str, str]  # decompressed file name -> MD5 of its content
+    md5: dict[str, str]  # decompressed file name -> MD5 (of what md5_of says)
     mirrors: tuple[str, ...]
+    md5_of: str = "content"  # "content": MD5 of the decompressed file; "gz": of the .gz file as published
 
     def raw_dir(self, data_dir: Path) -> Path:
         return data_dir / self.folder / "raw"
@@ -46,7 +47,40 @@ FASHION_MNIST = IdxDatasetSpec(
     ),
 )
 
-BUILTIN_DATASETS = {spec.name: spec for spec in (FASHION_MNIST,)}
+# MNIST and KMNIST: the MD5s of the published .gz files, as torchvision lists them for its MNIST/KMNIST classes.
+MNIST = IdxDatasetSpec(
+    name="mnist",
+    folder="MNIST",
+    classes=("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
+             "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"),
+    md5={
+        "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    mirrors=(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirrors, in its order
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    md5_of="gz",
+)
+
+KMNIST = IdxDatasetSpec(
+    name="kmnist",
+    folder="KMNIST",
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    md5={
+        "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
+        "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
+        "t10k-images-idx3-ubyte": "5c965bf0a639b31b8f53240b1b52f4d7",
+        "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
+    },
+    mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+    md5_of="gz",
+)
+
+BUILTIN_DATASETS = {spec.name: spec for spec in (FASHION_MNIST, MNIST, KMNIST)}
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -78,7 +112,7 @@ def locate_files(spec: IdxDatasetSpec, data_dir: Path, split: str, download: boo
                     f"{spec.name}: {raw_dir / name} (or .gz) not found; put the files there, point --data-dir "
                     "or TRAINLAB_DATA_DIR at a copy, or allow downloading"
                 )
-            download_file(name, spec.md5[name], spec.mirrors, raw_dir / name)
+            download_file(name, spec.md5[name], spec.mirrors, raw_dir / name, md5_of=spec.md5_of)
             path = raw_dir / name
         paths.append(path)
     return paths[0], paths[1]

@@ -31,18 +31,23 @@ def fetch(url: str, timeout: float = 30.0) -> bytes:
     return b"".join(parts)
 
 
-def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path) -> None:
-    """Try each mirror for `name`.gz, check the MD5 of the decompressed content, store it at target."""
+def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path, md5_of: str = "content") -> None:
+    """Try each mirror for `name`.gz, check its MD5, store the decompressed content at target.
+
+    md5_of: "content" checks the decompressed file (recompressed mirrors still match), "gz" the archive.
+    """
     failures = []
     for mirror in mirrors:
         url = f"{mirror}{name}.gz"
         try:
-            content = gzip.decompress(fetch(url))
+            archive = fetch(url)
+            checked = archive if md5_of == "gz" else None
+            content = gzip.decompress(archive)
         except (urllib.error.URLError, OSError, EOFError, zlib.error, ValueError) as exc:
             reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
             failures.append(f"{url}: {reason}")  # HTTP errors keep their status: "HTTP Error 404: ..."
             continue
-        digest = hashlib.md5(content).hexdigest()  # noqa: S324 - integrity check, not security
+        digest = hashlib.md5(content if checked is None else checked).hexdigest()  # noqa: S324 - integrity check
         if digest != md5:
             failures.append(f"{url}: MD5 {digest} does not match the expected {md5}")
             continue

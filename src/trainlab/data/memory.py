@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,7 +29,17 @@ class ImageData:
 
     def subset(self, count: int) -> ImageData:
         """The first `count` samples (for quick runs and tests)."""
+        if not isinstance(self.images, torch.Tensor):
+            return self.select(torch.arange(min(count, len(self))))
         return ImageData(self.images[:count], self.labels[:count], self.classes)
+
+    def select(self, index: torch.Tensor) -> ImageData:
+        """The samples at `index`; file-backed images (see data.streaming) are not decoded."""
+        if isinstance(self.images, torch.Tensor):
+            images = self.images[index.to(self.images.device)]
+        else:
+            images = self.images.select(index)
+        return ImageData(images, self.labels[index.to(self.labels.device)], self.classes)
 
 
 def epoch_order(size: int, epoch: int, seed: int, shuffle: bool, device: torch.device | str = "cpu") -> torch.Tensor | None:
@@ -69,25 +80,44 @@ class BatchLoader:
         return self.batches()
 
 
-def stratified_split(data: ImageData, fraction: float, seed: int) -> tuple[ImageData, ImageData]:
-    """(train, validation): `fraction` of each class held out, chosen by a seeded permutation."""
-    generator = torch.Generator().manual_seed(seed + 7919)
-    labels = data.labels.cpu()
-    held_out = []
+def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out) sorted indices: `fraction` of each class held out, chosen by a permutation seeded with seed."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    held_out = [torch.empty(0, dtype=torch.long)]
     for label in labels.unique(sorted=True):
         members = (labels == label).nonzero().view(-1)
         count = int(round(fraction * members.numel()))
         held_out.append(members[torch.randperm(members.numel(), generator=generator)[:count]])
-    val_index = torch.cat(held_out).sort().values
-    keep = torch.ones(len(data), dtype=torch.bool)
-    keep[val_index] = False
-    train_index = keep.nonzero().view(-1)
-    device = data.images.device
-    pick = lambda index: ImageData(data.images[index.to(device)], data.labels[index.to(device)], data.classes)  # noqa: E731
-    return pick(train_index), pick(val_index)
+    held_index = torch.cat(held_out).sort().values
+    keep = torch.ones(labels.shape[0], dtype=torch.bool)
+    keep[held_index] = False
+    return keep.nonzero().view(-1), held_index
+
+
+def stratified_split(data: ImageData, fraction: float, seed: int) -> tuple[ImageData, ImageData]:
+    """(train, validation): `fraction` of each class held out, chosen by a seeded permutation."""
+    train_index, val_index = stratified_indices(data.labels, fraction, seed + 7919)
+    return data.select(train_index), data.select(val_index)
 
 
 def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of the pixels scaled to [0, 1]."""
-    pixels = data.images.transpose(0, 1).reshape(data.images.shape[1], -1).double().div(255)
-    return tuple(pixels.mean(1).tolist()), tuple(pixels.std(1).tolist())
+    """Per-channel mean and std of the pixels scaled to [0, 1].
+
+    Exact integer sums over chunks of images: no float copy of the whole set, and the same figures whether
+    the images are in memory or decoded from files.
+    """
+    channels = data.image_shape[0]
+    chunk = max(1, (1 << 24) // max(1, math.prod(data.image_shape)))  # images per step: ~16M pixels, 128 MB as int64
+    total, squares = [0] * channels, [0] * channels
+    for start in range(0, len(data), chunk):
+        images = data.images[start:start + chunk].to(torch.int64)
+        sums = images.sum(dim=(0, 2, 3)).tolist()
+        square_sums = images.square().sum(dim=(0, 2, 3)).tolist()
+        total = [a + int(b) for a, b in zip(total, sums)]
+        squares = [a + int(b) for a, b in zip(squares, square_sums)]
+    count = len(data) * data.image_shape[1] * data.image_shape[2]  # pixels per channel
+    mean = tuple(s / count / 255 for s in total)
+    # unbiased variance, as torch.std: (n * sum(x^2) - sum(x)^2) / (n (n - 1)), in exact integers
+    std = tuple(((count * q - s * s) / (count * max(count - 1, 1))) ** 0.5 / 255 for s, q in zip(total, squares))
+    return mean, std

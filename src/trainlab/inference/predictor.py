@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,42 +11,10 @@ from torch import nn
 
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
 from trainlab.data.builtin import BUILTIN_DATASETS
+from trainlab.data.images import MAX_IMAGE_PIXELS, load_image  # noqa: F401 - the one decoding path, re-exported
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import CheckpointError, DataError
+from trainlab.errors import CheckpointError
 from trainlab.models import create_model
-
-MAX_IMAGE_PIXELS = 50_000_000  # larger files are refused as likely decompression bombs
-
-
-def load_image(path: str | os.PathLike, preprocessing: Preprocessing) -> torch.Tensor:
-    """An image file as uint8 (C, H, W) in the training data's shape: channels converted, resized.
-
-    Fashion-MNIST is light garments on a black background; images are not inverted, so photos of dark
-    objects on white should be inverted by the user first.
-    """
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as F
-
-    path = Path(path)
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = "L" if preprocessing.channels == 1 else "RGB"
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (0, 0, 0, 255))  # transparent -> black, as in the data
-                image = Image.alpha_composite(background, image)
-            image = image.convert(mode)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such image file") from None
-    except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
-    tensor = F.pil_to_tensor(image)
-    return F.resize(tensor, [preprocessing.height, preprocessing.width], antialias=True)
-
 
 @dataclass
 class Prediction:

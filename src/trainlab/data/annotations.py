@@ -1,0 +1,151 @@
+"""Which image files make a data set and their labels: a CSV of (file name, label) rows, or class folders."""
+
+from __future__ import annotations
+
+import csv
+import ntpath
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainlab.data.images import IMAGE_EXTENSIONS, image_paths_under
+from trainlab.errors import DataError
+
+INTEGER = re.compile(r"[+-]?\d+")
+
+
+@dataclass
+class FileSet:
+    """Labelled image files below one folder, in a fixed order, with what is needed to check them."""
+
+    name: str  # for messages and cache names: "labels.csv", "root/train"
+    root: Path  # the image directory every path is inside of
+    paths: list[str]  # relative to root, "/"-separated
+    raw_labels: list[str]  # as written: an integer or a class name
+    where: list[str]  # per file, for messages: "labels.csv line 7" or the folder
+    source: Path  # the CSV file or the folder read (names the cache)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def absolute(self, index: int) -> str:
+        return str(self.root / self.paths[index])
+
+    def stats(self) -> list[tuple[int, int] | None]:
+        """(size in bytes, modification time in ns) of every file; None for a missing one."""
+        found: list[tuple[int, int] | None] = []
+        for index in range(len(self.paths)):
+            try:
+                stat = os.stat(self.absolute(index))
+            except OSError:
+                found.append(None)
+                continue
+            found.append((stat.st_size, stat.st_mtime_ns))
+        return found
+
+
+def inside_path(name: str, root: Path, where: str) -> str:
+    """name as a normalised relative path, refusing absolute paths and ones that leave root (`../`)."""
+    portable = name.replace("\\", "/")
+    if not portable or portable.startswith("/") or ntpath.splitdrive(name)[0] or ntpath.isabs(name):
+        raise DataError(f"{where}: {name!r} is an absolute path; give paths relative to the image directory {root}")
+    normal = posixpath.normpath(portable)
+    if normal == ".." or normal.startswith("../"):
+        raise DataError(f"{where}: {name!r} points outside the image directory {root}; paths must stay inside it")
+    if normal == ".":
+        raise DataError(f"{where}: {name!r} is not a file name")
+    return normal
+
+
+def _looks_like_header(fields: list[str], root: Path) -> bool:
+    """A first row such as `file_name,label`: no image file by that name and no image file extension."""
+    name = fields[0]
+    return not name.lower().endswith(IMAGE_EXTENSIONS) and not (root / name).is_file()
+
+
+def read_csv_annotations(csv_path: str | os.PathLike, image_dir: str | os.PathLike | None) -> FileSet:
+    """The rows of an annotations CSV (`file name, label`, optional header) as a FileSet; errors name the line."""
+    csv_path = Path(csv_path)
+    root = Path(image_dir) if image_dir else csv_path.parent
+    if not root.is_dir():
+        raise DataError(f"image directory {root} does not exist (--image-dir)")
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"annotations file {csv_path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"annotations file {csv_path} cannot be read: {exc}") from None
+    paths, labels, where = [], [], []
+    reader = csv.reader(text.splitlines())
+    first = True
+    try:
+        for row in reader:
+            fields = [field.strip() for field in row]
+            if not any(fields):
+                continue
+            line = f"{csv_path} line {reader.line_num}"
+            if first:
+                first = False
+                if _looks_like_header(fields, root):
+                    continue
+            if len(fields) < 2 or not fields[0] or not fields[1]:
+                raise DataError(f"{line}: expected two columns `file name, label`, got {','.join(row)!r}")
+            paths.append(inside_path(fields[0], root, line))
+            labels.append(fields[1])
+            where.append(line)
+    except csv.Error as exc:
+        raise DataError(f"{csv_path} line {reader.line_num}: not valid CSV ({exc})") from None
+    if not paths:
+        raise DataError(f"annotations file {csv_path} has no rows; expected lines such as `tshirt1.jpg, 0`")
+    return FileSet(csv_path.name, root, paths, labels, where, csv_path)
+
+
+def read_class_folders(folder: str | os.PathLike) -> FileSet:
+    """Images in folder/<class>/... (the ImageFolder layout): the class is the first folder below `folder`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"image directory {folder} does not exist (--image-dir)")
+    paths, labels, where = [], [], []
+    for path in image_paths_under(folder):
+        relative = path.relative_to(folder)
+        if len(relative.parts) < 2:
+            continue  # loose files beside the class folders belong to no class
+        paths.append(relative.as_posix())
+        labels.append(relative.parts[0])
+        where.append(str(folder / relative.parts[0]))
+    if not paths:
+        raise DataError(
+            f"no images found in class folders under {folder}; expected {folder}/<class>/<image>.png "
+            f"(extensions: {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return FileSet(str(folder), folder, paths, labels, where, folder)
+
+
+def derive_classes(raw_labels: list[str]) -> tuple[str, ...]:
+    """Class names from the labels: 0..max when every label is a whole number, else the sorted names."""
+    if all(INTEGER.fullmatch(label) for label in raw_labels):
+        values = [int(label) for label in raw_labels]
+        if min(values) < 0:
+            raise DataError(f"label {min(values)} is negative; integer labels are class numbers 0, 1, 2, ...")
+        return tuple(str(value) for value in range(max(values) + 1))
+    return tuple(sorted(set(raw_labels)))
+
+
+def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
+    """Each label as an index into classes: by name, else as a class number; unknown ones are errors."""
+    lookup = {name: index for index, name in enumerate(classes)}
+    indices = []
+    for label, where in zip(files.raw_labels, files.where):
+        index = lookup.get(label)
+        if index is None and INTEGER.fullmatch(label):
+            index = int(label)
+            if not 0 <= index < len(classes):
+                raise DataError(f"{where}: label {index} is out of range: there are {len(classes)} classes "
+                                f"(0-{len(classes) - 1})")
+        if index is None:
+            shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
+            raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}")
+        indices.append(index)
+    return indices

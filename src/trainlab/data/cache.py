@@ -1,0 +1,72 @@
+"""The decoded-image cache: a uint8 tensor file next to the images, valid while no listed file changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from trainlab.fileio import atomic_write
+
+CACHE_FOLDER = ".trainlab-cache"  # inside the image directory; hidden, so class-folder scans skip it
+CACHE_VERSION = 1  # bump when decoding changes what a file becomes
+
+
+@dataclass
+class DecodedImages:
+    """The decoded files of a FileSet: images of the readable ones, in order, and the unreadable ones."""
+
+    shape: tuple[int, int, int]  # (C, H, W)
+    images: torch.Tensor  # uint8 (readable files, C, H, W)
+    bad: list[tuple[int, str]]  # (index in the FileSet, message naming the file)
+
+
+def cache_key(request: str, paths: list[str], stats: list[tuple[int, int] | None]) -> str:
+    """A digest of what decides the decoded pixels: the requested shape and every file's name, size and time."""
+    digest = hashlib.sha256(json.dumps([CACHE_VERSION, request]).encode())
+    for path, stat in zip(paths, stats):
+        digest.update(json.dumps([path, stat]).encode())
+    return digest.hexdigest()
+
+
+def cache_file(root: Path, source: Path, request: str, key: str) -> Path:
+    """root/.trainlab-cache/<source name>-<source id>-<key>.pt; the source id groups a source's versions."""
+    source_id = hashlib.sha256(f"{source.resolve()}|{request}".encode()).hexdigest()[:8]
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in source.name) or "data"
+    return root / CACHE_FOLDER / f"{stem}-{source_id}-{key[:16]}.pt"
+
+
+def read_cache(path: Path) -> DecodedImages | None:
+    """The cached decoded images, or None when absent or unreadable (then they are decoded again)."""
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("version") != CACHE_VERSION:
+            return None
+        shape = tuple(int(v) for v in payload["shape"])
+        images = payload["images"]
+        bad = [(int(index), str(message)) for index, message in payload["bad"]]
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
+            return None
+    except Exception:  # noqa: BLE001 - a damaged cache is only a cache: decode again
+        return None
+    return DecodedImages(shape, images, bad)  # type: ignore[arg-type]
+
+
+def write_cache(path: Path, decoded: DecodedImages) -> bool:
+    """Store atomically and drop older versions of the same source; False when the folder is not writable."""
+    payload = {"version": CACHE_VERSION, "shape": list(decoded.shape), "images": decoded.images.contiguous(),
+               "bad": [[index, message] for index, message in decoded.bad]}
+    try:
+        atomic_write(path, lambda handle: torch.save(payload, handle))
+    except OSError:
+        return False
+    prefix = path.name.rsplit("-", 1)[0]
+    for stale in path.parent.glob(f"{prefix}-*.pt"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return True

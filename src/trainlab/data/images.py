@@ -1,0 +1,139 @@
+"""Image files to model input: the one decoding path shared by training data, `predict` and the server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from trainlab.errors import DataError
+
+MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+class ImageShape(Protocol):
+    """Anything that names the model's input: Preprocessing does."""
+
+    channels: int
+    height: int
+    width: int
+
+
+def open_image(path: str | os.PathLike) -> Any:
+    """A lazily opened PIL image (header read, pixels not yet decoded), size-checked; errors name the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an image file") from None
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels ({width}x{height}); refused")
+    if width == 0 or height == 0:
+        image.close()
+        raise DataError(f"{path}: image has no pixels ({width}x{height})")
+    return image
+
+
+def read_header(path: str | os.PathLike) -> tuple[int, int, int]:
+    """(channels, height, width) of an image file from its header alone: 1 for gray modes, else 3."""
+    image = open_image(path)
+    with image:
+        width, height = image.size
+        mode = image.mode
+        if mode == "P":
+            mode = image.palette.mode if image.palette is not None else "RGB"
+    return (1 if mode in GRAY_MODES else 3), height, width
+
+
+def load_image(path: str | os.PathLike, preprocessing: ImageShape) -> torch.Tensor:
+    """An image file as uint8 (C, H, W) in the model's input shape: channels converted, resized.
+
+    Transparent pixels become black and EXIF rotation is applied. Fashion-MNIST is light garments on a
+    black background; images are not inverted, so photos of dark objects on white should be inverted first.
+    """
+    from PIL import Image, ImageOps
+    from torchvision.transforms.v2 import functional as F
+
+    image = open_image(path)
+    try:
+        with image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            mode = "L" if preprocessing.channels == 1 else "RGB"
+            if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, (0, 0, 0, 255))  # transparent -> black, as in the data
+                image = Image.alpha_composite(background, image)
+            image = image.convert(mode)
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
+        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+    tensor = F.pil_to_tensor(image)
+    return F.resize(tensor, [preprocessing.height, preprocessing.width], antialias=True)
+
+
+class FileBatches(torch.utils.data.Dataset):
+    """Reads a batch of files per item (in DataLoader workers): returns (done indices, values, failures).
+
+    One item is a whole batch so that workers hand back stacked tensors and the main process does no
+    per-sample work; a file that fails is reported by name instead of stopping the worker with a traceback.
+    """
+
+    def __init__(self, paths: Sequence[str], read: Callable[[str], Any]):
+        self.paths = paths
+        self.read = read
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, indices: list[int]) -> tuple[list[int], Any, list[tuple[int, str]]]:
+        done, values, failed = [], [], []
+        for index in indices:
+            try:
+                values.append(self.read(self.paths[index]))
+                done.append(index)
+            except DataError as exc:
+                failed.append((index, str(exc)))
+        if values and isinstance(values[0], torch.Tensor):
+            values = torch.stack(values)
+        return done, values, failed
+
+
+def _unchanged(item: Any) -> Any:
+    return item
+
+
+def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: Sequence[list[int]],
+                    workers: int = 0) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
+    """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
+    workers = min(workers, len(batches))
+    loader = torch.utils.data.DataLoader(
+        FileBatches(paths, read), sampler=batches, batch_size=None, num_workers=workers,
+        collate_fn=_unchanged, prefetch_factor=2 if workers else None, persistent_workers=False,
+    )
+    yield from loader
+
+
+def image_paths_under(folder: Path) -> list[Path]:
+    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out."""
+    found = []
+    for directory, subdirectories, files in os.walk(folder, followlinks=True):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        found.extend(Path(directory, name) for name in files
+                     if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted(found)

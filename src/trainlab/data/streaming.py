@@ -1,0 +1,173 @@
+"""The larger-than-memory path: images decoded from their files in DataLoader workers, batch by batch.
+
+ImageFiles stands in for the uint8 (N, C, H, W) tensor of an ImageData: indexing it decodes those files,
+and `select` makes a subset without decoding anything. StreamingLoader yields exactly the batches that
+BatchLoader yields for the same data, seed and epoch, so both paths train identically.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from trainlab.data.images import load_image, read_in_batches
+from trainlab.data.memory import BatchLoader, ImageData, epoch_order
+from trainlab.errors import DataError
+
+DEFAULT_MEMORY_FRACTION = 0.5  # of physical memory, for the decoded data set
+PARALLEL_DECODE_MINIMUM = 2048  # files; fewer are decoded in this process (starting workers costs more)
+DECODE_CHUNK = 256  # files per worker task
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """The decoded image shape; a picklable stand-in for Preprocessing in worker processes."""
+
+    channels: int
+    height: int
+    width: int
+
+
+def default_workers() -> int:
+    """Decoding processes: one per CPU, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def physical_memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_budget_bytes(budget_mb: float | None) -> int:
+    """--memory-budget-mb in bytes, else half of physical memory (4 GiB where that cannot be read)."""
+    if budget_mb is not None:
+        return int(budget_mb * 1024 * 1024)
+    physical = physical_memory_bytes()
+    return int(physical * DEFAULT_MEMORY_FRACTION) if physical else 4 << 30
+
+
+def decode_files(paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int],
+                 workers: int) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
+    """Decode paths[indices] to uint8 (n, C, H, W): (decoded indices, images, failures naming the files)."""
+    read = functools.partial(load_image, preprocessing=InputShape(*shape))
+    chunks = [list(indices[start:start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
+    use_workers = workers if len(indices) >= PARALLEL_DECODE_MINIMUM else 0
+    done: list[int] = []
+    parts: list[torch.Tensor] = []
+    failed: list[tuple[int, str]] = []
+    for chunk_done, images, chunk_failed in read_in_batches(paths, read, chunks, use_workers):
+        done.extend(chunk_done)
+        if chunk_done:
+            parts.append(images)
+        failed.extend(chunk_failed)
+    images = torch.cat(parts) if parts else torch.empty((0, *shape), dtype=torch.uint8)
+    return done, images, failed
+
+
+class ImageFiles:
+    """File-backed uint8 images (N, C, H, W): indexing decodes the files, in workers for large requests."""
+
+    dtype = torch.uint8
+
+    def __init__(self, paths: Sequence[str], shape: tuple[int, int, int], workers: int,
+                 device: torch.device | str = "cpu"):
+        self.paths = list(paths)
+        self.image_shape = tuple(shape)
+        self.workers = workers
+        self.device = torch.device(device)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.paths), *self.image_shape))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def positions(self, index: int | slice | torch.Tensor | Sequence[int]) -> list[int]:
+        if isinstance(index, slice):
+            return list(range(len(self.paths)))[index]
+        if isinstance(index, torch.Tensor):
+            if index.dtype == torch.bool:
+                index = index.nonzero().view(-1)
+            return [int(i) for i in index.view(-1).tolist()]
+        return [int(i) for i in index]
+
+    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> torch.Tensor:
+        single = isinstance(index, int) or (isinstance(index, torch.Tensor) and index.dim() == 0)
+        positions = [int(index)] if single else self.positions(index)
+        images = self.decode(positions)
+        return images[0] if single else images
+
+    def decode(self, positions: Sequence[int]) -> torch.Tensor:
+        """The images at these positions, decoded, on this object's device; a failure stops with its name."""
+        positions = [p + len(self.paths) if p < 0 else p for p in positions]
+        _, images, failed = decode_files(self.paths, self.image_shape, positions, self.workers)
+        raise_if_failed(failed)
+        return images.to(self.device)
+
+    def select(self, index: torch.Tensor | Sequence[int]) -> ImageFiles:
+        """A subset, without decoding anything."""
+        return ImageFiles([self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device)
+
+    def to(self, device: torch.device | str) -> ImageFiles:
+        return ImageFiles(self.paths, self.image_shape, self.workers, device)
+
+    def __repr__(self) -> str:
+        return f"ImageFiles({len(self.paths)} files, shape={tuple(self.shape)}, workers={self.workers})"
+
+
+def raise_if_failed(failed: list[tuple[int, str]]) -> None:
+    if failed:
+        raise DataError(f"{failed[0][1]} (while streaming; the file changed or is damaged: fix or remove it "
+                        f"and run again)")
+
+
+def is_streaming(data: ImageData) -> bool:
+    return isinstance(data.images, ImageFiles)
+
+
+class StreamingLoader:
+    """BatchLoader's batches, decoded from the files by DataLoader workers while the model trains."""
+
+    def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0):
+        if not is_streaming(data):
+            raise TypeError("StreamingLoader needs file-backed ImageData (ImageFiles images)")
+        self.data = data
+        self.files: ImageFiles = data.images  # type: ignore[assignment]
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def batches(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of `epoch` from batch `start_batch` on: the same samples, in the same order, as BatchLoader."""
+        size = len(self.data)
+        order = epoch_order(size, epoch, self.seed, self.shuffle)
+        order_list = order.tolist() if order is not None else list(range(size))
+        chunks = [order_list[start:start + self.batch_size]
+                  for start in range(start_batch * self.batch_size, size, self.batch_size)]
+        read = functools.partial(load_image, preprocessing=InputShape(*self.files.image_shape))
+        labels = self.data.labels
+        for indices, images, failed in read_in_batches(self.files.paths, read, chunks, self.files.workers):
+            raise_if_failed(failed)
+            index = torch.tensor(indices, dtype=torch.long, device=labels.device)
+            yield images.to(self.files.device, non_blocking=True), labels[index]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches()
+
+
+def make_loader(data: ImageData, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> BatchLoader | StreamingLoader:
+    """BatchLoader for data in memory, StreamingLoader for file-backed data: the same interface and batches."""
+    if is_streaming(data):
+        return StreamingLoader(data, batch_size, shuffle, seed)
+    return BatchLoader(data, batch_size, shuffle, seed)
