@@ -15,9 +15,9 @@ from torch import nn
 
 from trainlab.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, load_weights, model_state, save_checkpoint
 from trainlab.config import TrainConfig, read_config_file
-from trainlab.data import DatasetSplits, load_dataset
+from trainlab.data import DatasetSplits, load_dataset, make_loader
 from trainlab.data.augment import Augmentation
-from trainlab.data.memory import BatchLoader, channel_stats, stratified_split
+from trainlab.data.memory import channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, TrainlabError
 from trainlab.models import create_model, freeze_parameters
@@ -128,7 +128,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.loss_fn = make_loss(config.loss, len(self.classes), config.label_smoothing)
         self.optimizer = make_optimizer(config, self.model.parameters())
-        self.loader = BatchLoader(self.train_data, config.batch_size, config.shuffle, config.seed)
+        self.loader = make_loader(self.train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
         steps_per_epoch = len(self.loader)
         self.scheduler = None
         if config.schedule != "none" or config.warmup_epochs:
@@ -337,7 +337,9 @@ def fit(
         if overwrite and not resume:
             rundir.clear_run_dir(run_dir)
         if data is None:
-            data = load_dataset(config.dataset, config.data_dir, download=download)
+            data = load_dataset(config, download=download)
+            for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
+                reporter.message(note)
         trainer = Trainer(config, run_dir, data, model, reporter)
         if resume and last.is_file():
             trainer.restore(last)
