@@ -54,7 +54,7 @@ def test_help_works_without_importing_torch():
 def test_train_json_in_a_real_process_leaves_only_the_json_line_on_stdout(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("train", "--data-dir", str(tiny_data), "--run-dir", str(run_dir), "--epochs", "1",
-                     "--device", "cpu", "--json")
+                     "--device", "cpu", "--json", env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
