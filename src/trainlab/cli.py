@@ -14,6 +14,7 @@ from trainlab import __version__
 from trainlab.errors import TrainingInterrupted, TrainlabError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+AUTO_LR_PLACEHOLDER = 1e-3  # validated in the config, then replaced by the range test's suggestion
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,14 +42,24 @@ class Output:
 # ---------------------------------------------------------------------------------------------------------------
 # parsers
 
+def learning_rate(text: str) -> float | str:
+    """--lr: a number, or 'auto' for the lr range test."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--dataset", {"help": "built-in data set (default: fashion-mnist)"}),
     ("--model", {"help": "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. tv:resnet18), "
                          "or package.module:Class (default: mlp)"}),
     ("--loss", {"help": "cross-entropy, nll, mse, l1, bce, bce-with-logits (default: cross-entropy)"}),
     ("--label-smoothing", {"type": float, "help": "cross-entropy label smoothing (default: 0)"}),
     ("--optimizer", {"help": "sgd, rmsprop, adam, adamw (default: sgd)"}),
-    ("--lr", {"type": float, "help": "learning rate (default: 1e-3)"}),
+    ("--lr", {"type": learning_rate, "metavar": "LR|auto",
+              "help": "learning rate, or auto to run the lr range test first (default: 1e-3)"}),
     ("--momentum", {"type": float, "help": "SGD/RMSprop momentum (default: 0)"}),
     ("--weight-decay", {"type": float, "help": "L2 weight decay (default: 0)"}),
     ("--grad-clip", {"type": float, "help": "clip the gradient norm to this value; 0: off (default: 0)"}),
@@ -84,8 +95,34 @@ TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+# Where the images come from: the same flags for train, lr-find, evaluate, predict and data. evaluate and
+# predict fall back to the checkpoint's values for the ones not given.
+DATA_FLAGS: list[tuple[str, dict[str, Any]]] = [
+    ("--dataset", {"help": "fashion-mnist, mnist, kmnist, cifar10, csv (--annotations) or folder (--image-dir) "
+                           "(default: fashion-mnist; evaluate/predict: the checkpoint's)"}),
+    ("--data-dir", {"help": "built-in data sets' directory (default: $TRAINLAB_DATA_DIR, else ./data)"}),
+    ("--annotations", {"metavar": "CSV", "help": "csv: training rows `file name, label` (header optional; labels "
+                                                  "are class numbers or class names)"}),
+    ("--test-annotations", {"metavar": "CSV", "help": "csv: test rows; without it, --val-split also holds out "
+                                                       "a test part of --annotations"}),
+    ("--image-dir", {"metavar": "DIR", "help": "csv: the folder the file names are relative to (default: the CSV's "
+                                               "folder); folder: ROOT/<class>/* or ROOT/train|test/<class>/*"}),
+    ("--image-size", {"type": int, "metavar": "PIXELS",
+                      "help": "csv/folder: resize images to PIXELS x PIXELS (default: the most common size)"}),
+    ("--channels", {"type": int, "help": "csv/folder: 1 (gray) or 3 (RGB) (default: 3 if any image has color)"}),
+    ("--skip-bad-images", {"action": argparse.BooleanOptionalAction,
+                           "help": "csv/folder: leave out unreadable images, listed, instead of stopping"}),
+    ("--workers", {"type": int, "help": "csv/folder: decoding processes (default: one per CPU, at most 4)"}),
+    ("--memory-budget-mb", {"type": float, "metavar": "MB",
+                            "help": "csv/folder: stream images from the files when, decoded, they would take more "
+                                    "(default: half the RAM)"}),
+]
+DATA_KEYS = tuple(flag.lstrip("-").replace("-", "_") for flag, _ in DATA_FLAGS)
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="data directory (default: $TRAINLAB_DATA_DIR, else ./data)")
+    for flag, options in DATA_FLAGS:
+        parser.add_argument(flag, **options)
     parser.add_argument("--device", help="auto, cpu, cuda or mps (default: auto)")
     parser.add_argument("--no-download", action="store_true", help="never download missing data files")
 
@@ -123,9 +160,22 @@ def build_parser() -> Parser:
     add_output_options(train)
     train.set_defaults(handler=cmd_train)
 
+    lr_find = commands.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr",
+                                  description="Train a throwaway copy of the model while the lr rises exponentially.")
+    lr_find.add_argument("--config", help="TOML file with train flags as keys")
+    lr_find.add_argument("--preset", help="named recipe (tutorial, speedrun)")
+    for flag, options in TRAIN_FLAGS:
+        lr_find.add_argument(flag, **options)
+    add_data_options(lr_find)
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the range (default: 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the range (default: 10)")
+    lr_find.add_argument("--steps", type=int, default=200, help="number of steps (default: 200)")
+    lr_find.add_argument("--out", default="lr_find.png", help="PNG plot to write (default: lr_find.png)")
+    add_output_options(lr_find)
+    lr_find.set_defaults(handler=cmd_lr_find)
+
     evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
     add_checkpoint_options(evaluate)
-    evaluate.add_argument("--dataset", help="built-in data set (default: the checkpoint's)")
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
     evaluate.add_argument("--confusion-matrix", metavar="PNG",
                           help="where to draw the confusion matrix (default: in the run directory, else beside the checkpoint)")
@@ -138,7 +188,6 @@ def build_parser() -> Parser:
     predict.add_argument("images", nargs="*", metavar="IMAGE", help="PNG/JPEG/... files of any size and mode")
     predict.add_argument("--test-index", type=int, help="predict test-set image N and show its true class")
     predict.add_argument("--top-k", type=int, default=3, help="how many classes to list (default: 3)")
-    predict.add_argument("--dataset", help="built-in data set for --test-index (default: the checkpoint's)")
     add_data_options(predict)
     add_output_options(predict)
     predict.set_defaults(handler=cmd_predict)
@@ -169,7 +218,31 @@ def build_parser() -> Parser:
                          help="show parameters starting with PREFIX as frozen (repeatable)")
     add_output_options(summary)
     summary.set_defaults(handler=cmd_summary)
+    add_data_command(commands)
     return parser
+
+
+def add_data_command(commands: argparse._SubParsersAction) -> None:
+    """`trainlab data show|info`: a look at a data set, with the same data flags as train."""
+    data = commands.add_parser("data", help="look at a data set: sample grid (show), counts and statistics (info)")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser, required=True)
+    shared = {"--val-split", "--seed", "--augment", "--augment-padding", "--augment-erasing"}
+    for name, text in (("show", "draw random samples with their class names into a PNG"),
+                       ("info", "count images per class and split; image size, channels, pixel mean/std")):
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action.add_argument("--config", help="TOML file (e.g. a run's config.toml) with data flags as keys")
+        for flag, options in TRAIN_FLAGS:
+            if flag in shared:
+                action.add_argument(flag, **options)
+        add_data_options(action)
+        if name == "show":
+            action.add_argument("--split", choices=("train", "val", "test"), default="train",
+                                help="which split to draw from (default: train)")
+            action.add_argument("--rows", type=int, default=3, help="rows of images (default: 3)")
+            action.add_argument("--cols", type=int, default=3, help="columns of images (default: 3)")
+            action.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+        add_output_options(action)
+        action.set_defaults(handler=cmd_data_show if name == "show" else cmd_data_info)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -187,10 +260,74 @@ def train_config(args: argparse.Namespace):
         key = flag.lstrip("-").replace("-", "_")
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    for key in ("data_dir", "device"):
+    if values.get("lr") == "auto":
+        values["lr"] = AUTO_LR_PLACEHOLDER
+    for key in (*DATA_KEYS, "device"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
-    return TrainConfig.from_dict(values, source=args.config or "flags")
+    try:
+        return TrainConfig.from_dict(values, source=args.config or "flags")
+    except TrainlabError as exc:
+        raise _blame_config_file(exc, values, args) from None
+
+
+def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:
+    """Name the config file in the error when its values, not the flags, are what fails."""
+    from trainlab.config import TrainConfig, read_config_file
+
+    if not args.config or str(error).startswith(str(args.config)):
+        return error
+    flags = {flag.lstrip("-").replace("-", "_") for flag, _ in TRAIN_FLAGS} | {*DATA_KEYS, "device"}
+    from_file = {key for key in read_config_file(args.config) if getattr(args, key, None) is None or key not in flags}
+    try:
+        TrainConfig.from_dict({key: value for key, value in values.items() if key not in from_file})
+    except TrainlabError:
+        return error  # the flags fail on their own
+    return type(error)(f"{args.config}: {error}")
+
+
+def run_lr_finder(config, args: argparse.Namespace, out: Output, start_lr: float = 1e-7, end_lr: float = 10.0,
+                  steps: int = 200):
+    """The lr range test for `config`, reported on the human stream."""
+    from trainlab.data import load_dataset
+    from trainlab.training.lr_finder import find_lr
+
+    if not 0 < start_lr < end_lr:
+        raise TrainlabError(f"--start-lr must be > 0 and below --end-lr, got {start_lr:g} and {end_lr:g}")
+    if steps < 10:
+        raise TrainlabError(f"--steps must be >= 10, got {steps}")
+    data = load_dataset(config, download=not args.no_download)
+    result = find_lr(config, data, start_lr=start_lr, end_lr=end_lr, steps=steps)
+    out.say(f"lr range test: {len(result.lrs)} steps from {start_lr:g} to {result.lrs[-1]:.3g}")
+    out.say(f"Suggested lr: {result.suggestion:.3g} ({result.confidence} confidence; steepest descent at "
+            f"{result.steepest:.3g})")
+    out.say(f"Rule: {result.rule}")
+    for note in result.notes:
+        out.say(f"Note: {note}")
+    return result
+
+
+def wants_auto_lr(args: argparse.Namespace) -> bool:
+    """--lr auto, or lr = "auto" in the --config file without an --lr flag."""
+    from trainlab.config import read_config_file
+
+    if args.lr is not None:
+        return args.lr == "auto"
+    return bool(args.config) and read_config_file(args.config).get("lr") == "auto"
+
+
+def cmd_lr_find(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.reports.plots import lr_finder_plot
+
+    config = train_config(args)
+    result = run_lr_finder(config, args, out, args.start_lr, args.end_lr, args.steps)
+    try:
+        path = lr_finder_plot(result, args.out)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    out.say(f"Plot: {path}")
+    out.result({**result.to_dict(), "plot": str(path)})
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
@@ -209,6 +346,9 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     else:
         config = train_config(args)  # bad values are refused here, before torch is imported (seconds)
         run_dir, resume = args.run_dir, False
+        if wants_auto_lr(args):
+            config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
+            out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
     from trainlab.reports.console import ConsoleReporter
     from trainlab.training import fit
 
@@ -227,13 +367,44 @@ def load_predictor(args: argparse.Namespace):
     return Predictor.from_checkpoint(args.checkpoint, model=args.model, trust_pickle=args.trust_pickle, device=device)
 
 
-def checkpoint_dataset(args: argparse.Namespace, predictor_config: dict | None) -> str:
-    return args.dataset or (predictor_config or {}).get("dataset") or "fashion-mnist"
+def checkpoint_data_config(args: argparse.Namespace, saved: dict | None):
+    """The data options of evaluate/predict/data: flags, falling back to the checkpoint's (or the defaults)."""
+    from trainlab.config import TrainConfig
+
+    values = {key: value for key, value in (saved or {}).items() if key in (*DATA_KEYS, "val_split")}
+    if args.dataset is not None and args.dataset != values.get("dataset"):
+        values = {key: value for key, value in values.items() if key in ("data_dir", "val_split")}  # another source
+    values.update({key: getattr(args, key) for key in DATA_KEYS if getattr(args, key, None) is not None})
+    return TrainConfig.from_dict(values, source="data options")
+
+
+def load_test_split(args: argparse.Namespace, loaded, predictor, out: Output):
+    """The test split the data options name, decoded to the model's input shape, labels on its classes."""
+    from trainlab.config import FILE_DATASETS
+    from trainlab.data import load_split
+    from trainlab.data.streaming import is_streaming
+
+    config = checkpoint_data_config(args, loaded.config)
+    prep = predictor.preprocessing
+    shape = (prep.channels, prep.height, prep.width)
+    from_files = config.dataset in FILE_DATASETS
+    for name, value in (("--channels", args.channels), ("--image-size", args.image_size)):
+        if value is not None and value not in ((prep.channels,) if name == "--channels" else (prep.height, prep.width)):
+            raise TrainlabError(f"{name} {value} does not fit the model, which takes {prep.channels}x{prep.height}x"
+                                f"{prep.width} images; leave it out")
+    test = load_split(config, "test", download=not args.no_download, classes=predictor.classes if from_files else None,
+                      image_shape=shape if from_files else None)
+    if test.image_shape != shape or len(test.classes) != len(predictor.classes):
+        raise TrainlabError(
+            f"{config.dataset} has {len(test.classes)} classes of {'x'.join(map(str, test.image_shape))} images but "
+            f"the model takes {'x'.join(map(str, shape))} images in {len(predictor.classes)} classes")
+    if is_streaming(test):
+        out.say(f"{len(test)} test images are streamed from their files (over the memory budget)")
+    return test
 
 
 def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     from trainlab.checkpoint import load_checkpoint
-    from trainlab.data import load_split
     from trainlab.inference import Predictor
     from trainlab.reports.classification import confusion_matrix, format_per_class, per_class_report
     from trainlab.reports.console import format_test_block
@@ -246,8 +417,7 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
     device = resolve_device(args.device or "auto")
     predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device)
-    data_dir = args.data_dir or (loaded.config or {}).get("data_dir")
-    test = load_split(checkpoint_dataset(args, loaded.config), "test", data_dir, download=not args.no_download)
+    test = load_test_split(args, loaded, predictor, out)
     loss_fn = make_loss("cross-entropy", len(predictor.classes))
     result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, args.batch_size,
                       return_predictions=True)
@@ -277,7 +447,6 @@ def default_report_path(checkpoint: Path) -> Path:
 
 def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     from trainlab.checkpoint import load_checkpoint
-    from trainlab.data import load_split
     from trainlab.inference import Predictor
 
     if (args.test_index is None) == (not args.images):
@@ -287,8 +456,7 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
     predictor = Predictor.from_checkpoint(loaded, model=args.model)
     if args.test_index is not None:
-        data_dir = args.data_dir or (loaded.config or {}).get("data_dir")
-        test = load_split(checkpoint_dataset(args, loaded.config), "test", data_dir, download=not args.no_download)
+        test = load_test_split(args, loaded, predictor, out)
         if not 0 <= args.test_index < len(test):
             raise TrainlabError(f"--test-index must be between 0 and {len(test) - 1}, got {args.test_index}")
         prediction = predictor.predict(test.images[args.test_index:args.test_index + 1], args.top_k)[0]
@@ -348,6 +516,79 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
         raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     out.say(f"Wrote {written}")
     out.result({"out": str(written), "runs": list(curves)})
+    return EXIT_OK
+
+
+def data_command_config(args: argparse.Namespace):
+    """--config file < flags, for `trainlab data`: the data options plus split and augmentation settings."""
+    from trainlab.config import TrainConfig, read_config_file
+
+    values: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    for key in (*DATA_KEYS, "val_split", "seed", "augment", "augment_padding", "augment_erasing"):
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
+    return TrainConfig.from_dict(values, source=args.config or "flags")
+
+
+def data_command_splits(config, args: argparse.Namespace, out: Output) -> tuple[dict, tuple[str, ...], list[str]]:
+    """{split: ImageData} as training sees them (train without its validation part), the classes, and notes."""
+    from trainlab.data import load_dataset, load_split
+    from trainlab.data.imagefiles import NoTestSet
+    from trainlab.data.memory import stratified_split
+
+    notes: list[str] = []
+    try:
+        data = load_dataset(config, download=not args.no_download)
+        splits, notes = {"train": data.train, "test": data.test}, list(data.notes)
+    except NoTestSet:
+        splits = {"train": load_split(config, "train", download=not args.no_download)}
+        notes.append("no test set: give --test-annotations (csv), ROOT/train and ROOT/test (folder), or --val-split")
+    if config.val_split:
+        splits["train"], splits["val"] = stratified_split(splits["train"], config.val_split, config.seed)
+        splits = {name: splits[name] for name in ("train", "val", "test") if name in splits}
+    return splits, splits["train"].classes, notes
+
+
+def cmd_data_show(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.data.augment import Augmentation
+    from trainlab.reports.preview import figure_size, sample_grid
+
+    if args.rows < 1 or args.cols < 1 or args.rows * args.cols > 400:
+        raise TrainlabError(f"--rows and --cols must be >= 1 with at most 400 images, got {args.rows}x{args.cols}")
+    config = data_command_config(args)
+    splits, _, notes = data_command_splits(config, args, out)
+    if args.split not in splits:
+        raise TrainlabError(f"there is no {args.split} split here; --split val needs --val-split (e.g. 0.1)")
+    data = splits[args.split]
+    if len(data) == 0:
+        raise TrainlabError(f"the {args.split} split is empty")
+    augmentation = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
+    try:
+        path = sample_grid(data, args.out, args.rows, args.cols, config.seed, augmentation)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    for note in notes:
+        out.say(note)
+    width, height = figure_size(args.rows, args.cols * (2 if augmentation else 1))
+    out.say(f"Wrote {args.rows}x{args.cols} {args.split} samples{' with their augmented versions' if augmentation else ''}"
+            f" to {path} ({width}x{height} pixels)")
+    out.result({"out": str(path), "split": args.split, "rows": args.rows, "cols": args.cols,
+                "augment": bool(augmentation), "width": width, "height": height})
+    return EXIT_OK
+
+
+def cmd_data_info(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.data.streaming import is_streaming
+    from trainlab.reports.preview import format_summary, split_summary
+
+    config = data_command_config(args)
+    splits, classes, notes = data_command_splits(config, args, out)
+    summary = {"dataset": config.dataset, "classes": list(classes),
+               "splits": {name: split_summary(data) for name, data in splits.items()},
+               "storage": "streamed from files" if any(is_streaming(d) for d in splits.values()) else "in memory",
+               "notes": notes}
+    out.say(format_summary(summary))
+    out.result(summary)
     return EXIT_OK
 
 

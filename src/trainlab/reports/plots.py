@@ -11,7 +11,7 @@ import torch
 from trainlab.fileio import atomic_write
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,8 +20,8 @@ def _pyplot():
     return plt
 
 
-def _save(figure: Any, path: str | os.PathLike) -> Path:
-    plt = _pyplot()
+def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+    plt = pyplot()
     try:
         return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
     finally:
@@ -30,7 +30,7 @@ def _save(figure: Any, path: str | os.PathLike) -> Path:
 
 def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
     """Loss and accuracy per epoch (train/val/test) for one or more runs, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
     several = len(runs) > 1
     for number, (label, metrics) in enumerate(runs.items()):
@@ -48,12 +48,12 @@ def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Pat
         axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: str | os.PathLike) -> Path:
     """The confusion matrix with counts in each cell and class names on both axes."""
-    plt = _pyplot()
+    plt = pyplot()
     size = max(5.0, 0.6 * len(classes) + 2)
     figure, axis = plt.subplots(figsize=(size, size))
     axis.imshow(matrix.numpy(), cmap="Blues")
@@ -67,13 +67,13 @@ def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: 
             value = int(matrix[i, j])
             axis.text(j, i, str(value), ha="center", va="center", fontsize=7,
                       color="white" if value > threshold else "black")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def top_losses_plot(images: torch.Tensor, predicted: list[str], actual: list[str], confidence: list[float],
                     path: str | os.PathLike, columns: int = 4) -> Path:
     """A grid of the most confidently wrong images, titled with predicted / true labels."""
-    plt = _pyplot()
+    plt = pyplot()
     count = max(len(predicted), 1)
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
@@ -88,4 +88,21 @@ def top_losses_plot(images: torch.Tensor, predicted: list[str], actual: list[str
             axis.imshow(image.permute(1, 2, 0).numpy())
         axis.set_title(f"pred {predicted[k]} ({100 * confidence[k]:.0f}%)\ntrue {actual[k]}", fontsize=8)
     figure.suptitle("Most confidently wrong test images")
-    return _save(figure, path)
+    return save_figure(figure, path)
+
+
+def lr_finder_plot(result: Any, path: str | os.PathLike) -> Path:
+    """Loss against lr (log scale), raw and smoothed, with the suggestion marked (an LrFinderResult)."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    axis.plot(result.lrs, result.losses, alpha=0.3, label="loss")
+    axis.plot(result.lrs, result.smoothed, label="smoothed loss")
+    axis.axvline(result.suggestion, color="C2", linestyle="--",
+                 label=f"suggested lr {result.suggestion:.2g} ({result.confidence} confidence)")
+    axis.axvline(result.steepest, color="C3", linestyle=":", label=f"steepest descent {result.steepest:.2g}")
+    low, high = min(result.smoothed), result.smoothed[0]
+    axis.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.5 * (high - low) + 1e-3)  # hide the final blow-up
+    axis.set(xscale="log", xlabel="learning rate", ylabel="loss", title="Learning-rate range test")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return save_figure(figure, path)
