@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from trainlab.fileio import atomic_write
 FORMAT = "trainlab-checkpoint"
 FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
+PICKLE_PROTO = 0x80  # first byte of torch's legacy format and of plain pickles
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -104,22 +107,55 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_location: str = "cpu") -> LoadedCheckpoint:
     """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True."""
     path = resolve_checkpoint_path(path)
-    if path.suffix == ".safetensors":
+    head = _read_head(path)
+    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
         return _load_safetensors(path)
+    if not head:
+        raise CheckpointError(f"{path}: file is empty; not a checkpoint")
+    if not (head.startswith(ZIP_MAGIC) or head[0] == PICKLE_PROTO):
+        raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor safetensors)")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's note on plain pickles
+            obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Weights only" not in str(exc):
-            raise CheckpointError(f"{path}: not a checkpoint (cannot be unpickled: {_first_line(exc)})") from None
-        if not trust_pickle:
-            raise CheckpointError(
-                f"{path}: holds pickled Python objects (such as a whole model saved with torch.save(model)); "
-                "loading it could run arbitrary code, so it was refused. If you trust its source, pass --trust-pickle"
-            ) from None
-        return _load_pickled_model(path, map_location)
+        if trust_pickle:
+            return _load_pickled_model(path, map_location)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise CheckpointError(f"{path}: not a checkpoint or corrupt ({_unpickling_problem(exc)})") from None
+        raise CheckpointError(
+            f"{path}: holds pickled Python objects ({found.group(1)}), such as a whole model saved with "
+            "torch.save(model); loading it could run arbitrary code, so it was refused. If you trust its source, "
+            "pass --trust-pickle"
+        ) from None
     except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError for non-checkpoint files
         raise CheckpointError(f"{path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
     return _classify(path, obj)
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    """safetensors files start with the 8-byte little-endian size of a JSON header, then '{'."""
+    return len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _unpickling_problem(exc: BaseException) -> str:
+    """The useful part of torch's long weights-only error, e.g. 'Unsupported operand 149'."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        rest = [line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()]
+        if rest:
+            return rest[0]
+    return _first_line(exc)
 
 
 def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
@@ -189,5 +225,6 @@ def _short_list(items: list[str], limit: int = 5) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first sentence of an exception's message (torch's run on for paragraphs)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return text[0].split(". ")[0] if text else type(exc).__name__

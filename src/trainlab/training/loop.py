@@ -34,6 +34,7 @@ class EpochProgress:
     loss_sum: float = 0.0  # sum of per-sample losses
     correct: int = 0
     samples: int = 0
+    lr: float | None = None  # learning rate of the epoch's first step, reported even when resumed mid-epoch
 
     def summary(self) -> dict[str, float]:
         seen = max(self.samples, 1)

@@ -36,20 +36,38 @@ def default_run_dir(root: str | os.PathLike = "runs") -> Path:
 
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Create the run directory; refuse an existing one unless resuming or overwriting."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise TrainlabError(f"run directory {run_dir} exists and is a file; choose another --run-dir")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not resume:
-        if not overwrite:
-            raise TrainlabError(
-                f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "
-                "--overwrite to replace it, or choose another --run-dir"
-            )
+    refuse_existing(run_dir, resume, overwrite)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrainlabError(f"cannot create run directory {run_dir}: {exc.strerror or exc}") from None
     if not os.access(run_dir, os.W_OK):
         raise TrainlabError(f"run directory {run_dir} is not writable; choose another --run-dir")
+
+
+def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a run directory that holds a run, unless resuming or overwriting (checked again under the lock)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainlabError(f"run directory {run_dir} exists and is a file; choose another --run-dir")
+    if run_dir.is_dir() and not (resume or overwrite) and any(not _is_scratch(e.name) for e in run_dir.iterdir()):
+        raise TrainlabError(
+            f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "
+            "--overwrite to replace it, or choose another --run-dir"
+        )
+
+
+def _is_scratch(name: str) -> bool:
+    """The lock file and temporary files of an interrupted atomic write hold nothing worth keeping."""
+    return name == LOCK_FILE or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def remove_temporary_files(run_dir: Path) -> None:
+    """Delete temporary files left by a writer that was killed mid-write (call with the lock held)."""
+    for folder in (run_dir, run_dir / LAST_CHECKPOINT.parent):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name != LOCK_FILE and _is_scratch(entry.name) and entry.is_file():
+                    entry.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -110,11 +128,19 @@ class RunLock:
 def write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
     """metrics.jsonl holds one JSON object per finished epoch, rewritten atomically."""
     text = "".join(json.dumps(row) + "\n" for row in metrics)
-    write_bytes_atomically(run_dir / METRICS_FILE, text.encode())
+    write_file(run_dir / METRICS_FILE, text.encode())
 
 
 def write_json(path: Path, values: dict[str, Any]) -> None:
-    write_bytes_atomically(path, (json.dumps(values, indent=2) + "\n").encode())
+    write_file(path, (json.dumps(values, indent=2) + "\n").encode())
+
+
+def write_file(path: Path, content: bytes) -> None:
+    """Write a run file atomically; a full disk or a read-only folder is a one-line error, the old file intact."""
+    try:
+        write_bytes_atomically(path, content)
+    except OSError as exc:
+        raise TrainlabError(f"cannot write {path}: {exc.strerror or exc}; the previous version is intact") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

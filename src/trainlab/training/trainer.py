@@ -236,7 +236,9 @@ class Trainer:
         started = time.perf_counter()
         samples_before = self.progress.samples
         self.reporter.epoch_start(self.epoch + 1)
-        lr = self.optimizer.param_groups[0]["lr"]
+        if self.progress.lr is None:
+            self.progress.lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.progress.lr
         train = train_one_epoch(
             self.forward_model, self.batches(), self.loss_fn, self.optimizer,
             self.preprocess, self.progress, autocast=self.autocast, scaler=self.scaler,
@@ -330,7 +332,7 @@ def fit(
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
     created = not run_dir.exists()
     rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    with rundir.removed_if_unused(run_dir, created), rundir.RunLock(run_dir):
+    with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created):  # clean up only what we locked
         rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
         rundir.remove_temporary_files(run_dir)
         last = run_dir / rundir.LAST_CHECKPOINT
