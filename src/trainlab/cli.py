@@ -381,8 +381,7 @@ def checkpoint_data_config(args: argparse.Namespace, saved: dict | None):
 def load_test_split(args: argparse.Namespace, loaded, predictor, out: Output):
     """The test split the data options name, decoded to the model's input shape, labels on its classes."""
     from trainlab.config import FILE_DATASETS
-    from trainlab.data import load_split
-    from trainlab.data.streaming import is_streaming
+    from trainlab.data import load_splits
 
     config = checkpoint_data_config(args, loaded.config)
     prep = predictor.preprocessing
@@ -392,14 +391,16 @@ def load_test_split(args: argparse.Namespace, loaded, predictor, out: Output):
         if value is not None and value not in ((prep.channels,) if name == "--channels" else (prep.height, prep.width)):
             raise TrainlabError(f"{name} {value} does not fit the model, which takes {prep.channels}x{prep.height}x"
                                 f"{prep.width} images; leave it out")
-    test = load_split(config, "test", download=not args.no_download, classes=predictor.classes if from_files else None,
-                      image_shape=shape if from_files else None)
+    loaded_splits, notes = load_splits(config, ("test",), download=not args.no_download,
+                                       classes=predictor.classes if from_files else None,
+                                       image_shape=shape if from_files else None)
+    test = loaded_splits["test"]
     if test.image_shape != shape or len(test.classes) != len(predictor.classes):
         raise TrainlabError(
             f"{config.dataset} has {len(test.classes)} classes of {'x'.join(map(str, test.image_shape))} images but "
             f"the model takes {'x'.join(map(str, shape))} images in {len(predictor.classes)} classes")
-    if is_streaming(test):
-        out.say(f"{len(test)} test images are streamed from their files (over the memory budget)")
+    for note in notes:  # csv/folder data: in memory or streamed, cached or decoded
+        out.say(note)
     return test
 
 
@@ -532,16 +533,14 @@ def data_command_config(args: argparse.Namespace):
 
 def data_command_splits(config, args: argparse.Namespace, out: Output) -> tuple[dict, tuple[str, ...], list[str]]:
     """{split: ImageData} as training sees them (train without its validation part), the classes, and notes."""
-    from trainlab.data import load_dataset, load_split
+    from trainlab.data import load_splits
     from trainlab.data.imagefiles import NoTestSet
     from trainlab.data.memory import stratified_split
 
-    notes: list[str] = []
     try:
-        data = load_dataset(config, download=not args.no_download)
-        splits, notes = {"train": data.train, "test": data.test}, list(data.notes)
+        splits, notes = load_splits(config, ("train", "test"), download=not args.no_download)
     except NoTestSet:
-        splits = {"train": load_split(config, "train", download=not args.no_download)}
+        splits, notes = load_splits(config, ("train",), download=not args.no_download)
         notes.append("no test set: give --test-annotations (csv), ROOT/train and ROOT/test (folder), or --val-split")
     if config.val_split:
         splits["train"], splits["val"] = stratified_split(splits["train"], config.val_split, config.seed)

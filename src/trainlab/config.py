@@ -148,12 +148,12 @@ class TrainConfig:
             raise ConfigError("--dataset folder needs --image-dir ROOT (ROOT/<class>/*.png, or ROOT/train/<class>/... "
                               "and ROOT/test/<class>/...)")
         if self.dataset != "csv" and (self.annotations or self.test_annotations):
-            raise ConfigError(f"--annotations/--test-annotations go with --dataset csv, not {self.dataset}")
+            raise ConfigError(f"--annotations/--test-annotations are for --dataset csv, not {self.dataset}")
         if self.dataset not in FILE_DATASETS:
             given = [name for name in ("image_dir", "image_size", "channels") if getattr(self, name) is not None]
             if given:
                 flags = "/".join("--" + name.replace("_", "-") for name in given)
-                raise ConfigError(f"{flags} go with --dataset csv or folder; {self.dataset} has a fixed image size")
+                raise ConfigError(f"{flags}: only for --dataset csv or folder; {self.dataset} has a fixed image size")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so it can go into TOML, JSON and weights-only checkpoints."""

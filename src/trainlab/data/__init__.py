@@ -19,7 +19,7 @@ from trainlab.errors import DataError
 
 __all__ = [
     "BatchLoader", "DatasetSplits", "ImageData", "Preprocessing", "epoch_order", "load_dataset",
-    "load_split", "one_hot", "resolve_data_dir", "BUILTIN_DATASETS", "DATASETS", "make_loader",
+    "load_split", "load_splits", "one_hot", "resolve_data_dir", "BUILTIN_DATASETS", "DATASETS", "make_loader",
 ]
 
 
@@ -47,21 +47,28 @@ def data_config(source: TrainConfig | str, data_dir: str | os.PathLike | None) -
     return TrainConfig(dataset=source, data_dir=str(data_dir) if data_dir is not None else None)
 
 
-def _load(config: TrainConfig, splits: tuple[str, ...], download: bool, classes: tuple[str, ...] | None,
-          image_shape: tuple[int, int, int] | None) -> tuple[dict[str, ImageData], list[str]]:
+def load_splits(source: TrainConfig | str, splits: tuple[str, ...] = ("train", "test"),
+                data_dir: str | os.PathLike | None = None, download: bool = True, *,
+                classes: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
+                ) -> tuple[dict[str, ImageData], list[str]]:
+    """The named splits of a data set, and lines saying how csv/folder images are held (memory or stream)."""
+    config = data_config(source, data_dir)
+    unknown = [split for split in splits if split not in ("train", "test")]
+    if unknown:
+        raise DataError(f"unknown split {unknown[0]!r}; choose train or test")
     if config.dataset in FILE_DATASETS:
         from trainlab.data.imagefiles import load_image_files
 
         return load_image_files(config, splits, classes, image_shape)
-    data_dir = resolve_data_dir(config.data_dir)
+    root = resolve_data_dir(config.data_dir)
     if config.dataset == "cifar10":
         from trainlab.data.cifar import load_cifar10
 
-        return {split: load_cifar10(data_dir, split, download) for split in splits}, []
+        return {split: load_cifar10(root, split, download) for split in splits}, []
     spec = BUILTIN_DATASETS[config.dataset]
     loaded = {}
     for split in splits:
-        images_path, labels_path = locate_files(spec, data_dir, split, download)
+        images_path, labels_path = locate_files(spec, root, split, download)
         images, labels = read_idx_pair(images_path, labels_path, len(spec.classes))
         loaded[split] = ImageData(images, labels, spec.classes)
     return loaded, []
@@ -76,9 +83,7 @@ def load_split(source: TrainConfig | str, split: str, data_dir: str | os.PathLik
     maps labels onto a checkpoint's classes and `image_shape` (C, H, W) decodes to its input size; a single
     CSV or tree without --val-split is all test set here (to evaluate a model on it).
     """
-    if split not in ("train", "test"):
-        raise DataError(f"unknown split {split!r}; choose train or test")
-    loaded, _ = _load(data_config(source, data_dir), (split,), download, classes, image_shape)
+    loaded, _ = load_splits(source, (split,), data_dir, download, classes=classes, image_shape=image_shape)
     return loaded[split]
 
 
@@ -86,6 +91,6 @@ def load_dataset(source: TrainConfig | str = "fashion-mnist", data_dir: str | os
                  download: bool = True, *, classes: tuple[str, ...] | None = None,
                  image_shape: tuple[int, int, int] | None = None) -> DatasetSplits:
     """The train and test splits of a data set: a built-in name, or a TrainConfig for any kind (csv/folder too)."""
-    loaded, notes = _load(data_config(source, data_dir), ("train", "test"), download, classes, image_shape)
+    loaded, notes = load_splits(source, ("train", "test"), data_dir, download, classes=classes, image_shape=image_shape)
     return DatasetSplits(loaded["train"], loaded["test"], notes)
 

@@ -106,12 +106,13 @@ def load_cifar10(data_dir: Path, split: str, download: bool) -> ImageData:
     return ImageData(images, labels, CLASSES)
 
 
-def download_cifar10(data_dir: Path, urls: tuple[str, ...] = ARCHIVE_URLS, md5: str = ARCHIVE_MD5) -> None:
+def download_cifar10(data_dir: Path) -> None:
     """Fetch the archive, check its MD5, and extract only the batch files, each written atomically."""
     from trainlab.data.download import fetch
 
     failures = []
-    for url in urls:
+    md5 = ARCHIVE_MD5
+    for url in ARCHIVE_URLS:
         try:
             archive = fetch(url)
         except (urllib.error.URLError, OSError, ValueError) as exc:

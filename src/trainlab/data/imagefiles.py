@@ -231,6 +231,9 @@ def check_bad(files: FileSet, bad: list[tuple[int, str]], skip_bad: bool) -> Non
         return
     shown = "; ".join(message for _, message in bad[:SHOWN_BAD_FILES])
     more = f"; and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
+    if len(bad) == len(files):
+        raise DataError(f"none of the {len(files)} images in {files.name} can be read (is --image-dir right? the "
+                        f"file names are looked up in {files.root}): {shown}{more}")
     raise DataError(f"{len(bad)} of {len(files)} images in {files.name} cannot be read: {shown}{more}. "
                     "Fix or remove them, or pass --skip-bad-images to leave them out")
 

@@ -125,6 +125,7 @@ def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: S
     loader = torch.utils.data.DataLoader(
         FileBatches(paths, read), sampler=batches, batch_size=None, num_workers=workers,
         collate_fn=_unchanged, prefetch_factor=2 if workers else None, persistent_workers=False,
+        generator=torch.Generator(),  # its seed draw must not advance the global RNG (augmentation, dropout)
     )
     yield from loader
 
