@@ -161,6 +161,10 @@ def test_csv_class_names_are_saved_with_the_run_and_used_by_evaluate(tmp_path, r
     values = json.loads(evaluated.stdout.splitlines()[-1])
     assert values["samples"] == 20  # 20% of each class (2 of 12) held out for testing
     assert values["accuracy"] == summary["test_accuracy"]
+    (tmp_path / "other.csv").write_text("\n".join((tmp_path / "labels.csv").read_text().splitlines()[:7]))
+    other = run_main("evaluate", run, "--annotations", tmp_path / "other.csv", "--json")  # all of another CSV
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout.splitlines()[-1])["samples"] == 7
 
 
 def test_a_single_csv_holds_out_a_fixed_stratified_test_part_with_val_split(tmp_path):

@@ -372,9 +372,15 @@ def checkpoint_data_config(args: argparse.Namespace, saved: dict | None):
     from trainlab.config import TrainConfig
 
     values = {key: value for key, value in (saved or {}).items() if key in (*DATA_KEYS, "val_split")}
-    if args.dataset is not None and args.dataset != values.get("dataset"):
-        values = {key: value for key, value in values.items() if key in ("data_dir", "val_split")}  # another source
-    values.update({key: getattr(args, key) for key in DATA_KEYS if getattr(args, key, None) is not None})
+    given = {key: getattr(args, key) for key in DATA_KEYS if getattr(args, key, None) is not None}
+    if given.get("dataset", values.get("dataset")) != values.get("dataset"):  # another kind of data altogether
+        for key in ("annotations", "test_annotations", "image_dir", "image_size", "channels", "val_split"):
+            values.pop(key, None)
+    if given.get("annotations", values.get("annotations")) != values.get("annotations"):
+        if "test_annotations" not in given:  # `evaluate RUN --annotations other.csv`: all of other.csv is tested
+            values.pop("test_annotations", None)
+            values.pop("val_split", None)
+    values.update(given)
     return TrainConfig.from_dict(values, source="data options")
 
 

@@ -114,6 +114,13 @@ class FileBatches(torch.utils.data.Dataset):
         return done, values, failed
 
 
+def import_decoders() -> None:
+    """Import what load_image uses (torchvision takes seconds to import)."""
+    import PIL.Image  # noqa: F401
+    import PIL.ImageOps  # noqa: F401
+    import torchvision.transforms.v2.functional  # noqa: F401
+
+
 def _unchanged(item: Any) -> Any:
     return item
 
@@ -122,6 +129,8 @@ def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: S
                     workers: int = 0) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
     """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
     workers = min(workers, len(batches))
+    if workers:
+        import_decoders()  # once here, before the workers fork, rather than once in every worker
     loader = torch.utils.data.DataLoader(
         FileBatches(paths, read), sampler=batches, batch_size=None, num_workers=workers,
         collate_fn=_unchanged, prefetch_factor=2 if workers else None, persistent_workers=False,

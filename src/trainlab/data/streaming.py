@@ -8,6 +8,7 @@ BatchLoader yields for the same data, seed and epoch, so both paths train identi
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class ImageFiles:
         return [int(i) for i in index]
 
     def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> torch.Tensor:
-        single = isinstance(index, int) or (isinstance(index, torch.Tensor) and index.dim() == 0)
+        single = isinstance(index, numbers.Integral) or (isinstance(index, torch.Tensor) and index.dim() == 0)
         positions = [int(index)] if single else self.positions(index)
         images = self.decode(positions)
         return images[0] if single else images
