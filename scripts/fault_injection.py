@@ -18,10 +18,11 @@ tests/test_reliability.py runs a short version of this in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,11 +39,12 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import write_fashion_layout  # noqa: E402 - the generated IDX data the tests use
 
 TRAIN_IMAGES, TEST_IMAGES = 640, 1000  # a large test set makes evaluation long enough to be hit
-BATCH_SIZE, CHECKPOINT_EVERY, EPOCHS = 16, 4, 3
-STEPS_PER_EPOCH = math.ceil(TRAIN_IMAGES / BATCH_SIZE)  # 40: a multiple of CHECKPOINT_EVERY, so a checkpoint
-# lands right after each epoch's last step and evaluation follows at once
-SETTINGS = ["--epochs", str(EPOCHS), "--batch-size", str(BATCH_SIZE), "--checkpoint-every", str(CHECKPOINT_EVERY),
-            "--shuffle", "--augment", "--schedule", "cosine", "--optimizer", "adam", "--seed", "3",
+VAL_SPLIT = 0.25  # 16 of each class's 64 images: 480 left to train on, and best.pt is written too
+BATCH_SIZE, CHECKPOINT_EVERY = 16, 3
+STEPS_PER_EPOCH = 30  # 480 / 16: a multiple of CHECKPOINT_EVERY, so a checkpoint lands right after each epoch's
+# last step and evaluation follows at once
+SETTINGS = ["--batch-size", str(BATCH_SIZE), "--checkpoint-every", str(CHECKPOINT_EVERY), "--val-split",
+            str(VAL_SPLIT), "--shuffle", "--augment", "--schedule", "cosine", "--optimizer", "adam", "--seed", "3",
             "--device", "cpu", "--no-download", "--quiet"]
 MACHINE_FIELDS = ("machine_seconds", "machine_samples_per_second")  # they time the machine; they differ per run
 FIRST_MOMENT = "before first checkpoint"  # the first kill of every run: its resume must start from the beginning
@@ -83,18 +85,19 @@ def train_in_this_process(args: list[str | os.PathLike]) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        status = main([str(arg) for arg in args])
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            status = main([str(arg) for arg in args])
     finally:
         torch.set_num_threads(threads)
     if status != 0:
         raise RuntimeError(f"the uninterrupted run failed with exit status {status}")
 
 
-def train_command(data_dir: Path, run_dir: Path) -> list[str | os.PathLike]:
+def train_command(data_dir: Path, run_dir: Path, epochs: int = 3) -> list[str | os.PathLike]:
     """The original command, or --resume once the run has written its config."""
     if (run_dir / "config.toml").is_file():
         return ["train", "--resume", run_dir]
-    return ["train", "--data-dir", data_dir, "--run-dir", run_dir, *SETTINGS]
+    return ["train", "--data-dir", data_dir, "--run-dir", run_dir, "--epochs", str(epochs), *SETTINGS]
 
 
 def checkpoint_identity(path: Path) -> tuple[int, int] | None:
@@ -291,19 +294,20 @@ def compare_runs(reference: Path, survivor: Path) -> list[str]:
     return found
 
 
-def run_fault_injection(work_dir: Path, kills: int, seed: int = 0, moments: tuple[str, ...] = MOMENTS) -> Report:
+def run_fault_injection(work_dir: Path, kills: int, seed: int = 0, moments: tuple[str, ...] = MOMENTS,
+                        epochs: int = 3) -> Report:
     """Kill a run `kills` times (first before its first checkpoint, then at `moments` in turn), resume it each
     time, and compare it with a run that was never interrupted."""
     rng = random.Random(seed)
     data_dir = write_fashion_layout(work_dir / "data", TRAIN_IMAGES, TEST_IMAGES)
     reference_dir, run_dir = work_dir / "reference", work_dir / "interrupted"
-    train_in_this_process(train_command(data_dir, reference_dir))
+    train_in_this_process(train_command(data_dir, reference_dir, epochs))
     report = Report()
     for index in range(kills):
         if (run_dir / "summary.json").is_file():
             finish(run_dir, data_dir, report)  # a kill may have landed after the last write; the resume says so
             break
-        process = trainlab(*train_command(data_dir, run_dir))
+        process = trainlab(*train_command(data_dir, run_dir, epochs))
         report.launches += 1
         moment = FIRST_MOMENT if index == 0 else moments[(index - 1) % len(moments)]
         kill = aim_and_kill(process, run_dir, moment, rng)
@@ -321,6 +325,7 @@ def run_fault_injection(work_dir: Path, kills: int, seed: int = 0, moments: tupl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=40, help="how many SIGKILLs, spread over the moments")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of each run (default: 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random delays")
     parser.add_argument("--work-dir", type=Path, help="where data and runs go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -328,24 +333,26 @@ def main() -> int:
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="trainlab-faults-"))
     started = time.monotonic()
     report = Report()
-    total = 0
-    # One run has about 33 checkpoints; to place many kills, use several runs of `per_run` kills each.
-    per_run = 12
-    for round_number in range(math.ceil(args.kills / per_run)):
-        count = min(per_run, args.kills - total)
-        round_report = run_fault_injection(work_dir / f"round-{round_number}", count, args.seed + round_number)
-        total += count
+    round_number = 0
+    # A run ends after a dozen or two kills; as many runs as it takes.
+    while sum(kill.killed for kill in report.kills) < args.kills:
+        wanted = min(4 * args.epochs, args.kills - sum(kill.killed for kill in report.kills))
+        round_report = run_fault_injection(work_dir / f"round-{round_number}", wanted, args.seed + round_number,
+                                           epochs=args.epochs)
         report.kills += round_report.kills
         report.launches += round_report.launches
         report.differences += [f"round {round_number}: {d}" for d in round_report.differences]
         for kill in round_report.kills:
-            print(f"round {round_number}: {'killed' if kill.killed else 'no kill'} at {kill.moment}: {kill.observed}")
+            print(f"round {round_number}: {'killed' if kill.killed else 'no kill'} at {kill.moment}: {kill.observed}",
+                  flush=True)
+        round_number += 1
+        if not any(kill.killed for kill in round_report.kills):
+            report.differences.append("a whole run ended before any kill landed")
+            break
     hit = sorted({kill.moment for kill in report.kills if kill.killed})
     print(f"{sum(k.killed for k in report.kills)} kills, {report.launches} launches, "
           f"moments hit: {', '.join(hit)}; {time.monotonic() - started:.0f} s")
     if not args.work_dir and not args.keep:
-        import shutil
-
         shutil.rmtree(work_dir, ignore_errors=True)
     if report.differences:
         print("DIFFERENCES:\n" + "\n".join(report.differences))
