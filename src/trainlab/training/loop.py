@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from trainlab.data.memory import ImageData
+from trainlab.data.streaming import make_loader
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import TrainingDiverged
 from trainlab.training.losses import LossFn
@@ -109,9 +110,7 @@ def evaluate(
     model.eval()
     loss_sum, correct, predictions, confidences = 0.0, 0, [], []
     with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            images = data.images[start:start + batch_size]
-            labels = data.labels[start:start + batch_size]
+        for images, labels in make_loader(data, batch_size).batches():  # in order; file-backed data: workers decode
             with autocast():
                 logits = model(preprocess(images))
                 loss_sum += float(loss_fn(logits, labels)) * int(labels.shape[0])
