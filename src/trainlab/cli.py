@@ -563,7 +563,9 @@ def cmd_data_show(args: argparse.Namespace, out: Output) -> int:
     config = data_command_config(args)
     splits, _, notes = data_command_splits(config, args, out)
     if args.split not in splits:
-        raise TrainlabError(f"there is no {args.split} split here; --split val needs --val-split (e.g. 0.1)")
+        how = ("--split val needs --val-split (e.g. 0.1)" if args.split == "val" else
+               "give --test-annotations (csv), ROOT/train and ROOT/test (folder), or --val-split (e.g. 0.1)")
+        raise TrainlabError(f"there is no {args.split} split here; {how}")
     data = splits[args.split]
     if len(data) == 0:
         raise TrainlabError(f"the {args.split} split is empty")

@@ -18,10 +18,15 @@ def format_test_block(accuracy: float, loss: float, title: str = "Test Error") -
 class ConsoleReporter(Reporter):
     """Prints what the tutorial prints, plus where the run lives."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False, plots: bool = True):
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, plots: bool = True,
+                 progress_bar: bool | None = None):
         self.stream = stream or sys.stdout
         self.quiet = quiet
         self.plots = plots
+        # A bar on terminals, the tutorial's plain lines in logs and CI: never both.
+        interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.progress_bar = (interactive if progress_bar is None else progress_bar) and not quiet
+        self._bar = None
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.stream, flush=True)
@@ -32,15 +37,30 @@ class ConsoleReporter(Reporter):
             self._print(f"{info['threads']} CPU threads; {info['train_samples']} training and "
                         f"{info['test_samples']} test images in memory; run directory {info['run_dir']}")
 
-    def epoch_start(self, epoch: int) -> None:
-        if not self.quiet:
-            self._print(f"Epoch {epoch}\n{RULE}")
+    def epoch_start(self, epoch: int, batches: int, start_batch: int) -> None:
+        if self.quiet:
+            return
+        self._print(f"Epoch {epoch}\n{RULE}")
+        if self.progress_bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=batches, initial=start_batch, file=self.stream, unit="batch", leave=False,
+                             dynamic_ncols=True)
+
+    def step(self, loss: float, batch_size: int) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     def batch_log(self, loss: float, current: int, size: int) -> None:
-        if not self.quiet:
+        if not self.quiet and self._bar is None:
             self._print(f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]")
 
     def epoch_end(self, row: dict[str, Any]) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+            self._print(f"train loss: {row['train_loss']:>8f}, {row['machine_samples_per_second']:,.0f} images/s")
         if self.quiet:
             self._print(f"epoch {row['epoch']}: test accuracy {100 * row['test_accuracy']:.1f}%")
         else:

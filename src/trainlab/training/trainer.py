@@ -33,7 +33,8 @@ class Reporter:
     """What the run tells its user; the base class says nothing. See trainlab.reports.console."""
 
     def start(self, info: dict[str, Any]) -> None: ...
-    def epoch_start(self, epoch: int) -> None: ...
+    def epoch_start(self, epoch: int, batches: int, start_batch: int) -> None: ...
+    def step(self, loss: float, batch_size: int) -> None: ...
     def batch_log(self, loss: float, current: int, size: int) -> None: ...
     def epoch_end(self, row: dict[str, Any]) -> None: ...
     def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
@@ -226,6 +227,7 @@ class Trainer:
             self.scheduler.step()
         if (progress.batch - 1) % self.config.log_every == 0:
             self.reporter.batch_log(loss, progress.batch * batch_size, len(self.train_data))
+        self.reporter.step(loss, batch_size)
         every = self.config.checkpoint_every
         if self.stop.requested or (every and self.step % every == 0):
             self.save()
@@ -235,7 +237,7 @@ class Trainer:
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
         samples_before = self.progress.samples
-        self.reporter.epoch_start(self.epoch + 1)
+        self.reporter.epoch_start(self.epoch + 1, len(self.loader), self.progress.batch)
         if self.progress.lr is None:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
