@@ -82,3 +82,33 @@ def test_tutorial_defaults_on_real_fashion_mnist_reach_the_tutorials_accuracy(re
     result = run_cli("predict", str(run_dir), "--test-index", "0", "--data-dir", str(real_data))
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"\n', result.stdout)
+
+
+def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it(tiny_data, tmp_path, monkeypatch):
+    import sys
+
+    from trainlab import Predictor, TrainConfig, fit, load_dataset
+
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(
+        "from torch import nn\n"
+        "class Tiny(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+        "    def forward(self, x):\n"
+        "        return self.body(x)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from userpkg.nets import Tiny
+
+    data = load_dataset(data_dir=tiny_data, download=False)
+    summary = fit(TrainConfig(epochs=1, optimizer="adam"), model=Tiny(), data=data, run_dir=tmp_path / "run")
+    assert "model = \"userpkg.nets:Tiny\"" in (tmp_path / "run" / "config.toml").read_text()
+    predictor = Predictor.from_checkpoint(tmp_path / "run")
+    assert isinstance(predictor.model, Tiny)
+    assert predictor.predict(data.test.images[:4])[0].label in data.classes
+    assert summary["test_accuracy"] is not None
+    del sys.modules["userpkg.nets"], sys.modules["userpkg"]

@@ -124,6 +124,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     for flag, options in DATA_FLAGS:
         parser.add_argument(flag, **options)
     parser.add_argument("--device", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for torch (default: torch's choice, one per physical core)")
     parser.add_argument("--no-download", action="store_true", help="never download missing data files")
 
 
@@ -262,7 +264,7 @@ def train_config(args: argparse.Namespace):
             values[key] = getattr(args, key)
     if values.get("lr") == "auto":
         values["lr"] = AUTO_LR_PLACEHOLDER
-    for key in (*DATA_KEYS, "device"):
+    for key in (*DATA_KEYS, "device", "threads"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     try:
@@ -623,6 +625,15 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def set_threads(threads: int) -> None:
+    """Apply --threads for commands that do not carry it in a TrainConfig."""
+    if threads < 1:
+        raise TrainlabError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 on success, 2 on bad input or usage, 1 on anything else."""
     parser = build_parser()
@@ -637,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     out = Output(getattr(args, "json", False))
     try:
+        if getattr(args, "threads", None) is not None and args.command != "train":
+            set_threads(args.threads)
         return args.handler(args, out)
     except TrainingInterrupted as exc:
         print(str(exc), file=sys.stderr)

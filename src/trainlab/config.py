@@ -68,6 +68,7 @@ class TrainConfig:
     weights: str | None = None  # local pretrained weights for tv:NAME models (state_dict file)
     early_stop: int = 0  # epochs without a better validation accuracy before stopping; 0: never
     device: str = "auto"
+    threads: int = 0  # CPU threads for torch; 0: torch's default (one per physical core)
     precision: str = "fp32"
     compile: bool = False  # torch.compile the model
     channels_last: bool = False  # memory format for conv nets
@@ -99,6 +100,7 @@ class TrainConfig:
         _check_integer("epochs", self.epochs, minimum=1)
         _check_integer("seed", self.seed, minimum=0)
         _check_integer("log_every", self.log_every, minimum=1)
+        _check_integer("threads", self.threads, minimum=0)
         _check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
         for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):

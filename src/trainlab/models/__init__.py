@@ -29,6 +29,12 @@ def register_model(name: str, factory: ModelFactory) -> None:
     _REGISTRY[name] = factory
 
 
+def registered_class(name: str) -> type | None:
+    """The class behind a registered model name (None for other names)."""
+    factory = _REGISTRY.get(name)
+    return factory if isinstance(factory, type) else None
+
+
 def list_models() -> list[str]:
     """Names accepted by --model (besides pkg.module:Class)."""
     return sorted(_REGISTRY)

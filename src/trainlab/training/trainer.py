@@ -105,6 +105,8 @@ class Trainer:
         self.run_dir = run_dir
         self.reporter = reporter
         self.device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
         self.classes = data.classes
         train, self.val_data = data.train, None
         if config.val_split:
@@ -316,6 +318,15 @@ class Trainer:
         return summary
 
 
+def model_name_of(model: nn.Module, configured: str) -> str:
+    """The --model name that rebuilds `model`: the configured one if it builds this class, else module:Class."""
+    from trainlab.models import registered_class
+
+    if registered_class(configured) is type(model):
+        return configured
+    return f"{type(model).__module__}:{type(model).__qualname__}"
+
+
 def fit(
     config: TrainConfig | None = None,
     *,
@@ -330,6 +341,8 @@ def fit(
 ) -> dict[str, Any]:
     """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict."""
     config = config or TrainConfig()
+    if model is not None:
+        config = config.replace(model=model_name_of(model, config.model))
     reporter = reporter or Reporter()
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
     created = not run_dir.exists()
