@@ -352,9 +352,13 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
             out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
     from trainlab.reports.console import ConsoleReporter
+    from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
     from trainlab.training import fit
+    from trainlab.training.trainer import Reporters
 
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
+    if tensorboard_available():
+        reporter = Reporters(reporter, TensorBoardReporter())
     summary = fit(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, init_from=args.init_from,
                   download=not args.no_download, reporter=reporter)
     out.result(summary)

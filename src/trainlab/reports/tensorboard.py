@@ -1,0 +1,42 @@
+"""TensorBoard event files for a run (when the optional `tensorboard` package is installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from trainlab.training.trainer import Reporter
+
+SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
+           "machine_samples_per_second")
+
+
+def tensorboard_available() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class TensorBoardReporter(Reporter):
+    """Writes each epoch's metrics as scalars (loss/train, accuracy/test, ...) under RUN_DIR/tensorboard."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def start(self, info: dict[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(Path(info["run_dir"]) / "tensorboard"))
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for key in SCALARS:
+            if key in row:
+                split, _, name = key.partition("_")
+                tag = f"{name}/{split}" if split in ("train", "val", "test") else key
+                self.writer.add_scalar(tag, row[key], row["epoch"])
+        self.writer.flush()
+
+    def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
+        if self.writer is not None:
+            self.writer.close()
