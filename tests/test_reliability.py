@@ -161,11 +161,13 @@ def wait_until(condition, timeout: float = 120.0) -> None:
 def test_sigterm_to_a_real_process_leaves_a_resumable_checkpoint_and_a_second_trainer_is_locked_out(
         tiny_data, tmp_path, run_main):
     run_dir = tmp_path / "run"
+    settings = ("--epochs", "3", "--batch-size", "4", "--checkpoint-every", "40")
     process = subprocess.Popen(
-        [sys.executable, "-m", "trainlab", *train_args(tiny_data, run_dir, "--epochs", "2", "--batch-size", "2")],
+        [sys.executable, "-m", "trainlab", *train_args(tiny_data, run_dir, *settings)],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: (run_dir / "config.toml").is_file() or process.poll() is not None)
+        # the first checkpoint says training is under way, with the graceful-stop handlers installed
+        wait_until(lambda: (run_dir / "checkpoints" / "last.pt").is_file() or process.poll() is not None)
         files_before = sorted(p.name for p in run_dir.iterdir())
 
         for second in (["train", "--resume", run_dir],
@@ -190,8 +192,8 @@ def test_sigterm_to_a_real_process_leaves_a_resumable_checkpoint_and_a_second_tr
     resumed = run_main("train", "--resume", run_dir, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     finished = last_checkpoint(run_dir)
-    assert (finished["epoch"], finished["step"]) == (2, 2 * 320)
-    assert len(metrics_rows(run_dir)) == 2
+    assert (finished["epoch"], finished["step"]) == (3, 3 * 160)
+    assert len(metrics_rows(run_dir)) == 3
 
 
 # --- resume edge cases --------------------------------------------------------------------------------------------

@@ -339,7 +339,8 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         if args.config or args.preset or args.run_dir or args.init_from:
             raise TrainlabError(
                 "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
-        ignored = [flag for flag, _ in TRAIN_FLAGS if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None]
+        ignored = [flag for flag, _ in TRAIN_FLAGS
+                   if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None]
         if ignored or args.overwrite:
             raise TrainlabError(f"--resume continues a run exactly as it was configured; drop "
                                 f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}")
