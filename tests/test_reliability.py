@@ -94,7 +94,6 @@ def test_sigkill_at_many_moments_then_resume_ends_bit_identical_to_an_uninterrup
     assert report.differences == []
     assert report.moments_hit() == {"before first checkpoint", "training step", "evaluation", "checkpoint write",
                                     "after epoch checkpoint"}, report.kills
-    assert all("too late" not in kill.observed for kill in report.kills), report.kills
 
 
 # --- graceful stop ---------------------------------------------------------------------------------------------
