@@ -228,6 +228,16 @@ def test_an_existing_run_directory_is_refused_and_left_as_it_was(trained, run_ma
     assert snapshot(run_dir) == before
 
 
+def test_overwrite_with_bad_input_leaves_the_old_run_intact(trained, tmp_path, run_main):
+    _, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    before = snapshot(copy)
+    bad_data = write_fashion_layout(tmp_path / "data")
+    empty_file(bad_data / RAW)
+    assert_one_line_error(run_main(*train_args(bad_data, copy, "--overwrite")), "file is empty")
+    assert snapshot(copy) == before
+
 def test_resume_refuses_flags_it_would_ignore(trained, run_main):
     _, run_dir = trained
     assert_one_line_error(run_main("train", "--resume", run_dir, "--lr", "0.1", "--epochs", "5"),
@@ -399,3 +409,4 @@ def test_a_bad_flag_beside_a_good_config_file_does_not_blame_the_file(tiny_data,
     result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config), "--lr", "-1"))
     line = assert_one_line_error(result, "lr must be > 0, got -1")
     assert str(config) not in line
+

@@ -386,8 +386,6 @@ def fit(
         rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
         rundir.remove_temporary_files(run_dir)
         last = run_dir / rundir.LAST_CHECKPOINT
-        if overwrite and not resume:
-            rundir.clear_run_dir(run_dir)
         if data is None:
             data = load_dataset(config, download=download)
             for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
@@ -398,9 +396,14 @@ def fit(
             rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
             if trainer.epoch >= config.epochs or trainer.should_stop_early():
                 if not (run_dir / rundir.SUMMARY_FILE).is_file():
-                    rundir.write_json(run_dir / rundir.SUMMARY_FILE, trainer.summary("finished"))
-                reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
-                return trainer.summary("already finished")
+                    status = "finished" if trainer.epoch >= config.epochs else "stopped early"
+                    rundir.write_json(run_dir / rundir.SUMMARY_FILE, trainer.summary(status))
+                if trainer.epoch >= config.epochs:
+                    reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
+                    return trainer.summary("already finished")
+                reporter.message(f"{run_dir} stopped early after {trainer.epoch} of its {config.epochs} epochs "
+                                 f"(--early-stop {config.early_stop}); nothing to do")
+                return trainer.summary("already stopped early")
             reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
         elif resume:
             reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
@@ -408,6 +411,8 @@ def fit(
             loaded = load_checkpoint(init_from)
             load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
             reporter.message(f"Initialized weights from {loaded.path}")
+        if overwrite and not resume:  # only now that data, model and weights are known good
+            rundir.clear_run_dir(run_dir)
         rundir.write_file(run_dir / rundir.CONFIG_FILE, config.to_toml().encode())
         reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
                         "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})
