@@ -116,6 +116,9 @@ class TrainConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
         self._check_data_source()
+        if self.dropout and self.model == "mlp":
+            raise ConfigError("dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
+                              "or tv:NAME, or leave dropout out")
         if self.label_smoothing and self.loss != "cross-entropy":
             raise ConfigError("label_smoothing works with --loss cross-entropy only")
         if self.weights is not None and not self.model.startswith("tv:"):

@@ -29,6 +29,7 @@ class TorchvisionClassifier(nn.Module):
             raise ConfigError(f"tv:{name} cannot be built with these arguments ({exc})") from None
         self.in_channels = input_shape[0]
         self.size = max(MIN_SIZE, input_shape[1], input_shape[2])
+        self.pretrained_note: str | None = None  # what load_pretrained took from its file, for the user
 
     def forward(self, x):
         if self.in_channels == 1:
@@ -49,6 +50,9 @@ class TorchvisionClassifier(nn.Module):
             raise ConfigError(f"{path}: none of its weights fit tv model {type(self.net).__name__}")
         own.update(compatible)
         self.net.load_state_dict(own)
+        self.pretrained_note = (f"Loaded {len(compatible)} of {len(own)} weight tensors from {path}"
+                                + (f"; not in it or shaped differently, so trained from scratch: {', '.join(skipped)}"
+                                   if skipped else ""))
         return skipped
 
 

@@ -159,6 +159,8 @@ class Trainer:
         np.random.seed(config.seed)
         if model is None:
             model = create_model(config.model, train.image_shape, len(self.classes), **self.model_arguments())
+            if getattr(model, "pretrained_note", None):  # --weights: which layers came from the file, which did not
+                reporter.message(model.pretrained_note)
         if config.freeze:
             freeze_parameters(model, config.freeze)
         self.model = model.to(self.device)
