@@ -77,13 +77,16 @@ def top_losses_plot(images: torch.Tensor, predicted: list[str], actual: list[str
     count = max(len(predicted), 1)
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
+    if not predicted:  # a page that says so, rather than a blank one
+        figure.text(0.5, 0.45, "No wrong predictions: every test image was classified correctly", ha="center",
+                    va="center", fontsize=11)
     for k, axis in enumerate(axes.flat):
         axis.axis("off")
         if k >= len(predicted):
             continue
         image = images[k]
-        if image.shape[0] == 1:
-            axis.imshow(image[0].numpy(), cmap="gray")
+        if image.shape[0] == 1:  # uint8 pixels as they are, not stretched to each image's own range
+            axis.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
         else:
             axis.imshow(image.permute(1, 2, 0).numpy())
         axis.set_title(f"pred {predicted[k]} ({100 * confidence[k]:.0f}%)\ntrue {actual[k]}", fontsize=8)
