@@ -471,20 +471,21 @@ def test_train_lr_auto_trains_with_the_range_tests_suggestion(run_main, tiny_dat
 def test_suggested_lr_trains_the_tutorial_mlp_at_least_as_well_as_the_default(real_data, tmp_path):
     """First 12,000 training images, 3 epochs, tested on all 10,000 test images.
 
-    On the full training set: SGD 1e-3 reaches 61.3% after 3 epochs, the suggested 0.027 80.6%; Adam 1e-3 reaches
-    85.9%, the suggested 5.5e-4 86.6%. Adam's two are close, so the suggestion may trail 1e-3 by up to 1 point.
+    Measured here: SGD 1e-3 reaches 43.2%, the suggested 0.027 71.0%; Adam 1e-3 83.0%, the suggested 5.5e-4 83.6%
+    (on the full training set: SGD 61.3% vs 80.6%, Adam 85.9% vs 86.6%). Adam's two are close, so its suggestion
+    may trail 1e-3 by up to 1 point; SGD's default is far too low, so its suggestion must win by 10 points.
     """
     from trainlab.training.lr_finder import find_lr
 
     full = load_dataset(data_dir=real_data, download=False)
     data = type(full)(full.train.subset(12_000), full.test)
-    tolerance = {"sgd": 0.0, "adam": 0.01}
+    margin = {"sgd": 0.10, "adam": -0.01}
     for optimizer in ("sgd", "adam"):
         config = TrainConfig(optimizer=optimizer, epochs=3, device="cpu")
         suggested = find_lr(config, data).suggestion
         accuracy = {lr: fit(config.replace(lr=lr), data=data, run_dir=tmp_path / f"{optimizer}-{lr:g}")
                     ["test_accuracy"] for lr in (1e-3, suggested)}
-        assert accuracy[suggested] >= accuracy[1e-3] - tolerance[optimizer], (optimizer, suggested, accuracy)
+        assert accuracy[suggested] >= accuracy[1e-3] + margin[optimizer], (optimizer, suggested, accuracy)
 
 
 # config files and presets --------------------------------------------------------------------------------------
