@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -278,4 +277,3 @@ def test_quiet_prints_one_line_per_epoch(runs, tmp_path):
     assert lines[4:6] == ["Done!", f"Saved checkpoint to {run_dir / 'checkpoints' / 'last.pt'}"]
     assert lines[6].startswith("Reports: ")
     assert len(lines) == 7
-    shutil.rmtree(run_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import numpy as np
 import pytest
@@ -203,7 +202,8 @@ def test_the_lr_logged_per_epoch_is_the_schedules_lr_at_the_epochs_first_step(ru
 
 def test_onecycle_through_the_trainer_peaks_at_the_warmup_end(tiny_data, tmp_path):
     config = TrainConfig(schedule="onecycle", lr=0.4, epochs=4, warmup_epochs=1.5, device="cpu")
-    trainer = Trainer(config, tmp_path / "run", load_dataset(data_dir=tiny_data, download=False), small_mlp(), Reporter())
+    data = load_dataset(data_dir=tiny_data, download=False)
+    trainer = Trainer(config, tmp_path / "run", data, small_mlp(), Reporter())
     lrs = []
     for _ in range(40):  # 4 epochs x 10 batches of 64
         lrs.append(trainer.optimizer.param_groups[0]["lr"])
