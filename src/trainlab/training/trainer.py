@@ -26,6 +26,7 @@ from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_
 from trainlab.training.losses import make_loss
 from trainlab.training.optimizers import make_optimizer
 from trainlab.training.schedules import make_scheduler
+from trainlab.training.runtime import keep_freed_memory
 from trainlab.training.signals import StopRequest
 
 
@@ -142,6 +143,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.classes = data.classes
         train, self.val_data = data.train, None
         if config.val_split:
