@@ -118,6 +118,7 @@ DATA_FLAGS: list[tuple[str, dict[str, Any]]] = [
                                     "(default: half the RAM)"}),
 ]
 DATA_KEYS = tuple(flag.lstrip("-").replace("-", "_") for flag, _ in DATA_FLAGS)
+PATH_KEYS = ("data_dir", "annotations", "test_annotations", "image_dir", "weights")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -267,6 +268,9 @@ def train_config(args: argparse.Namespace):
     for key in (*DATA_KEYS, "device", "threads"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+    for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
+        if isinstance(values.get(key), str) and values[key]:
+            values[key] = str(Path(values[key]).expanduser().resolve())
     try:
         return TrainConfig.from_dict(values, source=args.config or "flags")
     except TrainlabError as exc:

@@ -51,7 +51,11 @@ def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path, m
         if digest != md5:
             failures.append(f"{url}: MD5 {digest} does not match the expected {md5}")
             continue
-        write_bytes_atomically(target, content)
+        try:
+            write_bytes_atomically(target, content)
+        except OSError as exc:
+            raise DataError(f"cannot write {target}: {exc.strerror or exc}; free some space or choose another "
+                            "--data-dir") from None
         return
     raise DataError(
         f"could not download {name} ({'; '.join(failures)}); without internet, put the files in "

@@ -105,4 +105,9 @@ def freeze_parameters(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -
     for name, parameter in model.named_parameters():
         if name in frozen:
             parameter.requires_grad_(False)
+    for module in model.modules():  # frozen batch norm keeps its running statistics too
+        parameters = list(module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and not any(
+                p.requires_grad for p in parameters):
+            module.momentum = 0.0
     return frozen

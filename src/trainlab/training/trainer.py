@@ -136,7 +136,7 @@ class Trainer:
     """One training run: holds the model, optimizer, data and progress, and writes the run directory."""
 
     def __init__(self, config: TrainConfig, run_dir: Path, data: DatasetSplits, model: nn.Module | None,
-                 reporter: Reporter):
+                 reporter: Reporter, pretrained: bool = True):
         self.config = config
         self.run_dir = run_dir
         self.reporter = reporter
@@ -161,7 +161,7 @@ class Trainer:
         random.seed(config.seed)
         np.random.seed(config.seed)
         if model is None:
-            model = create_model(config.model, train.image_shape, len(self.classes), **self.model_arguments())
+            model = create_model(config.model, train.image_shape, len(self.classes), **self.model_arguments(pretrained))
             if getattr(model, "pretrained_note", None):  # --weights: which layers came from the file, which did not
                 reporter.message(model.pretrained_note)
         if config.freeze:
@@ -189,11 +189,12 @@ class Trainer:
         self.stop = StopRequest()
         self.last_test: dict[str, Any] = {}
 
-    def model_arguments(self) -> dict[str, Any]:
+    def model_arguments(self, pretrained: bool = True) -> dict[str, Any]:
+        """Keyword arguments for create_model; `pretrained=False` skips --weights (a resume restores all weights)."""
         arguments = dict(self.config.extra)
         if self.config.dropout:
             arguments["dropout"] = self.config.dropout
-        if self.config.weights:
+        if self.config.weights and pretrained:
             arguments["weights"] = self.config.weights
         return arguments
 
@@ -395,7 +396,7 @@ def fit(
             data = load_dataset(config, download=download)
             for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
                 reporter.message(note)
-        trainer = Trainer(config, run_dir, data, model, reporter)
+        trainer = Trainer(config, run_dir, data, model, reporter, pretrained=not (resume and last.is_file()))
         if resume and last.is_file():
             trainer.restore(last)
             rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
