@@ -154,3 +154,25 @@ def test_downloaded_files_get_the_usual_permissions_not_private_temp_file_ones(m
     for name in FILES:
         mode = (tmp_path / "data" / "FashionMNIST" / "raw" / name).stat().st_mode & 0o777
         assert mode == 0o666 & ~umask, f"{name}: {oct(mode)}"
+
+
+def test_a_full_disk_while_writing_a_download_is_one_clear_error_and_leaves_nothing(mirror, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from trainlab.data import download
+    from trainlab.fileio import atomic_write
+
+    def write_to_a_full_disk(path, content):
+        def fail(handle):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return atomic_write(path, fail)
+
+    mirror("good")
+    monkeypatch.setattr(download, "write_bytes_atomically", write_to_a_full_disk)
+    data_dir = tmp_path / "data"
+    with pytest.raises(DataError) as error:
+        load_dataset(data_dir=data_dir)
+    assert "No space left on device" in str(error.value) and "--data-dir" in str(error.value)
+    assert all_files(data_dir) == []

@@ -540,3 +540,46 @@ def test_an_unknown_preset_is_one_line_listing_the_presets(run_main, tmp_path):
     assert result.returncode == 2
     assert result.stderr == "trainlab train: error: unknown preset 'fastest'; choose one of: tutorial, speedrun\n"
 
+
+
+def test_frozen_batch_norm_keeps_its_running_statistics(tiny_data, tmp_path):
+    data = load_dataset(data_dir=tiny_data, download=False)
+    torch.manual_seed(0)
+    fit(TrainConfig(model="cnn", epochs=1, batch_size=64, optimizer="adam", freeze=["features.0"], device="cpu",
+                    extra={"width": 8}), data=data, run_dir=tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run").model_state
+    assert torch.equal(state["features.0.1.running_mean"], torch.zeros(8))  # untouched: still the initial values
+    assert torch.equal(state["features.0.1.running_var"], torch.ones(8))
+    assert not torch.equal(state["features.1.1.running_mean"], torch.zeros(8))  # trained layers do update
+
+
+def test_resuming_a_tv_run_does_not_need_its_weights_file_any_more(tmp_path, run_main):
+    import torchvision
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), path)
+    data_dir = write_fashion_layout(tmp_path / "data", train_count=64, test_count=16)
+    run_dir = tmp_path / "run"
+    first = run_main("train", "--model", "tv:resnet18", "--weights", str(path), "--epochs", "2", "--batch-size",
+                     "32", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--threads", "1", "--quiet")
+    assert first.returncode == 0, first.stderr
+    metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "metrics.jsonl").write_text(metrics[0] + "\n")
+    payload = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    payload["epoch"], payload["metrics"] = 1, payload["metrics"][:1]  # as if stopped after epoch 1
+    torch.save(payload, run_dir / "checkpoints" / "last.pt")
+    path.unlink()  # the pretrained file is gone; the checkpoint holds every weight
+    resumed = run_main("train", "--resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_relative_data_paths_are_stored_absolute_so_evaluate_works_from_elsewhere(tmp_path, run_main, monkeypatch):
+    write_fashion_layout(tmp_path / "work" / "data", train_count=64, test_count=16)
+    monkeypatch.chdir(tmp_path / "work")
+    trained = run_main("train", "--epochs", "1", "--data-dir", "data", "--run-dir", "run", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert read_config_file(tmp_path / "work" / "run" / "config.toml")["data_dir"] == str(tmp_path / "work" / "data")
+    monkeypatch.chdir(tmp_path)
+    evaluated = run_main("evaluate", "work/run", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
