@@ -290,3 +290,10 @@ def test_version(run_main):
     result = run_main("--version")
     assert result.returncode == 0
     assert result.stdout == f"trainlab {__version__}\n"
+
+
+def test_a_failed_start_leaves_no_empty_runs_folder_behind(tmp_path, run_main, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_main("train", "--data-dir", str(tmp_path / "missing"), "--no-download")
+    assert result.returncode == 2
+    assert list(tmp_path.iterdir()) == []

@@ -70,17 +70,36 @@ def remove_temporary_files(run_dir: Path) -> None:
                     entry.unlink(missing_ok=True)
 
 
+def first_missing_ancestor(run_dir: Path) -> Path | None:
+    """The outermost folder of run_dir's path that does not exist yet (None if run_dir exists)."""
+    missing = None
+    for path in (run_dir, *run_dir.parents):
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
 @contextlib.contextmanager
-def removed_if_unused(run_dir: Path, created: bool) -> Iterator[None]:
-    """A run that fails before writing anything (bad data, model or device) leaves no trace behind."""
+def removed_if_unused(run_dir: Path, created: Path | None) -> Iterator[None]:
+    """A run that fails before writing anything (bad data, model or device) leaves no trace behind.
+
+    `created` is the outermost folder this run created (see first_missing_ancestor): it and the empty
+    folders below it on the way to run_dir are removed too, so no empty runs/ is left behind.
+    """
     try:
         yield
     except BaseException:
         with contextlib.suppress(OSError):
             if run_dir.is_dir() and {entry.name for entry in run_dir.iterdir()} <= {LOCK_FILE}:
                 (run_dir / LOCK_FILE).unlink(missing_ok=True)
-                if created:
-                    run_dir.rmdir()
+                if created is not None:
+                    path = run_dir
+                    while True:
+                        path.rmdir()
+                        if path == created:
+                            break
+                        path = path.parent
         raise
 
 

@@ -386,7 +386,7 @@ def fit(
         config = config.replace(model=model_name_of(model, config.model))
     reporter = reporter or Reporter()
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
-    created = not run_dir.exists()
+    created = rundir.first_missing_ancestor(run_dir)
     rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created):  # clean up only what we locked
         rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
