@@ -181,9 +181,41 @@ def test_export_torchscript_runs_without_trainlab_and_quietly(trained, run_main,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated too
         scripted = torch.jit.load(str(out))
-    x = trained["data"].test.images[:16].float() / 255
+    images = trained["data"].test.images[:16]  # uint8: the graph holds the preprocessing
+    predictor = trained["predictor"]
     with torch.no_grad():
-        assert torch.allclose(scripted(x), trained["predictor"].model(x), atol=0, rtol=0)
+        assert torch.allclose(scripted(images), predictor.model(predictor.preprocessing(images)), atol=0, rtol=0)
+
+
+def test_export_onnx_takes_uint8_images_and_matches_the_predictor(trained, run_main, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    out = tmp_path / "model.onnx"
+    result = run_main("export", trained["run"], "--format", "onnx", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Wrote onnx to {out}\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary file left beside it
+    metadata = {prop.key: prop.value for prop in onnx.load(str(out)).metadata_props}
+    assert metadata["classes"].split("\n") == list(trained["predictor"].classes)
+    session = ort.InferenceSession(str(out))
+    for count in (1, 7):  # the batch size is dynamic
+        images = trained["data"].test.images[:count]
+        logits = session.run(None, {"images": images.numpy()})[0]
+        expected = trained["predictor"].probabilities(images).numpy()
+        assert logits.shape == (count, 10)
+        np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), expected, atol=1e-5)
+
+
+def test_export_onnx_without_its_packages_says_what_to_install(trained, run_main, tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "onnxscript" else real_find_spec(name, *args))
+    result = run_main("export", trained["run"], "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert result.returncode == 2
+    assert result.stderr == "trainlab export: error: ONNX export needs onnxscript: pip install 'trainlab[onnx]'\n"
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_exported_files_are_readable_by_others_as_usual(trained, run_main, tmp_path):

@@ -195,9 +195,12 @@ def build_parser() -> Parser:
     add_output_options(predict)
     predict.set_defaults(handler=cmd_predict)
 
-    export = commands.add_parser("export", help="write the model as a state_dict, safetensors or TorchScript file")
+    export = commands.add_parser("export",
+                                 help="write the model as a state_dict, safetensors, TorchScript or ONNX file")
     add_checkpoint_options(export)
-    export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript"))
+    export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript", "onnx"),
+                        help="state-dict (the tutorial's model.pth), safetensors, or a TorchScript/ONNX graph that "
+                             "takes uint8 images and includes the preprocessing")
     export.add_argument("--out", required=True, help="output file")
     add_output_options(export)
     export.set_defaults(handler=cmd_export)

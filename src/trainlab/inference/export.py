@@ -1,18 +1,39 @@
-"""Export a trained model: a plain state_dict (the tutorial's model.pth), safetensors, or TorchScript."""
+"""Export a trained model: a plain state_dict (the tutorial's model.pth), safetensors, TorchScript or ONNX.
+
+TorchScript and ONNX graphs include the training preprocessing: they take uint8 images (N, C, H, W), as
+the training data and `Predictor` do, and return logits, so a runtime without trainlab needs no
+knowledge of scaling or normalization.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from trainlab.checkpoint import model_state
-from trainlab.fileio import atomic_write
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import TrainlabError
+from trainlab.fileio import atomic_path, atomic_write
 from trainlab.inference.predictor import Predictor
 
-EXPORT_FORMATS = ("state-dict", "safetensors", "torchscript")
+EXPORT_FORMATS = ("state-dict", "safetensors", "torchscript", "onnx")
+
+
+class PreprocessedModel(nn.Module):
+    """The model behind its preprocessing: uint8 images in, logits out."""
+
+    def __init__(self, model: nn.Module, preprocessing: Preprocessing):
+        super().__init__()
+        self.model = model
+        self.preprocessing = preprocessing
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.preprocessing(images))
 
 
 def export_model(predictor: Predictor, export_format: str, out: str | os.PathLike) -> Path:
@@ -26,13 +47,32 @@ def export_model(predictor: Predictor, export_format: str, out: str | os.PathLik
         metadata = {"classes": "\n".join(predictor.classes), "format": "trainlab-weights"}
         content = save(state, metadata=metadata)
         return atomic_write(out, lambda handle: handle.write(content))
+    prep = predictor.preprocessing
+    graph = PreprocessedModel(predictor.model.cpu().eval(), prep).eval()
+    example = torch.zeros(2, prep.channels, prep.height, prep.width, dtype=torch.uint8)
+    if export_format == "onnx":
+        return export_onnx(graph, example, predictor.classes, out)
     if export_format == "torchscript":
-        prep = predictor.preprocessing
-        example = torch.zeros(1, prep.channels, prep.height, prep.width)
         with warnings.catch_warnings():
             # torch marks TorchScript deprecated; it is still what LibTorch (C++) and older runtimes load, so
             # users asked for it get the file without three warnings about torch's internals
             warnings.simplefilter("ignore", FutureWarning)
-            traced = torch.jit.trace(predictor.model.cpu().eval(), example)
+            traced = torch.jit.trace(graph, example)
             return atomic_write(out, lambda handle: torch.jit.save(traced, handle))
     raise ValueError(f"unknown export format {export_format!r}")
+
+
+def export_onnx(graph: nn.Module, example: torch.Tensor, classes: tuple[str, ...], out: str | os.PathLike) -> Path:
+    """ONNX through torch.export (needs the `onnx` and `onnxscript` packages), with a dynamic batch size."""
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TrainlabError(f"ONNX export needs {' and '.join(missing)}: pip install 'trainlab[onnx]'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.export's notes on its own internals are not for the user
+        program = torch.onnx.export(graph, (example,), input_names=["images"], output_names=["logits"],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                                    verbose=False)
+    program.model.metadata_props["classes"] = "\n".join(classes)
+    with atomic_path(out) as temporary:
+        program.save(str(temporary))
+    return Path(out)
