@@ -6,37 +6,17 @@ import textwrap
 
 import pytest
 import torch
-from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.models import create_model, list_models
 from trainlab.models.mlp import NeuralNetwork
+from tutorial_code import TutorialNeuralNetwork
 
 TUTORIAL_KEYS = [
     "linear_relu_stack.0.weight", "linear_relu_stack.0.bias",
     "linear_relu_stack.2.weight", "linear_relu_stack.2.bias",
     "linear_relu_stack.4.weight", "linear_relu_stack.4.bias",
 ]
-
-
-class TutorialNeuralNetwork(nn.Module):
-    """The Quickstart's model, written the way the tutorial writes it."""
-
-    def __init__(self):
-        super().__init__()
-        self.flatten = nn.Flatten()
-        self.linear_relu_stack = nn.Sequential(
-            nn.Linear(28 * 28, 512),
-            nn.ReLU(),
-            nn.Linear(512, 512),
-            nn.ReLU(),
-            nn.Linear(512, 10),
-        )
-
-    def forward(self, x):
-        x = self.flatten(x)
-        logits = self.linear_relu_stack(x)
-        return logits
 
 
 def test_mlp_has_the_tutorials_669706_parameters_and_keys():
