@@ -133,20 +133,14 @@ def is_streaming(data: ImageData) -> bool:
     return isinstance(data.images, ImageFiles)
 
 
-class StreamingLoader:
+class StreamingLoader(BatchLoader):
     """BatchLoader's batches, decoded from the files by DataLoader workers while the model trains."""
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0):
         if not is_streaming(data):
             raise TypeError("StreamingLoader needs file-backed ImageData (ImageFiles images)")
-        self.data = data
+        super().__init__(data, batch_size, shuffle, seed)
         self.files: ImageFiles = data.images  # type: ignore[assignment]
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
 
     def batches(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `epoch` from batch `start_batch` on: the same samples, in the same order, as BatchLoader."""
