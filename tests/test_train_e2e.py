@@ -112,3 +112,20 @@ def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it(tiny_data,
     assert predictor.predict(data.test.images[:4])[0].label in data.classes
     assert summary["test_accuracy"] is not None
     del sys.modules["userpkg.nets"], sys.modules["userpkg"]
+
+
+@pytest.mark.slow  # torch.compile generates and builds C++ kernels: about 20 s on 2 cores
+def test_compiled_training_saves_plain_keys_that_load_into_an_uncompiled_model(tiny_data, tmp_path, run_main):
+    from trainlab import Predictor, TrainConfig, fit, load_dataset
+    from trainlab.checkpoint import load_checkpoint
+
+    data = load_dataset(data_dir=tiny_data, download=False)
+    summary = fit(TrainConfig(epochs=2, optimizer="adam", compile=True, threads=1, data_dir=str(tiny_data)), data=data,
+                  run_dir=tmp_path / "compiled")
+    state = load_checkpoint(tmp_path / "compiled").model_state
+    assert list(state) == ["linear_relu_stack.0.weight", "linear_relu_stack.0.bias", "linear_relu_stack.2.weight",
+                           "linear_relu_stack.2.bias", "linear_relu_stack.4.weight", "linear_relu_stack.4.bias"]
+    evaluated = run_main("evaluate", str(tmp_path / "compiled"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.splitlines()[-1])["accuracy"] == summary["test_accuracy"]
+    assert Predictor.from_checkpoint(tmp_path / "compiled").predict(data.test.images[:1])[0].label in data.classes
