@@ -583,3 +583,16 @@ def test_relative_data_paths_are_stored_absolute_so_evaluate_works_from_elsewher
     monkeypatch.chdir(tmp_path)
     evaluated = run_main("evaluate", "work/run", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_trains_the_cnn_in_channels_last(precision, tiny_data, tmp_path):
+    data = load_dataset(data_dir=tiny_data, download=False)
+    summary = fit(TrainConfig(model="cnn", precision=precision, channels_last=True, optimizer="adam", lr=3e-3,
+                              epochs=4, batch_size=32, device="cpu", threads=1, extra={"width": 8}),
+                  data=data, run_dir=tmp_path / "run")  # narrow: fp16 on a CPU is emulated and slow
+    assert summary["test_accuracy"] >= 0.95
+    payload = load_checkpoint(tmp_path / "run").payload
+    assert (payload["scaler_state"] is not None) == (precision == "fp16")  # fp16 trains with a grad scaler
+    assert all(value.dtype == torch.float32 for key, value in payload["model_state"].items()
+               if value.is_floating_point())  # autocast never changes the stored weights
