@@ -373,14 +373,6 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def load_predictor(args: argparse.Namespace):
-    from trainlab.inference import Predictor
-    from trainlab.training import resolve_device
-
-    device = resolve_device(args.device or "auto") if hasattr(args, "device") else "cpu"
-    return Predictor.from_checkpoint(args.checkpoint, model=args.model, trust_pickle=args.trust_pickle, device=device)
-
-
 def checkpoint_data_config(args: argparse.Namespace, saved: dict | None):
     """The data options of evaluate/predict/data: flags, falling back to the checkpoint's (or the defaults)."""
     from trainlab.config import TrainConfig
