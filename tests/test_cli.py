@@ -297,3 +297,16 @@ def test_a_failed_start_leaves_no_empty_runs_folder_behind(tmp_path, run_main, m
     result = run_main("train", "--data-dir", str(tmp_path / "missing"), "--no-download")
     assert result.returncode == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_reports_the_runs_own_loss_so_it_matches_the_metrics(tiny_data, tmp_path, run_main):
+    run_dir = tmp_path / "run"
+    trained = run_main("train", "--loss", "mse", "--optimizer", "adam", "--epochs", "1", "--data-dir", str(tiny_data),
+                       "--run-dir", str(run_dir), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    evaluated = run_main("evaluate", str(run_dir), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    result = json.loads(evaluated.stdout.splitlines()[-1])
+    last = read_metrics(run_dir)[-1]
+    assert result["loss"] == pytest.approx(last["test_loss"], rel=1e-6)
+    assert result["loss"] < 0.1  # a mean squared error on probabilities, not a cross-entropy near 2.3

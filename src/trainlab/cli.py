@@ -431,7 +431,8 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     device = resolve_device(args.device or "auto")
     predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device)
     test = load_test_split(args, loaded, predictor, out)
-    loss_fn = make_loss("cross-entropy", len(predictor.classes))
+    saved = loaded.config or {}  # the run's own loss, so "Avg loss" matches its metrics; plain files: cross-entropy
+    loss_fn = make_loss(saved.get("loss", "cross-entropy"), len(predictor.classes), saved.get("label_smoothing", 0.0))
     result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, args.batch_size,
                       return_predictions=True)
     matrix = confusion_matrix(result.pop("predictions"), test.labels, len(predictor.classes))
