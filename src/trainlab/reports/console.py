@@ -50,7 +50,9 @@ class ConsoleReporter(Reporter):
     def step(self, loss: float, batch_size: int) -> None:
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            rate = self._bar.format_dict.get("rate")  # batches/s, smoothed by tqdm
+            images = f"{rate * batch_size:,.0f}" if rate else "-"
+            self._bar.set_postfix_str(f"loss={loss:.4f}, images/s={images}", refresh=False)
 
     def batch_log(self, loss: float, current: int, size: int) -> None:
         if not self.quiet and self._bar is None:
