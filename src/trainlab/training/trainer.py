@@ -232,14 +232,19 @@ class Trainer:
             "metrics": self.metrics,
         }
 
-    def save(self, name: Path = rundir.LAST_CHECKPOINT) -> None:
-        """Write checkpoints/last.pt (or `name`) atomically; weights that are no longer finite are never saved."""
+    def save(self, *names: Path) -> None:
+        """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload.
+
+        Weights that are no longer finite are never saved.
+        """
         if not torch.stack([p.isfinite().all() for p in self.model.parameters()]).all():
             raise TrainingDiverged(
                 f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
                 "state; lower the learning rate or set --grad-clip 1.0"
             )
-        save_checkpoint(self.run_dir / name, self.checkpoint_payload())
+        payload = self.checkpoint_payload()
+        for name in names or (rundir.LAST_CHECKPOINT,):
+            save_checkpoint(self.run_dir / name, payload)
 
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path).payload
@@ -302,9 +307,10 @@ class Trainer:
         self.epoch += 1
         self.progress = EpochProgress()
         self.metrics.append(row)
-        if self.best is row:  # before last.pt: a kill between the two redoes this epoch, and both get written
-            self.save(rundir.BEST_CHECKPOINT)
-        self.save()
+        if self.best is row:  # best.pt before last.pt: a kill between the two redoes this epoch, and both get written
+            self.save(rundir.BEST_CHECKPOINT, rundir.LAST_CHECKPOINT)
+        else:
+            self.save()
         rundir.write_metrics(self.run_dir, self.metrics)
         self.reporter.epoch_end(row)
         return row
