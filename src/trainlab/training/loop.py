@@ -114,9 +114,10 @@ def evaluate(
             with autocast():
                 logits = model(preprocess(images))
                 loss_sum += float(loss_fn(logits, labels)) * int(labels.shape[0])
-            confidence, predicted = torch.softmax(logits.float(), dim=1).max(1)
+            predicted = logits.argmax(1)
             correct += int((predicted == labels).sum())
-            if return_predictions:
+            if return_predictions:  # softmax only when a report asks how confident each prediction was
+                confidence = torch.softmax(logits.float(), dim=1).gather(1, predicted.view(-1, 1)).view(-1)
                 predictions.append(predicted.cpu())
                 confidences.append(confidence.cpu())
     model.train(was_training)
