@@ -50,8 +50,7 @@ def smooth(values: list[float], window: int | None = None) -> list[float]:
     half = window // 2
     out = []
     for i in range(len(values)):
-        lo, hi = max(0, i - half), min(len(values), i + half + 1)
-        span = min(i - lo, hi - 1 - i)  # keep the window symmetric near the ends
+        span = min(half, i, len(values) - 1 - i)  # the window stays symmetric, shrinking near the ends
         chunk = values[i - span:i + span + 1]
         out.append(sum(chunk) / len(chunk))
     return out
