@@ -139,6 +139,18 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
             return None
         return read_position(last)
 
+    def checkpoint_at_batch(batch: int):
+        """A condition: the next new checkpoint written at `batch` of an epoch (others are passed over)."""
+        def condition() -> tuple[int, int] | None:
+            nonlocal before
+            position = new_checkpoint()
+            if position is not None and position[1] != batch:
+                before = checkpoint_identity(last)
+                return None
+            return position
+
+        return condition
+
     observed = None
     if moment == FIRST_MOMENT:
         if wait_for(process, lambda: (run_dir / "config.toml").is_file()):  # written just before the first step
@@ -156,15 +168,7 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
             time.sleep(delay)
             observed = f"{1000 * delay:.0f} ms after the checkpoint at epoch {position[0] + 1} batch {position[1]}"
     elif moment == "evaluation":
-        def end_of_steps() -> tuple[int, int] | None:
-            nonlocal before
-            position = new_checkpoint()
-            if position is not None and position[1] != STEPS_PER_EPOCH:
-                before = checkpoint_identity(last)
-                return None
-            return position
-
-        position = wait_for(process, end_of_steps)
+        position = wait_for(process, checkpoint_at_batch(STEPS_PER_EPOCH))
         if position:
             observed = f"just after epoch {position[0] + 1}'s last step"
     elif moment == "checkpoint write":
@@ -188,15 +192,7 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
         if name:
             observed = f"while {name} was being written"
     elif moment == "after epoch checkpoint":
-        def epoch_end() -> tuple[int, int] | None:
-            nonlocal before
-            position = new_checkpoint()
-            if position is not None and position[1] != 0:
-                before = checkpoint_identity(last)
-                return None
-            return position
-
-        position = wait_for(process, epoch_end)
+        position = wait_for(process, checkpoint_at_batch(0))
         if position:
             observed = f"just after the checkpoint that ends epoch {position[0]}"
     else:
