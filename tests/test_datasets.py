@@ -110,7 +110,8 @@ def test_a_model_scores_exactly_the_same_on_csv_and_folder_copies_of_its_test_se
     assert results["idx"]["accuracy"] > 0.3  # a trained model, so equal figures mean something
     for name in ("csv", "folder"):
         assert results[name]["accuracy"] == results["idx"]["accuracy"]
-        assert results[name]["loss"] == results["idx"]["loss"]
+        # the folder copy is read class by class, so the loss is summed in another order (last float bits)
+        assert results[name]["loss"] == pytest.approx(results["idx"]["loss"], rel=1e-6)
         assert results[name]["confusion_matrix"] == results["idx"]["confusion_matrix"]
 
 

@@ -14,6 +14,8 @@ from trainlab.data.images import IMAGE_EXTENSIONS, image_paths_under
 from trainlab.errors import DataError
 
 INTEGER = re.compile(r"[+-]?\d+")
+MAX_CLASSES = 10_000  # integer labels implying more classes than this are refused as typos
+SPARSE_LABEL_MINIMUM = 100  # a largest label above this and >= 2x the distinct labels is taken for a typo
 
 
 @dataclass
@@ -26,6 +28,7 @@ class FileSet:
     raw_labels: list[str]  # as written: an integer or a class name
     where: list[str]  # per file, for messages: "labels.csv line 7" or the folder
     source: Path  # the CSV file or the folder read (names the cache)
+    labels_are_names: bool = False  # class folders: "100" names a class, it is not class number 100
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -120,26 +123,48 @@ def read_class_folders(folder: str | os.PathLike) -> FileSet:
             f"no images found in class folders under {folder}; expected {folder}/<class>/<image>.png "
             f"(extensions: {', '.join(IMAGE_EXTENSIONS)})"
         )
-    return FileSet(str(folder), folder, paths, labels, where, folder)
+    return FileSet(str(folder), folder, paths, labels, where, folder, labels_are_names=True)
 
 
-def derive_classes(raw_labels: list[str]) -> tuple[str, ...]:
-    """Class names from the labels: 0..max when every label is a whole number, else the sorted names."""
-    if all(INTEGER.fullmatch(label) for label in raw_labels):
-        values = [int(label) for label in raw_labels]
-        if min(values) < 0:
-            raise DataError(f"label {min(values)} is negative; integer labels are class numbers 0, 1, 2, ...")
-        return tuple(str(value) for value in range(max(values) + 1))
-    return tuple(sorted(set(raw_labels)))
+def derive_classes(files: FileSet) -> tuple[str, ...]:
+    """Class names from the labels: 0..max when every CSV label is a whole number, else the sorted names.
+
+    Class folder names are always names ("100" and "200" are two classes), sorted as numbers when all are.
+    """
+    labels = files.raw_labels
+    numeric = all(INTEGER.fullmatch(label) for label in labels)
+    if files.labels_are_names:
+        names = set(labels)
+        return tuple(sorted(names, key=lambda name: (int(name), name))) if numeric else tuple(sorted(names))
+    if not numeric:
+        return tuple(sorted(set(labels)))
+    values = [int(label) for label in labels]
+    lowest, highest = min(values), max(values)
+    if lowest < 0:
+        where = files.where[values.index(lowest)]
+        raise DataError(f"{where}: label {lowest} is negative; integer labels are class numbers 0, 1, 2, ...")
+    distinct = len(set(values))
+    if highest >= MAX_CLASSES or (highest > SPARSE_LABEL_MINIMUM and highest >= 2 * distinct):
+        where = files.where[values.index(highest)]
+        reason = (f"more than the {MAX_CLASSES:,} classes trainlab accepts" if highest >= MAX_CLASSES
+                  else f"but only {distinct} different labels appear")
+        raise DataError(f"{where}: label {highest} would make {highest + 1:,} classes, {reason}; is it a typo? "
+                        "Integer labels are class numbers 0, 1, 2, ...: fix the label, or use class names")
+    return tuple(str(value) for value in range(highest + 1))
 
 
 def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
-    """Each label as an index into classes: by name, else as a class number; unknown ones are errors."""
+    """Each label as an index into classes: by name, else as a class number; unknown ones are errors.
+
+    A numbered class folder is a class number only against classes with other names (a checkpoint's
+    "T-shirt/top", ...): against numbered classes ("100", "200"), folder "1" is a name, and unknown.
+    """
     lookup = {name: index for index, name in enumerate(classes)}
+    numbers_allowed = not files.labels_are_names or not all(INTEGER.fullmatch(name) for name in classes)
     indices = []
     for label, where in zip(files.raw_labels, files.where):
         index = lookup.get(label)
-        if index is None and INTEGER.fullmatch(label):
+        if index is None and numbers_allowed and INTEGER.fullmatch(label):
             index = int(label)
             if not 0 <= index < len(classes):
                 raise DataError(f"{where}: label {index} is out of range: there are {len(classes)} classes "

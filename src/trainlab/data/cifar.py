@@ -37,6 +37,13 @@ def _numpy_reconstruct() -> Any:
     return _reconstruct
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """bytes() for the unpickler: only the empty value, never bytes(n) (which would allocate n bytes)."""
+    if args:
+        raise pickle.UnpicklingError("refusing to call bytes() with arguments: a CIFAR batch holds only arrays")
+    return b""
+
+
 class ArrayUnpickler(pickle.Unpickler):
     """Builds dicts, lists, strings and numpy arrays; refuses every other class or function."""
 
@@ -45,6 +52,8 @@ class ArrayUnpickler(pickle.Unpickler):
             return _numpy_reconstruct()
         if module == "numpy" and name in ("ndarray", "dtype"):
             return getattr(np, name)
+        if module in ("builtins", "__builtin__") and name == "bytes":  # how protocol 2 pickles b"" (empty arrays)
+            return _empty_bytes
         if module == "_codecs" and name == "encode":  # how Python 3 pickles bytes at protocol 2
             import _codecs
 
@@ -79,6 +88,9 @@ def read_batches(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{path}: not a CIFAR-10 batch file (no 'data' array and 'labels' list)")
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise DataError(f"{path}: 'data' is {data.dtype} {data.shape}; expected uint8 (N, 3072)")
+        if data.shape[0] == 0:
+            raise DataError(f"{path}: holds no images; delete {path.parent} and extract cifar-10-python.tar.gz "
+                            "again (or allow downloading)")
         batch_labels = np.asarray(batch_labels, dtype=np.int64)
         if batch_labels.shape != (data.shape[0],):
             raise DataError(f"{path}: {data.shape[0]} images but {batch_labels.size} labels")

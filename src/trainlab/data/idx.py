@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -13,20 +15,52 @@ from trainlab.errors import DataError
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
+UNSIGNED_BYTE = 0x08  # the IDX type code of both magics above
+MAX_IDX_BYTES = 2 * 2**30  # bytes; a .gz inflating to more is refused (EMNIST, the largest IDX set, is ~0.7 GB)
 
 
 def read_bytes(path: Path) -> bytes:
-    """A file's content, gunzipped when the name ends in .gz; corrupt archives name the file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    """A file's content, gunzipped when the name ends in .gz; corrupt archives name the file.
+
+    A .gz is inflated piece by piece and no further than its IDX header declares (at most MAX_IDX_BYTES),
+    so a small archive that inflates to gigabytes (a gzip bomb) is refused before it fills the memory.
+    """
     if path.suffix != ".gz":
-        return raw
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+        with gzip.open(path, "rb") as stream:
+            return _read_declared(stream, path)
+    except OSError as exc:
+        if exc.errno is not None:  # the file itself cannot be opened or read
+            raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); delete it and download it again") from None
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); delete it and download it again") from None
+
+
+def _read_declared(stream: BinaryIO, path: Path) -> bytes:
+    """The IDX content of a decompressing stream: the header, then as many bytes as it declares (and 1 more)."""
+    head = stream.read(4)
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] != UNSIGNED_BYTE:
+        return head  # not an IDX file of bytes: parse_idx names the problem from these bytes
+    ndim = head[3]
+    head += stream.read(4 * ndim)
+    if len(head) < 4 + 4 * ndim:
+        return head
+    shape = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    declared = len(head) + math.prod(shape)
+    if declared > MAX_IDX_BYTES:
+        raise DataError(f"{path}: IDX header declares shape {tuple(shape)} ({declared:,} bytes), more than the "
+                        f"{MAX_IDX_BYTES:,} bytes trainlab reads; the file is corrupt or not a data set for it")
+    body = stream.read(declared - len(head) + 1)  # one byte more than declared tells a file that holds more
+    if len(head) + len(body) > declared:
+        raise DataError(f"{path}: inflates to more than its IDX header declares ({declared:,} bytes for shape "
+                        f"{tuple(shape)}); the file is corrupt or a decompression bomb: delete it and download it "
+                        "again")
+    return head + body
 
 
 def parse_idx(content: bytes, expected_magic: int, source: str) -> torch.Tensor:
@@ -47,7 +81,7 @@ def parse_idx(content: bytes, expected_magic: int, source: str) -> torch.Tensor:
     if len(content) < header:
         raise DataError(f"{source}: truncated IDX header")
     shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
+    expected = math.prod(shape) if shape else 0
     actual = len(content) - header
     if actual != expected:
         raise DataError(
@@ -64,6 +98,9 @@ def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> tup
     """Images (N, 1, H, W) uint8 and labels (N,) int64 from two IDX files, checked against each other."""
     images = parse_idx(read_bytes(images_path), IMAGES_MAGIC, str(images_path))
     labels = parse_idx(read_bytes(labels_path), LABELS_MAGIC, str(labels_path))
+    if images.shape[0] == 0:
+        raise DataError(f"{images_path}: holds no images (its IDX header declares 0); delete it and download it "
+                        "again, or point --data-dir at a complete copy")
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             f"{images_path}: holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels; "

@@ -117,7 +117,7 @@ def load_image_files(config: TrainConfig, splits: tuple[str, ...] = ("train", "t
     """
     train, test = file_sources(config, splits, need_train="train" in splits or classes is None)
     if classes is None:
-        classes = derive_classes((train or test).raw_labels)  # type: ignore[union-attr]
+        classes = derive_classes(train or test)  # type: ignore[arg-type]
     sources = [files for files in (train, test) if files is not None]
     labels = {id(files): torch.tensor(label_indices(files, classes), dtype=torch.long) for files in sources}
     parts = plan_parts(config, splits, train, test, labels)
@@ -145,6 +145,9 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
     row_of = {index: row for row, index in enumerate(ready.good)}
     rows = [row_of[index] for index in part.indices if index in row_of]
     indices = [index for index in part.indices if index in row_of]
+    if part.indices and not rows:  # every file of the split was skipped as unreadable (--skip-bad-images)
+        raise DataError(f"{part.files.name}: holds no images once the {len(part.indices)} unreadable one(s) are "
+                        "skipped; fix the files or the paths (--image-dir) rather than skipping them")
     row_index = torch.tensor(rows, dtype=torch.long)
     images = ready.images.select(row_index) if isinstance(ready.images, ImageFiles) else ready.images[row_index]
     return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes)

@@ -13,7 +13,9 @@ from trainlab.errors import DataError
 
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
-GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a pixel: scaled to 0-255 first
+TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2
 
 
 class ImageShape(Protocol):
@@ -73,6 +75,8 @@ def load_image(path: str | os.PathLike, preprocessing: ImageShape) -> torch.Tens
         with image:
             image.load()
             image = ImageOps.exif_transpose(image)
+            if image.mode in WIDE_MODES:
+                image = to_8_bit(image)
             mode = "L" if preprocessing.channels == 1 else "RGB"
             if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
                 image = image.convert("RGBA")
@@ -85,6 +89,47 @@ def load_image(path: str | os.PathLike, preprocessing: ImageShape) -> torch.Tens
         raise DataError(f"{path}: cannot be read as an image ({exc})") from None
     tensor = F.pil_to_tensor(image)
     return F.resize(tensor, [preprocessing.height, preprocessing.width], antialias=True)
+
+
+def to_8_bit(image: Any) -> Any:
+    """A 16-bit, 32-bit or float gray image as mode L, scaled by its range (PIL's own convert clips at 255).
+
+    16-bit: 0-65535 -> 0-255. Mode I (32-bit integers): by the bit depth the TIFF header gives, else by the
+    values: up to 255 as they are, up to 65535 as 16-bit, else as 32-bit; negatives become 0. Float (mode F):
+    0.0-1.0 -> 0-255 when no value is above 1, else the values are taken as 0-255 and clipped to it.
+    """
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image)
+    if image.mode == "F":
+        pixels = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if pixels.size and pixels.max() <= 1.0:
+            pixels = pixels * 255
+        return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
+    pixels = np.clip(values.astype(np.int64), 0, None)
+    if image.mode == "I":
+        top = wide_range(image, int(pixels.max()) if pixels.size else 0)
+    else:
+        top = 65535
+    if top > 255:
+        pixels = (pixels * 255 + top // 2) // top  # rounded: 32768 of 65535 -> 128
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def wide_range(image: Any, largest: int) -> int:
+    """The largest value a mode-I image can hold: from its TIFF bit depth when given, else from its values."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None and TIFF_BITS_PER_SAMPLE in tags:
+        bits = tags[TIFF_BITS_PER_SAMPLE]
+        bits = int(bits[0] if isinstance(bits, tuple) else bits)
+        sample_format = tags.get(TIFF_SAMPLE_FORMAT, 1)
+        signed = (sample_format[0] if isinstance(sample_format, tuple) else sample_format) == TIFF_SIGNED
+        if 8 < bits <= 32:
+            return 2 ** (bits - 1 if signed else bits) - 1
+    if largest <= 255:
+        return 255
+    return 65535 if largest <= 65535 else 2**31 - 1  # mode I holds signed 32-bit integers
 
 
 class FileBatches(torch.utils.data.Dataset):
@@ -140,10 +185,23 @@ def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: S
 
 
 def image_paths_under(folder: Path) -> list[Path]:
-    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out."""
+    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out.
+
+    Linked folders are not followed (a link to `..` would list every image again, under another class);
+    a linked image file is read only when it points inside folder.
+    """
+    root = Path(os.path.realpath(folder))
     found = []
-    for directory, subdirectories, files in os.walk(folder, followlinks=True):
+    for directory, subdirectories, files in os.walk(folder, followlinks=False):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        found.extend(Path(directory, name) for name in files
-                     if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS))
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = Path(directory, name)
+            if path.is_symlink():
+                target = Path(os.path.realpath(path))
+                if target != root and root not in target.parents:
+                    raise DataError(f"{path}: a link to {target}, outside the data folder {folder}; links out of "
+                                    "the data folder are not followed: copy the file into it instead")
+            found.append(path)
     return sorted(found)

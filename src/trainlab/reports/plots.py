@@ -51,22 +51,43 @@ def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Pat
     return save_figure(figure, path)
 
 
+MAX_COUNTED_CLASSES = 30  # above this many classes the cells carry no count text (it would not fit)
+MAX_LABELLED_CLASSES = 60  # above this many, every k-th class is labelled so that at most this many are
+MAX_FIGURE_INCHES = 20.0  # at dpi 100: at most 2,000 pixels a side before the margins
+MAX_NAME_CHARACTERS = 32  # longer class names are cut on the axes, so the margins stay bounded too
+
+
+def short_name(name: str) -> str:
+    return name if len(name) <= MAX_NAME_CHARACTERS else name[: MAX_NAME_CHARACTERS - 1] + "…"
+
+
 def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: str | os.PathLike) -> Path:
-    """The confusion matrix with counts in each cell and class names on both axes."""
+    """The confusion matrix with class names on both axes and, for up to 30 classes, the count in each cell.
+
+    Many classes degrade gracefully: no counts above 30 classes, every k-th name above 60, a figure at most
+    20 inches a side; the colours still show every cell.
+    """
     plt = pyplot()
-    size = max(5.0, 0.6 * len(classes) + 2)
+    count = len(classes)
+    size = min(MAX_FIGURE_INCHES, max(5.0, 0.6 * count + 2))
     figure, axis = plt.subplots(figsize=(size, size))
     axis.imshow(matrix.numpy(), cmap="Blues")
-    ticks = range(len(classes))
-    axis.set_xticks(ticks, classes, rotation=45, ha="right")
-    axis.set_yticks(ticks, classes)
-    axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test set)")
-    threshold = matrix.max().item() / 2
-    for i in ticks:
-        for j in ticks:
-            value = int(matrix[i, j])
-            axis.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                      color="white" if value > threshold else "black")
+    step = -(-count // MAX_LABELLED_CLASSES)  # 1 up to 60 classes, 2 up to 120, ...
+    ticks = list(range(0, count, step))
+    fontsize = 10 if count <= MAX_COUNTED_CLASSES else 7
+    names = [short_name(classes[i]) for i in ticks]
+    axis.set_xticks(ticks, names, rotation=45 if step == 1 else 90,
+                    ha="right" if step == 1 else "center", fontsize=fontsize)
+    axis.set_yticks(ticks, names, fontsize=fontsize)
+    shown = "" if step == 1 else f", {count} classes, one in {step} named"
+    axis.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (test set{shown})")
+    if count <= MAX_COUNTED_CLASSES:
+        threshold = matrix.max().item() / 2
+        for i in range(count):
+            for j in range(count):
+                value = int(matrix[i, j])
+                axis.text(j, i, str(value), ha="center", va="center", fontsize=7,
+                          color="white" if value > threshold else "black")
     return save_figure(figure, path)
 
 

@@ -21,25 +21,54 @@ def is_run_dir(path: Path) -> bool:
     return (path / "config.toml").is_file()
 
 
+COLUMNS = ("model", "optimizer", "lr", "epochs", "best_val_accuracy", "test_accuracy", "machine_seconds")
+
+
 def run_row(run_dir: Path) -> dict[str, Any]:
-    """One run's configuration and results as a flat dict."""
+    """One run's configuration and results as a flat dict; a damaged run's status says why, its figures are None."""
     try:
-        config = tomllib.loads((run_dir / "config.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TrainlabError(f"{run_dir / 'config.toml'}: cannot be read ({exc})") from None
-    metrics = read_metrics(run_dir)
+        return {"run": str(run_dir), **read_run(run_dir)}
+    except (TrainlabError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__  # one line
+        return {"run": str(run_dir), **dict.fromkeys(COLUMNS), "status": f"damaged: {reason}"}
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """The figures of run_row, read from the run's files; raises on a damaged file."""
+    config_path = run_dir / "config.toml"
+    try:
+        config = tomllib.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TrainlabError(f"{config_path.name} cannot be read ({exc})") from None
+    try:
+        metrics = read_metrics(run_dir)
+    except TrainlabError as exc:  # its message starts with the whole path; the row names the run already
+        raise TrainlabError(str(exc).replace(str(run_dir / "metrics.jsonl"), "metrics.jsonl")) from None
+    if not all(isinstance(row, dict) for row in metrics):
+        raise TrainlabError("metrics.jsonl holds a line that is not a JSON object")
     summary_path = run_dir / "summary.json"
-    status = json.loads(summary_path.read_text()).get("status", "finished") if summary_path.is_file() else "stopped"
+    status = "stopped"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TrainlabError(f"summary.json cannot be read ({exc})") from None
+        if not isinstance(summary, dict):
+            raise TrainlabError("summary.json is not a JSON object")
+        status = str(summary.get("status", "finished"))
+    lr = config.get("lr", 1e-3)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise TrainlabError(f"config.toml: lr is {lr!r}, not a number")
     best = [row["val_accuracy"] for row in metrics if "val_accuracy" in row]
+    test = [row["test_accuracy"] for row in metrics[-1:] if "test_accuracy" in row]
     return {
-        "run": str(run_dir),
-        "model": config.get("model", "mlp"),
-        "optimizer": config.get("optimizer", "sgd"),
-        "lr": config.get("lr", 1e-3),
+        "model": str(config.get("model", "mlp")),
+        "optimizer": str(config.get("optimizer", "sgd")),
+        "lr": lr,
         "epochs": f"{len(metrics)}/{config.get('epochs', 10)}",
-        "best_val_accuracy": max(best) if best else None,
-        "test_accuracy": metrics[-1]["test_accuracy"] if metrics else None,
-        "machine_seconds": sum(row.get("machine_seconds", 0.0) for row in metrics),
+        "best_val_accuracy": float(max(best)) if best else None,
+        "test_accuracy": float(test[0]) if test else None,
+        "machine_seconds": float(sum(row.get("machine_seconds", 0.0) for row in metrics)),
         "status": status,
     }
 
@@ -54,14 +83,18 @@ def list_runs(root: str | os.PathLike = "runs") -> list[dict[str, Any]]:
 
 
 def format_runs(rows: list[dict[str, Any]]) -> str:
-    """A text table of list_runs rows."""
+    """A text table of list_runs rows; '-' where a figure is unknown."""
     def percent(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
+    def text(value: Any, form: str = "") -> str:
+        return "-" if value is None else format(value, form)
+
     header = ("run", "model", "optimizer", "lr", "epochs", "best val", "test", "time", "status")
     table = [header] + [
-        (r["run"], r["model"], r["optimizer"], f"{r['lr']:g}", r["epochs"], percent(r["best_val_accuracy"]),
-         percent(r["test_accuracy"]), f"{r['machine_seconds']:.0f}s", r["status"]) for r in rows
+        (r["run"], text(r["model"]), text(r["optimizer"]), text(r["lr"], "g"), text(r["epochs"]),
+         percent(r["best_val_accuracy"]), percent(r["test_accuracy"]),
+         "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s", r["status"]) for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
