@@ -109,3 +109,21 @@ def run_main(capsys: pytest.CaptureFixture):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    """Exit status 2 and a single stderr line holding every fragment; returns the line."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("trainlab "), lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes but the lock file's (it holds the pid of whoever locked last)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}

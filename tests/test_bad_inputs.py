@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_images, run_cli, write_fashion_layout, write_idx
+from conftest import assert_one_line_error, make_images, run_cli, snapshot, write_fashion_layout, write_idx
 from trainlab import TrainConfig, fit
 from trainlab.checkpoint import load_checkpoint
 
@@ -52,24 +52,6 @@ def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
     epochs = [] if "--config" in extra else ["--epochs", "1"]
     return ["train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-download", "--device", "cpu",
             "--quiet", *epochs, *extra]
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """Exit status 2 and a single stderr line holding every fragment; returns the line."""
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("trainlab "), lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file's bytes but the lock file's (it holds the pid of whoever locked last)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
 
 
 # --- data files ----------------------------------------------------------------------------------------------------

@@ -165,7 +165,8 @@ def test_user_model_trains_from_the_command_line(run_main, tiny_data, tmp_path, 
     monkeypatch.syspath_prepend(str(tmp_path))
     run_dir = tmp_path / "run"
     train(run_main, tiny_data, run_dir, "--epochs", "1", "--model", "cli_user_models:Linear")
-    result = run_main("predict", run_dir, "--test-index", "0", "--data-dir", tiny_data)
+    result = run_main("predict", run_dir, "--test-index", "0", "--data-dir", tiny_data,
+                      "--model", "cli_user_models:Linear")  # the user names it again: a file alone imports nothing
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('Predicted: "')
 
@@ -260,13 +261,14 @@ def test_predict_takes_image_files_before_or_after_options(run_main, tmp_path):
     Image.new("L", (28, 28)).save(tmp_path / "a.png")
     Image.new("L", (28, 28)).save(tmp_path / "b.png")
     (tmp_path / "models.py").write_text("from torch import nn\n"
-                                       "def linear():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n")
+                                       "class Linear(nn.Sequential):\n    def __init__(self):\n"
+                                       "        super().__init__(nn.Flatten(), nn.Linear(784, 10))\n")
     import sys as _sys
 
     _sys.path.insert(0, str(tmp_path))
     try:
-        before = run_main("predict", pth, tmp_path / "a.png", "--model", "models:linear", "--top-k", "1")
-        after = run_main("predict", pth, "--model", "models:linear", "--top-k", "1", tmp_path / "a.png",
+        before = run_main("predict", pth, tmp_path / "a.png", "--model", "models:Linear", "--top-k", "1")
+        after = run_main("predict", pth, "--model", "models:Linear", "--top-k", "1", tmp_path / "a.png",
                          tmp_path / "b.png")
     finally:
         _sys.path.remove(str(tmp_path))

@@ -84,10 +84,12 @@ def test_tutorial_defaults_on_real_fashion_mnist_reach_the_tutorials_accuracy(re
     assert re.fullmatch(r'Predicted: "[^"]+", Actual: "Ankle boot"\n', result.stdout)
 
 
-def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it(tiny_data, tmp_path, monkeypatch):
+def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it_when_the_user_names_it(
+        tiny_data, tmp_path, monkeypatch):
     import sys
 
     from trainlab import Predictor, TrainConfig, fit, load_dataset
+    from trainlab.errors import ConfigError
 
     package = tmp_path / "userpkg"
     package.mkdir()
@@ -107,8 +109,11 @@ def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it(tiny_data,
     data = load_dataset(data_dir=tiny_data, download=False)
     summary = fit(TrainConfig(epochs=1, optimizer="adam"), model=Tiny(), data=data, run_dir=tmp_path / "run")
     assert "model = \"userpkg.nets:Tiny\"" in (tmp_path / "run" / "config.toml").read_text()
-    predictor = Predictor.from_checkpoint(tmp_path / "run")
+    with pytest.raises(ConfigError, match="pass --model userpkg.nets:Tiny or --trust-model-code"):
+        Predictor.from_checkpoint(tmp_path / "run")  # the file alone never imports code
+    predictor = Predictor.from_checkpoint(tmp_path / "run", model="userpkg.nets:Tiny")
     assert isinstance(predictor.model, Tiny)
+    assert isinstance(Predictor.from_checkpoint(tmp_path / "run", trust_model_code=True).model, Tiny)
     assert predictor.predict(data.test.images[:4])[0].label in data.classes
     assert summary["test_accuracy"] is not None
     del sys.modules["userpkg.nets"], sys.modules["userpkg"]

@@ -4,11 +4,14 @@ A trainlab checkpoint is a dict of plain types and tensors:
     format="trainlab-checkpoint", format_version, config (TrainConfig.to_dict()), classes,
     preprocessing, model_state, optimizer_state, scheduler_state, epoch, step, rng, metrics, ...
 Plain state_dict files (the tutorial's `torch.save(model.state_dict(), "model.pth")`) and
-safetensors files are read too; a whole pickled model only with trust_pickle=True.
+safetensors files are read too; a whole pickled model only with trust_pickle=True. trainlab's own
+state_dict and safetensors exports describe their model (name, classes, preprocessing) in metadata
+that other code ignores: the state_dict's `_metadata[""]["trainlab"]` and the safetensors header.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.errors import CheckpointError
+from trainlab.errors import CheckpointError, FileWriteError
 from trainlab.fileio import atomic_write
 
 FORMAT = "trainlab-checkpoint"
@@ -28,6 +31,7 @@ FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
 PICKLE_PROTO = 0x80  # first byte of torch's legacy format and of plain pickles
+EXPORT_METADATA_KEY = "trainlab"  # JSON: model, extra, classes, preprocessing of an exported weights file
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -61,10 +65,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write payload to path atomically; on failure the previous file at path is left intact."""
     try:
         return atomic_write(path, lambda handle: torch.save(payload, handle))
-    except OSError as exc:
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint is intact"
-        ) from None
+    except FileWriteError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.reason}; the previous checkpoint is intact"
+                              ) from None
 
 
 @dataclass
@@ -75,19 +78,49 @@ class LoadedCheckpoint:
     kind: str  # "trainlab", "state_dict", "safetensors" or "pickled_model"
     model_state: dict[str, torch.Tensor]
     payload: dict[str, Any] = field(default_factory=dict)  # the whole trainlab checkpoint
+    description: dict[str, Any] = field(default_factory=dict)  # an export's metadata: model, classes, preprocessing
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.payload or self.description
 
     @property
     def config(self) -> dict[str, Any] | None:
-        return self.payload.get("config")
+        return self.info.get("config")
 
     @property
     def classes(self) -> tuple[str, ...] | None:
-        classes = self.payload.get("classes")
+        classes = self.info.get("classes")
         return tuple(classes) if classes is not None else None
 
     @property
     def preprocessing(self) -> dict[str, Any] | None:
-        return self.payload.get("preprocessing")
+        return self.info.get("preprocessing")
+
+
+def export_description(model_name: str, extra: dict[str, Any], classes: tuple[str, ...],
+                       preprocessing: dict[str, Any]) -> str:
+    """The JSON an exported weights file carries so that trainlab can rebuild its model."""
+    return json.dumps({"config": {"model": model_name, "extra": extra}, "classes": list(classes),
+                       "preprocessing": preprocessing})
+
+
+def read_description(text: Any, path: Path) -> dict[str, Any]:
+    """An export's description, checked to hold plain values of the expected kinds ({} when absent)."""
+    if text is None:
+        return {}
+    try:
+        values = json.loads(text)
+        config, classes, preprocessing = values["config"], values["classes"], values["preprocessing"]
+        if not (isinstance(config, dict) and isinstance(config.get("model"), str)
+                and isinstance(config.get("extra", {}), dict) and isinstance(preprocessing, dict)
+                and isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+            raise ValueError("unexpected value types")
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: its trainlab metadata is damaged ({exc}); pass --model and use a trainlab "
+                              "checkpoint") from None
+    return {"config": {"model": config["model"], "extra": config.get("extra", {})}, "classes": classes,
+            "preprocessing": preprocessing}
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -168,19 +201,24 @@ def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
             )
         return LoadedCheckpoint(path, "trainlab", obj["model_state"], obj)
     if isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        return LoadedCheckpoint(path, "state_dict", clean_state_dict(obj))
+        root = (getattr(obj, "_metadata", None) or {}).get("", {})
+        description = read_description(root.get(EXPORT_METADATA_KEY) if isinstance(root, dict) else None, path)
+        return LoadedCheckpoint(path, "state_dict", clean_state_dict(obj), description=description)
     raise CheckpointError(f"{path}: not a checkpoint (expected a trainlab checkpoint or a state_dict of tensors)")
 
 
 def _load_safetensors(path: Path) -> LoadedCheckpoint:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
         state = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
-    return LoadedCheckpoint(path, "safetensors", clean_state_dict(state))
+    description = read_description(metadata.get(EXPORT_METADATA_KEY), path)
+    return LoadedCheckpoint(path, "safetensors", clean_state_dict(state), description=description)
 
 
 def _load_pickled_model(path: Path, map_location: str) -> LoadedCheckpoint:
@@ -212,6 +250,11 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
             parts.append(f"unexpected keys: {_short_list(unexpected)}")
         if misshaped:
             parts.append(f"mis-shaped: {_short_list(misshaped)}")
+        if misshaped and not (missing or unexpected):
+            raise CheckpointError(
+                f"{source} has this model's layers but other sizes ({'; '.join(parts)}): it was trained for "
+                "another number of classes or image size; use its trainlab checkpoint or an export made by trainlab, "
+                "which record them")
         raise CheckpointError(
             f"{source} does not fit this model ({'; '.join(parts)}); is it from another model? try --model"
         )

@@ -140,6 +140,13 @@ def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model of a plain state_dict file (e.g. mlp)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a whole pickled model (runs code from the file: trusted files only)")
+    add_trust_option(parser)
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="build a package.module:Class model that a checkpoint or config file names (imports "
+                             "and runs that module: trusted files only; --model NAME trusts that one model)")
 
 
 def build_parser() -> Parser:
@@ -159,7 +166,10 @@ def build_parser() -> Parser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where it stopped")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     train.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights with a fresh optimizer")
+    train.add_argument("--allow-other-data", action="store_true",
+                       help="with --resume: continue even though the data differs from what the run was trained on")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
+    add_trust_option(train)
     add_output_options(train)
     train.set_defaults(handler=cmd_train)
 
@@ -174,6 +184,7 @@ def build_parser() -> Parser:
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the range (default: 10)")
     lr_find.add_argument("--steps", type=int, default=200, help="number of steps (default: 200)")
     lr_find.add_argument("--out", default="lr_find.png", help="PNG plot to write (default: lr_find.png)")
+    add_trust_option(lr_find)
     add_output_options(lr_find)
     lr_find.set_defaults(handler=cmd_lr_find)
 
@@ -261,7 +272,14 @@ def train_config(args: argparse.Namespace):
 
     values: dict[str, Any] = preset_values(args.preset) if args.preset else {}
     if args.config:
-        values.update(read_config_file(args.config))
+        from trainlab.models import check_model_from_file
+
+        from_file = read_config_file(args.config)
+        if "model" in from_file or "extra" in from_file:  # the file's model, unless --model replaces it
+            check_model_from_file(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
+                                  f"config file {args.config}", named_by_user=args.model,
+                                  trusted=args.trust_model_code)
+        values.update(from_file)
     for flag, _ in TRAIN_FLAGS:
         key = flag.lstrip("-").replace("-", "_")
         if getattr(args, key) is not None:
@@ -351,7 +369,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         if ignored or args.overwrite:
             raise TrainlabError(f"--resume continues a run exactly as it was configured; drop "
                                 f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}")
-        config = load_run_config(args.resume)
+        config = load_run_config(args.resume, trust_model_code=args.trust_model_code)
         run_dir, resume = args.resume, True
     else:
         config = train_config(args)  # bad values are refused here, before torch is imported (seconds)
@@ -367,8 +385,10 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
     if tensorboard_available():
         reporter = Reporters(reporter, TensorBoardReporter())
+    if args.allow_other_data and not resume:
+        raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
     summary = fit(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, init_from=args.init_from,
-                  download=not args.no_download, reporter=reporter)
+                  download=not args.no_download, reporter=reporter, allow_other_data=args.allow_other_data)
     out.result(summary)
     return EXIT_OK
 
@@ -429,7 +449,8 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
         raise TrainlabError(f"--batch-size must be >= 1, got {args.batch_size}")
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
     device = resolve_device(args.device or "auto")
-    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device,
+                                          trust_model_code=args.trust_model_code)
     test = load_test_split(args, loaded, predictor, out)
     saved = loaded.config or {}  # the run's own loss, so "Avg loss" matches its metrics; plain files: cross-entropy
     loss_fn = make_loss(saved.get("loss", "cross-entropy"), len(predictor.classes), saved.get("label_smoothing", 0.0))
@@ -468,7 +489,7 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     if args.top_k < 1:
         raise TrainlabError(f"--top-k must be >= 1, got {args.top_k}")
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
-    predictor = Predictor.from_checkpoint(loaded, model=args.model)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, trust_model_code=args.trust_model_code)
     if args.test_index is not None:
         test = load_test_split(args, loaded, predictor, out)
         if not 0 <= args.test_index < len(test):
@@ -492,9 +513,12 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
     from trainlab.inference import Predictor
     from trainlab.inference.export import export_model
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, model=args.model, trust_pickle=args.trust_pickle)
+    from trainlab.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, trust_model_code=args.trust_model_code)
     try:
-        path = export_model(predictor, args.format, args.out)
+        path = export_model(predictor, args.format, args.out, source=loaded.path)
     except OSError as exc:
         raise TrainlabError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     out.say(f"Wrote {args.format} to {path}")
@@ -653,10 +677,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     out = Output(getattr(args, "json", False))
     try:
+        return run_command(args, out)
+    except BrokenPipeError:  # the reader of our output went away (`trainlab ... | head`): end quietly
+        quiet_closed_streams()
+        return 128 + signal.SIGPIPE
+
+
+def run_command(args: argparse.Namespace, out: Output) -> int:
+    """The command's handler, with every error turned into one line and its exit status."""
+    try:
         if getattr(args, "threads", None) is not None and args.command != "train":
             set_threads(args.threads)
         return args.handler(args, out)
     except TrainingInterrupted as exc:
+        if exc.signal_name == "SIGPIPE":
+            quiet_closed_streams()
         print(str(exc), file=sys.stderr)
         return 128 + signal.Signals[exc.signal_name].value
     except TrainlabError as exc:
@@ -673,6 +708,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
               "the traceback)", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def quiet_closed_streams() -> None:
+    """Point stdout (and stderr, if it is the closed pipe too) at /dev/null so that exiting prints nothing."""
+    import os
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the rest of the process
+            try:
+                os.dup2(getattr(sys, name).fileno(), 1 if name == "stdout" else 2)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

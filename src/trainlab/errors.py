@@ -17,6 +17,15 @@ class CheckpointError(TrainlabError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 
+class FileWriteError(TrainlabError):
+    """A file could not be written (full disk, read-only folder); the previous version of it is intact."""
+
+    def __init__(self, path: object, reason: str):
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class TrainingInterrupted(Exception):
     """Training stopped on SIGINT/SIGTERM after writing a resumable checkpoint."""
 

@@ -1,19 +1,27 @@
-"""Atomic file writes: a temporary file in the same folder, flushed, fsynced, then renamed."""
+"""Atomic file writes: a temporary file in the same folder, flushed, fsynced, then renamed.
+
+A write that fails (a full disk, a read-only folder, torch's own writer giving up) raises FileWriteError
+naming the file, and the file that was there before is left as it was.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from trainlab.errors import FileWriteError, TrainlabError
+
+TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "inline_container", "file write failed")  # torch's RuntimeErrors
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call write(handle) on a temporary file and rename it over path: readers see old or new, never half."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -21,11 +29,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def write_error(path: Path, exc: BaseException) -> BaseException:
+    """FileWriteError naming path and why, for an OSError or torch's writer failing; other errors as they are."""
+    if isinstance(exc, OSError):
+        return FileWriteError(path, exc.strerror or str(exc))
+    if not any(marker in str(exc) for marker in TORCH_WRITE_FAILURES):
+        return exc
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 1 << 20:
+        return FileWriteError(path, "No space left on device")
+    return FileWriteError(path, f"the write failed ({free} bytes free)" if free is not None else "the write failed")
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:
@@ -34,12 +60,18 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     tempfile.mkstemp would make it 0o600, and the rename would carry that over to data files, metrics and
     exported models that other users and services need to read.
     """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileWriteError(path, exc.strerror or str(exc)) from None
     while True:
         name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
         try:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), name
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise FileWriteError(path, exc.strerror or str(exc)) from None
 
 
 def write_bytes_atomically(path: str | os.PathLike, content: bytes) -> Path:
@@ -65,7 +97,6 @@ def _fsync_directory(directory: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` for libraries that write by file name; renamed over `path` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = _create_temporary(path)
     os.close(fd)
     temporary = Path(tmp_name)
@@ -74,7 +105,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as exc:
+        temporary.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
+
+
+# The first bytes of the kinds of file trainlab writes, so that it replaces only a file of its own kind.
+FILE_SIGNATURES: dict[str, Callable[[bytes], bool]] = {
+    "PNG image": lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+    "PyTorch file": lambda head: head.startswith(b"PK\x03\x04") or head[:1] == b"\x80",
+    "safetensors file": lambda head: len(head) > 8 and head[8:9] == b"{",
+    "ONNX model": lambda head: head[:1] == b"\x08",  # protobuf field 1 (ir_version), varint
+}
+
+
+def check_replaceable(path: str | os.PathLike, kind: str) -> Path:
+    """Refuse an output path that is a folder, or an existing file that is not a `kind` (a user's other file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TrainlabError(f"{path} is a folder; give the name of a file to write")
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+        if not FILE_SIGNATURES[kind](head):
+            raise TrainlabError(f"{path} exists and is not a {kind}, so it was not replaced; remove it or choose "
+                                "another file name")
+    return path

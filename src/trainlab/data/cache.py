@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from trainlab.errors import FileWriteError
 from trainlab.fileio import atomic_write
 
 CACHE_FOLDER = ".trainlab-cache"  # inside the image directory; hidden, so class-folder scans skip it
@@ -63,7 +64,7 @@ def write_cache(path: Path, decoded: DecodedImages) -> bool:
                "bad": [[index, message] for index, message in decoded.bad]}
     try:
         atomic_write(path, lambda handle: torch.save(payload, handle))
-    except OSError:
+    except FileWriteError:
         return False
     prefix = path.name.rsplit("-", 1)[0]
     for stale in path.parent.glob(f"{prefix}-*.pt"):

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections import OrderedDict
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from trainlab.checkpoint import model_state
+from trainlab.checkpoint import EXPORT_METADATA_KEY, export_description, model_state, unwrap_model
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import TrainlabError
-from trainlab.fileio import atomic_path, atomic_write
+from trainlab.fileio import atomic_path, atomic_write, check_replaceable
 from trainlab.inference.predictor import Predictor
 
 EXPORT_FORMATS = ("state-dict", "safetensors", "torchscript", "onnx")
@@ -36,15 +37,38 @@ class PreprocessedModel(nn.Module):
         return self.model(self.preprocessing(images))
 
 
-def export_model(predictor: Predictor, export_format: str, out: str | os.PathLike) -> Path:
-    """Write the predictor's model to `out` in `export_format`, atomically."""
+EXPORT_KINDS = {"state-dict": "PyTorch file", "safetensors": "safetensors file", "torchscript": "PyTorch file",
+                "onnx": "ONNX model"}
+
+
+def export_model(predictor: Predictor, export_format: str, out: str | os.PathLike,
+                 source: str | os.PathLike | None = None) -> Path:
+    """Write the predictor's model to `out` in `export_format`, atomically.
+
+    An existing `out` is replaced only if it is a file of the same kind, and never when it is `source`
+    (the checkpoint being exported).
+    """
+    if export_format not in EXPORT_FORMATS:
+        raise TrainlabError(f"unknown export format {export_format!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
+    check_replaceable(out, EXPORT_KINDS[export_format])
+    if source is not None and Path(out).exists() and Path(out).resolve() == Path(source).resolve():
+        raise TrainlabError(f"--out {out} is the checkpoint being exported; choose another file name")
     state = {k: v.detach().cpu().contiguous() for k, v in model_state(predictor.model).items()}
+    description = export_description(predictor.model_name or "mlp", predictor.model_arguments, predictor.classes,
+                                     predictor.preprocessing.to_dict())
     if export_format == "state-dict":
-        return atomic_write(out, lambda handle: torch.save(state, handle))
+        # The tutorial's model.pth: a state_dict of tensors. The description rides in its _metadata, which
+        # load_state_dict passes to modules that ignore keys they do not know, so the tutorial's code loads it.
+        ordered = OrderedDict(state)
+        metadata = OrderedDict(getattr(unwrap_model(predictor.model).state_dict(), "_metadata", {}))
+        metadata[""] = {**metadata.get("", {}), EXPORT_METADATA_KEY: description}
+        ordered._metadata = metadata  # type: ignore[attr-defined]
+        return atomic_write(out, lambda handle: torch.save(ordered, handle))
     if export_format == "safetensors":
         from safetensors.torch import save
 
-        metadata = {"classes": "\n".join(predictor.classes), "format": "trainlab-weights"}
+        metadata = {"classes": "\n".join(predictor.classes), "format": "trainlab-weights",
+                    EXPORT_METADATA_KEY: description}
         content = save(state, metadata=metadata)
         return atomic_write(out, lambda handle: handle.write(content))
     prep = predictor.preprocessing

@@ -14,7 +14,7 @@ from trainlab.data.builtin import BUILTIN_DATASETS
 from trainlab.data.images import MAX_IMAGE_PIXELS, load_image  # noqa: F401 - the one decoding path, re-exported
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError
-from trainlab.models import create_model
+from trainlab.models import check_model_from_file, create_model
 
 @dataclass
 class Prediction:
@@ -34,17 +34,24 @@ class Predictor:
     """Loads a checkpoint once and predicts classes for uint8 images or image files."""
 
     def __init__(self, model: nn.Module, classes: tuple[str, ...], preprocessing: Preprocessing,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", model_name: str | None = None,
+                 model_arguments: dict[str, Any] | None = None):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.classes = tuple(classes)
         self.preprocessing = preprocessing
+        self.model_name = model_name  # the --model name that rebuilds the model (recorded in exports)
+        self.model_arguments = dict(model_arguments or {})
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | LoadedCheckpoint, model: str | None = None,
                         dataset: str = "fashion-mnist", trust_pickle: bool = False,
-                        device: str | torch.device = "cpu") -> Predictor:
-        """Rebuild the model from a trainlab checkpoint; a plain state_dict needs `model` (e.g. 'mlp')."""
+                        device: str | torch.device = "cpu", trust_model_code: bool = False) -> Predictor:
+        """Rebuild the model from a trainlab checkpoint or export; a plain state_dict needs `model` (e.g. 'mlp').
+
+        A package.module:Class model named by the file is built only when `model` names the same one or
+        trust_model_code is set: a crafted checkpoint never imports code.
+        """
         loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, trust_pickle)
         config = loaded.config or {}
         model_name = model or config.get("model")
@@ -52,15 +59,17 @@ class Predictor:
             raise CheckpointError(
                 f"{loaded.path} is a plain state_dict that does not name its model; pass --model (e.g. --model mlp)"
             )
+        extra = config.get("extra", {})
+        check_model_from_file(model_name, extra, str(loaded.path), named_by_user=model, trusted=trust_model_code)
         if loaded.preprocessing is not None:
             preprocessing = Preprocessing.from_dict(loaded.preprocessing)
         else:
             preprocessing = Preprocessing()  # plain state_dicts: the tutorial's 1x28x28 input
         classes = loaded.classes or BUILTIN_DATASETS[dataset].classes
         net = create_model(model_name, (preprocessing.channels, preprocessing.height, preprocessing.width),
-                           len(classes), **config.get("extra", {}))
+                           len(classes), **extra)
         load_weights(net, loaded.model_state, source=str(loaded.path))
-        return cls(net, classes, preprocessing, device)
+        return cls(net, classes, preprocessing, device, model_name, extra)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Softmax class probabilities for a uint8 batch (N, C, H, W)."""

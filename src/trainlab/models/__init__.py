@@ -35,6 +35,40 @@ def registered_class(name: str) -> type | None:
     return factory if isinstance(factory, type) else None
 
 
+def is_code_reference(name: str) -> bool:
+    """True for 'package.module:Class' names, which import and run the user's code."""
+    return isinstance(name, str) and ":" in name and not name.startswith(ZOO_PREFIX)
+
+
+PLAIN_ARGUMENT_TYPES = (str, int, float, bool)
+
+
+def check_model_from_file(name: Any, extra: Any, source: str, named_by_user: str | None = None,
+                          trusted: bool = False) -> None:
+    """Refuse a model that a file (checkpoint, run config, config file) names, unless it is safe to build.
+
+    A file may name registered models and tv:NAME; a package.module:Class is imported only when the user
+    named the same model on the command line (named_by_user) or passed --trust-model-code (trusted).
+    Keyword arguments from a file must be plain values.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: its model name {name!r} is not a model name such as 'mlp'")
+    if is_code_reference(name) and not trusted and name != named_by_user:
+        raise ConfigError(
+            f"{source} names the model {name!r}, which would import and run code from {name.partition(':')[0]!r}; "
+            "a file may name only built-in models (mlp, cnn, resnet, tv:NAME), so it was not imported. If you trust "
+            f"the file, pass --model {name} or --trust-model-code")
+    if not isinstance(extra, dict) or not all(
+            isinstance(key, str) and _is_plain(value) for key, value in extra.items()):
+        raise ConfigError(f"{source}: its model arguments (extra) must be a table of plain values, got {extra!r}")
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    return isinstance(value, PLAIN_ARGUMENT_TYPES)
+
+
 def list_models() -> list[str]:
     """Names accepted by --model (besides pkg.module:Class)."""
     return sorted(_REGISTRY)
@@ -42,7 +76,7 @@ def list_models() -> list[str]:
 
 def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
                  **kwargs: Any) -> nn.Module:
-    """Build a registered model, or a user's class given as 'package.module:Class'."""
+    """Build a registered model, or a user's nn.Module subclass given as 'package.module:Class'."""
     factory = _REGISTRY.get(name)
     if factory is None and name.startswith(ZOO_PREFIX):
         from trainlab.models.zoo import build_zoo_model
@@ -69,8 +103,11 @@ def _import_user_model(spec: str) -> ModelFactory:
     except ImportError as exc:
         raise ConfigError(f"model {spec!r}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?") from None
     factory = getattr(module, attribute, None)
-    if factory is None or not callable(factory):
-        raise ConfigError(f"model {spec!r}: {module_name} has no class or function {attribute!r}")
+    if factory is None:
+        raise ConfigError(f"model {spec!r}: {module_name} has no class {attribute!r}")
+    if not (isinstance(factory, type) and issubclass(factory, nn.Module)):
+        raise ConfigError(f"model {spec!r}: {module_name}.{attribute} is not an nn.Module subclass; name your model's "
+                          "class")
     return _pass_accepted_arguments(factory)
 
 

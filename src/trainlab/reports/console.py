@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, TextIO
 
+from trainlab.errors import FileWriteError
 from trainlab.training.trainer import Reporter
 
 RULE = "-------------------------------"
@@ -29,7 +31,10 @@ class ConsoleReporter(Reporter):
         self._bar = None
 
     def _print(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:  # `trainlab train | head`: the reader left; SIGPIPE asks the run to stop
+            self.stream = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream for good
 
     def start(self, info: dict[str, Any]) -> None:
         self._print(f"Using {info['device']} device")
@@ -77,7 +82,11 @@ class ConsoleReporter(Reporter):
         if self.plots:
             from trainlab.reports.run_reports import write_run_reports
 
-            paths = write_run_reports(analysis)
+            try:
+                paths = write_run_reports(analysis)
+            except FileWriteError as exc:
+                raise FileWriteError(exc.path, f"{exc.reason}; the run itself is complete and saved in "
+                                               f"{summary['run_dir']}") from None
             self._print(f"Reports: {', '.join(str(path) for path in paths)}")
 
     def message(self, text: str) -> None:

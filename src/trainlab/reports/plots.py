@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from trainlab.fileio import atomic_write
+from trainlab.fileio import atomic_write, check_replaceable
 
 
 def pyplot():
@@ -21,8 +21,10 @@ def pyplot():
 
 
 def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+    """Write the figure as a PNG atomically; an existing file that is not a PNG is never replaced."""
     plt = pyplot()
     try:
+        check_replaceable(path, "PNG image")
         return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
     finally:
         plt.close(figure)

@@ -10,7 +10,7 @@ import torch
 
 from trainlab.data.augment import Augmentation
 from trainlab.data.memory import ImageData, channel_stats
-from trainlab.fileio import atomic_write
+from trainlab.fileio import atomic_write, check_replaceable
 from trainlab.reports.plots import pyplot
 
 CELL_INCHES = 2.5  # per image: the tutorial's 8x8-inch figure holds 3x3 images
@@ -66,6 +66,7 @@ def sample_grid(data: ImageData, path: str | os.PathLike, rows: int = 3, cols: i
                 axis.imshow(image.permute(1, 2, 0).numpy())
     figure.tight_layout()
     try:
+        check_replaceable(path, "PNG image")
         return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
     finally:
         plt.close(figure)

@@ -9,10 +9,7 @@ import torch
 
 from trainlab.reports.classification import confusion_matrix
 from trainlab.reports.plots import confusion_matrix_plot, learning_curves, top_losses_plot
-
-CURVES_FILE = "learning_curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
-TOP_LOSSES_FILE = "top_losses.png"
+from trainlab.training.rundir import CONFUSION_FILE, CURVES_FILE, TOP_LOSSES_FILE  # noqa: F401 - re-exported
 
 
 def most_confidently_wrong(predictions: torch.Tensor, confidences: torch.Tensor, labels: torch.Tensor,

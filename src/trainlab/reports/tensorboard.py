@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from trainlab.training.rundir import TENSORBOARD_FOLDER
 from trainlab.training.trainer import Reporter
 
 SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
@@ -25,7 +26,7 @@ class TensorBoardReporter(Reporter):
     def start(self, info: dict[str, Any]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(info["run_dir"]) / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(Path(info["run_dir"]) / TENSORBOARD_FOLDER))
 
     def epoch_end(self, row: dict[str, Any]) -> None:
         if self.writer is None:

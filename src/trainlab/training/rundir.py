@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.fileio import write_bytes_atomically
-from trainlab.errors import TrainlabError
+from trainlab.errors import FileWriteError, TrainlabError
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
@@ -21,6 +21,12 @@ SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
 BEST_CHECKPOINT = Path("checkpoints") / "best.pt"
+CHECKPOINT_FOLDER = "checkpoints"
+TENSORBOARD_FOLDER = "tensorboard"
+CURVES_FILE = "learning_curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+TOP_LOSSES_FILE = "top_losses.png"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, LOCK_FILE, CURVES_FILE, CONFUSION_FILE, TOP_LOSSES_FILE)
 
 
 def default_run_dir(root: str | os.PathLike = "runs") -> Path:
@@ -46,14 +52,69 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse a run directory that holds a run, unless resuming or overwriting (checked again under the lock)."""
+    """Refuse a run directory that holds a run, unless resuming or overwriting (checked again under the lock).
+
+    --overwrite replaces only a trainlab run (its config and nothing but a run's files) or an empty folder, and
+    no run directory is used whose own files are symbolic links (trainlab never writes through a link).
+    """
+    if run_dir.is_symlink() and not run_dir.is_dir():
+        raise TrainlabError(f"run directory {run_dir} is a broken symbolic link; choose another --run-dir")
     if run_dir.exists() and not run_dir.is_dir():
         raise TrainlabError(f"run directory {run_dir} exists and is a file; choose another --run-dir")
-    if run_dir.is_dir() and not (resume or overwrite) and any(not _is_scratch(e.name) for e in run_dir.iterdir()):
+    if not run_dir.is_dir():
+        return
+    links = linked_entries(run_dir)
+    if links:
+        raise TrainlabError(f"run directory {run_dir} holds symbolic links ({', '.join(links)}); trainlab never "
+                            "writes through links: remove them or choose another --run-dir")
+    if resume or not any(not _is_scratch(e.name) for e in run_dir.iterdir()):
+        return
+    if not overwrite:
         raise TrainlabError(
             f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "
             "--overwrite to replace it, or choose another --run-dir"
         )
+    foreign = foreign_entries(run_dir)
+    if foreign or not (run_dir / CONFIG_FILE).is_file():
+        what = f"it holds {', '.join(foreign[:5])}{' and more' if len(foreign) > 5 else ''}, which no run writes" \
+            if foreign else f"it has no {CONFIG_FILE}"
+        raise TrainlabError(f"--overwrite replaces only a trainlab run directory or an empty folder, and {run_dir} "
+                            f"is not one ({what}); nothing was touched: choose another --run-dir")
+
+
+def _own_entries(run_dir: Path) -> list[Path]:
+    """The entries of run_dir and of its checkpoints/ and tensorboard/ folders."""
+    entries = list(run_dir.iterdir())
+    for folder in (CHECKPOINT_FOLDER, TENSORBOARD_FOLDER):
+        path = run_dir / folder
+        if path.is_dir() and not path.is_symlink():
+            entries += list(path.iterdir())
+    return entries
+
+
+def _belongs_to_a_run(run_dir: Path, entry: Path) -> bool:
+    """Whether a run writes this entry: its files, checkpoints (*.pt), event files, temporary files."""
+    relative = entry.relative_to(run_dir)
+    name = entry.name
+    if _is_scratch(name):
+        return True
+    if len(relative.parts) == 1:
+        return name in RUN_FILES or (name in (CHECKPOINT_FOLDER, TENSORBOARD_FOLDER) and entry.is_dir())
+    if relative.parts[0] == CHECKPOINT_FOLDER:
+        return name.endswith(".pt") and not entry.is_dir()
+    return name.startswith("events.out.tfevents.") and not entry.is_dir()
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Paths in run_dir (relative) that no trainlab run writes: a user's files, which are never deleted."""
+    return sorted(str(entry.relative_to(run_dir)) for entry in _own_entries(run_dir)
+                  if entry.is_symlink() or not _belongs_to_a_run(run_dir, entry))
+
+
+def linked_entries(run_dir: Path) -> list[str]:
+    """The run's own files and folders that are symbolic links (a copied run directory may hold them)."""
+    return sorted(str(entry.relative_to(run_dir)) for entry in _own_entries(run_dir)
+                  if entry.is_symlink() and _belongs_to_a_run(run_dir, entry))
 
 
 def _is_scratch(name: str) -> bool:
@@ -80,17 +141,28 @@ def first_missing_ancestor(run_dir: Path) -> Path | None:
     return missing
 
 
-@contextlib.contextmanager
-def removed_if_unused(run_dir: Path, created: Path | None) -> Iterator[None]:
-    """A run that fails before writing anything (bad data, model or device) leaves no trace behind.
+class RunStart:
+    """Whether this process started the run's files (wrote its config.toml), for removed_if_unused."""
 
-    `created` is the outermost folder this run created (see first_missing_ancestor): it and the empty
-    folders below it on the way to run_dir are removed too, so no empty runs/ is left behind.
+    def __init__(self) -> None:
+        self.wrote_config = False
+
+
+@contextlib.contextmanager
+def removed_if_unused(run_dir: Path, created: Path | None) -> Iterator[RunStart]:
+    """A run that fails before its first checkpoint (bad data, model or device) leaves no trace behind.
+
+    What it wrote (config, metrics, event files) is removed when it had started the run itself and no
+    checkpoint exists; `created` is the outermost folder this run created (see first_missing_ancestor): it
+    and the empty folders below it on the way to run_dir are removed too, so no empty runs/ is left behind.
     """
+    start = RunStart()
     try:
-        yield
+        yield start
     except BaseException:
         with contextlib.suppress(OSError):
+            if start.wrote_config and not (run_dir / LAST_CHECKPOINT).is_file() and not foreign_entries(run_dir):
+                clear_run_dir(run_dir)
             if run_dir.is_dir() and {entry.name for entry in run_dir.iterdir()} <= {LOCK_FILE}:
                 (run_dir / LOCK_FILE).unlink(missing_ok=True)
                 if created is not None:
@@ -104,7 +176,11 @@ def removed_if_unused(run_dir: Path, created: Path | None) -> Iterator[None]:
 
 
 def clear_run_dir(run_dir: Path) -> None:
-    """Remove a previous run's files (for --overwrite), keeping the lock file we hold."""
+    """Remove a previous run's files (for --overwrite), keeping the lock file we hold; nothing else is touched."""
+    foreign = foreign_entries(run_dir)
+    if foreign:  # refuse_existing checked this under the lock; a file that appeared since is kept all the same
+        raise TrainlabError(f"{run_dir} now holds {', '.join(foreign[:5])}, which no run writes; nothing was "
+                            "touched: choose another --run-dir")
     for entry in run_dir.iterdir():
         if entry.name == LOCK_FILE:
             continue
@@ -122,7 +198,12 @@ class RunLock:
         self._handle = None
 
     def __enter__(self) -> RunLock:
-        handle = open(self.path, "a+")  # noqa: SIM115 - held for the whole run
+        try:  # O_NOFOLLOW: a lock file that is a link is refused, never written through
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            raise TrainlabError(f"cannot lock {self.path}: {exc.strerror or exc} (is it a symbolic link? remove it)"
+                                ) from None
+        handle = os.fdopen(fd, "r+")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -158,8 +239,8 @@ def write_file(path: Path, content: bytes) -> None:
     """Write a run file atomically; a full disk or a read-only folder is a one-line error, the old file intact."""
     try:
         write_bytes_atomically(path, content)
-    except OSError as exc:
-        raise TrainlabError(f"cannot write {path}: {exc.strerror or exc}; the previous version is intact") from None
+    except FileWriteError as exc:
+        raise FileWriteError(path, f"{exc.reason}; the previous version is intact") from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

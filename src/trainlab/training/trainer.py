@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -14,13 +15,16 @@ import torch
 from torch import nn
 
 from trainlab.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, load_weights, model_state, save_checkpoint
-from trainlab.config import TrainConfig, read_config_file
+from trainlab.config import FILE_DATASETS, TrainConfig, read_config_file
 from trainlab.data import DatasetSplits, load_dataset, make_loader
 from trainlab.data.augment import Augmentation
 from trainlab.data.memory import channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted, TrainlabError
-from trainlab.models import create_model, freeze_parameters
+from trainlab.data.builtin import resolve_data_dir
+from trainlab.errors import (
+    CheckpointError, ConfigError, DataError, TrainingDiverged, TrainingInterrupted, TrainlabError,
+)
+from trainlab.models import check_model_from_file, create_model, freeze_parameters
 from trainlab.training import rundir
 from trainlab.training.loop import EpochProgress, autocast_for, evaluate, train_one_epoch
 from trainlab.training.losses import make_loss
@@ -119,13 +123,15 @@ def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
-    """The resolved config a run directory was started with."""
+def load_run_config(run_dir: str | os.PathLike, trust_model_code: bool = False) -> TrainConfig:
+    """The resolved config a run directory was started with; a package.module:Class model needs trust_model_code."""
     path = Path(run_dir) / rundir.CONFIG_FILE
     if not path.is_file():
         raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path "
                             "(a run killed before it wrote anything starts again with its original command)")
-    return TrainConfig.from_dict(read_config_file(path), source=str(path))
+    values = read_config_file(path)
+    check_model_from_file(values.get("model", "mlp"), values.get("extra", {}), str(path), trusted=trust_model_code)
+    return TrainConfig.from_dict(values, source=str(path))
 
 
 # What a checkpoint must hold to resume a run (scaler and scheduler states are optional).
@@ -146,9 +152,12 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         self.classes = data.classes
+        self.data_fingerprint = data_fingerprint(config, data)
         train, self.val_data = data.train, None
         if config.val_split:
             train, self.val_data = stratified_split(train, config.val_split, config.seed)
+        check_splits(config, data, train, self.val_data)
+        if self.val_data is not None:
             self.val_data = self.val_data.to(self.device)
         self.train_data = train.to(self.device)
         self.test_data = data.test.to(self.device)
@@ -230,6 +239,7 @@ class Trainer:
             "epoch_progress": asdict(self.progress),
             "rng": rng_state(),
             "metrics": self.metrics,
+            "data": self.data_fingerprint,
         }
 
     def save(self, *names: Path) -> None:
@@ -246,13 +256,20 @@ class Trainer:
         for name in names or (rundir.LAST_CHECKPOINT,):
             save_checkpoint(self.run_dir / name, payload)
 
-    def restore(self, path: Path) -> None:
+    def restore(self, path: Path, allow_other_data: bool = False) -> None:
         payload = load_checkpoint(path).payload
         if not payload:
             raise CheckpointError(f"{path}: not a trainlab training checkpoint; cannot resume from it")
         missing = [key for key in TRAINING_STATE if key not in payload]
         if missing:
             raise CheckpointError(f"{path}: incomplete training checkpoint (no {', '.join(missing)}); cannot resume")
+        recorded = payload.get("data")
+        if recorded and recorded != self.data_fingerprint and not allow_other_data:
+            changed = [key for key in self.data_fingerprint if recorded.get(key) != self.data_fingerprint[key]]
+            raise CheckpointError(
+                f"{path} was trained on other data than {describe_data(self.config)} holds now (different "
+                f"{', '.join(changed)}); point the run at its data again, or pass --allow-other-data to resume on "
+                "this data anyway")
         load_weights(self.model, payload["model_state"], source=str(path))
         try:
             self.optimizer.load_state_dict(payload["optimizer_state"])
@@ -325,6 +342,14 @@ class Trainer:
                 "test_images": self.test_data.images, "test_labels": self.test_data.labels,
                 **{key: self.last_test[key] for key in ("predictions", "confidences")}}
 
+    def stop_if_requested(self) -> None:
+        """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written."""
+        if not self.stop.requested:
+            return
+        if not (self.run_dir / rundir.LAST_CHECKPOINT).is_file():  # it came before the first step
+            self.save()
+        raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+
     def should_stop_early(self) -> bool:
         best = self.best
         patience = self.config.early_stop
@@ -353,16 +378,57 @@ class Trainer:
         """Train the remaining epochs; returns the run summary."""
         with self.stop:
             while self.epoch < self.config.epochs:
-                if self.stop.requested:  # it came during evaluation: the epoch-end checkpoint is already written
-                    raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+                self.stop_if_requested()
                 self.run_epoch()
                 if self.should_stop_early():
                     self.reporter.message(f"Early stop: validation accuracy has not improved for "
                                           f"{self.config.early_stop} epochs (best: epoch {self.best['epoch']})")
                     break
+            self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
         summary = self.summary("stopped early" if self.epoch < self.config.epochs else "finished")
         rundir.write_json(self.run_dir / rundir.SUMMARY_FILE, summary)
         return summary
+
+
+def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
+    """Every split has images, and all of them have the training images' shape and classes: checked before step 1."""
+    if len(data.train) == 0:
+        raise DataError(f"the training set of {describe_data(config)} holds no images; check the data files")
+    if val is not None and len(val) == 0:
+        raise DataError(f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "
+                        "raise it or leave it out")
+    if len(train) == 0:
+        raise DataError(f"--val-split {config.val_split:g} leaves none of the {len(data.train)} images for "
+                        "training; lower it")
+    if len(data.test) == 0:
+        raise DataError(f"the test set of {describe_data(config)} holds no images; check the data files")
+    shape = "x".join(map(str, data.train.image_shape))
+    for name, split in (("test", data.test), ("validation", val)):
+        if split is None:
+            continue
+        if split.image_shape != data.train.image_shape:
+            raise DataError(f"the {name} images of {describe_data(config)} are {'x'.join(map(str, split.image_shape))} "
+                            f"(channels x height x width) but the training images are {shape}; both must match")
+        if tuple(split.classes) != tuple(data.train.classes):
+            raise DataError(f"the {name} set of {describe_data(config)} has {len(split.classes)} classes but the "
+                            f"training set has {len(data.train.classes)} ({', '.join(data.train.classes[:5])}, ...); "
+                            "both must have the same classes")
+
+
+def describe_data(config: TrainConfig) -> str:
+    """The data a config names, for messages: '--dataset fashion-mnist in /data' or the CSV/folder."""
+    where = config.annotations or config.image_dir or config.data_dir or "the default data directory"
+    return f"--dataset {config.dataset} ({where})"
+
+
+def data_fingerprint(config: TrainConfig, data: DatasetSplits) -> dict[str, Any]:
+    """What identifies the data a run trains on: counts, image shape, classes and a digest of every label."""
+    digest = hashlib.sha256()
+    for split in (data.train, data.test):
+        digest.update(split.labels.cpu().to(torch.int64).numpy().tobytes())
+    return {"dataset": config.dataset, "train_images": len(data.train), "test_images": len(data.test),
+            "image_shape": list(data.train.image_shape), "classes": list(data.classes),
+            "labels_sha256": digest.hexdigest()}
 
 
 def model_name_of(model: nn.Module, configured: str) -> str:
@@ -385,16 +451,25 @@ def fit(
     init_from: str | os.PathLike | None = None,
     download: bool = True,
     reporter: Reporter | None = None,
+    allow_other_data: bool = False,
 ) -> dict[str, Any]:
-    """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict."""
+    """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict.
+
+    A resumed run checks that its data is what it was trained on (counts, shapes, classes, labels) unless
+    allow_other_data is set.
+    """
     config = config or TrainConfig()
     if model is not None:
         config = config.replace(model=model_name_of(model, config.model))
+    if not resume and data is None and config.dataset not in FILE_DATASETS and config.data_dir is None:
+        # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
+        config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))
     reporter = reporter or Reporter()
     run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
     created = rundir.first_missing_ancestor(run_dir)
     rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created):  # clean up only what we locked
+    stop = StopRequest()
+    with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created) as start, stop:  # only what we locked
         rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
         rundir.remove_temporary_files(run_dir)
         last = run_dir / rundir.LAST_CHECKPOINT
@@ -403,8 +478,9 @@ def fit(
             for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
                 reporter.message(note)
         trainer = Trainer(config, run_dir, data, model, reporter, pretrained=not (resume and last.is_file()))
+        trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
         if resume and last.is_file():
-            trainer.restore(last)
+            trainer.restore(last, allow_other_data)
             rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
             if trainer.epoch >= config.epochs or trainer.should_stop_early():
                 if not (run_dir / rundir.SUMMARY_FILE).is_file():
@@ -425,6 +501,7 @@ def fit(
             reporter.message(f"Initialized weights from {loaded.path}")
         if overwrite and not resume:  # only now that data, model and weights are known good
             rundir.clear_run_dir(run_dir)
+        start.wrote_config = not resume
         rundir.write_file(run_dir / rundir.CONFIG_FILE, config.to_toml().encode())
         reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
                         "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})

@@ -1,0 +1,329 @@
+"""Files from elsewhere (checkpoints, run directories, config files, exports) name data, never code to run,
+and trainlab never deletes or writes through what it did not make."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, snapshot, write_fashion_layout
+from trainlab import TrainConfig, fit
+from trainlab.checkpoint import load_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _no_plots(monkeypatch):
+    import trainlab.reports.run_reports as run_reports
+
+    monkeypatch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """(data dir, run dir) of a finished one-epoch MLP run; tests copy what they change."""
+    root = tmp_path_factory.mktemp("trained")
+    data_dir = write_fashion_layout(root / "data")
+    fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run", download=False)
+    return data_dir, root / "run"
+
+
+def crafted_checkpoint(run_dir: Path, path: Path, model: str, marker: Path) -> Path:
+    """A weights-only-loadable checkpoint whose config names `model` with arguments that would touch `marker`."""
+    payload = load_checkpoint(run_dir).payload
+    payload["config"] = {**payload["config"], "model": model, "extra": {"cmd": f"touch {marker}"}}
+    torch.save(payload, path)
+    return path
+
+
+CODE = "subprocess:getoutput"  # called with cmd=..., it would run a shell command
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "{ckpt}"],
+    ["predict", "{ckpt}", "--test-index", "0"],
+    ["export", "{ckpt}", "--format", "state-dict", "--out", "{tmp}/out.pth"],
+    ["export", "{ckpt}", "--format", "onnx", "--out", "{tmp}/out.onnx"],
+])
+def test_a_checkpoint_naming_code_as_its_model_never_runs_it(command, trained, tmp_path, run_main):
+    data_dir, run_dir = trained
+    marker = tmp_path / "ran"
+    checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
+    args = [part.format(ckpt=checkpoint, tmp=tmp_path) for part in command]
+    result = run_main(*args, "--data-dir", data_dir) if command[0] != "export" else run_main(*args)
+    assert_one_line_error(result, "names the model 'subprocess:getoutput'", "so it was not imported",
+                          "--trust-model-code")
+    assert not marker.exists()
+    assert not (tmp_path / "out.pth").exists() and not (tmp_path / "out.onnx").exists()
+
+
+def test_resuming_a_run_whose_config_names_code_never_runs_it(trained, tmp_path, run_main):
+    _, run_dir = trained
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run_dir, copy)
+    marker = tmp_path / "ran"
+    config = (copy / "config.toml").read_text().replace('model = "mlp"', f'model = "{CODE}"')
+    (copy / "config.toml").write_text(config + f'\n[extra]\ncmd = "touch {marker}"\n')
+    before = snapshot(copy)
+    assert_one_line_error(run_main("train", "--resume", copy), "config.toml names the model 'subprocess:getoutput'")
+    assert not marker.exists()
+    assert snapshot(copy) == before
+
+
+def test_a_config_file_naming_code_needs_the_same_model_on_the_command_line(tiny_data, tmp_path, run_main):
+    marker = tmp_path / "ran"
+    config = tmp_path / "run.toml"
+    config.write_text(f'model = "{CODE}"\nepochs = 1\n[extra]\ncmd = "touch {marker}"\n')
+    result = run_main("train", "--config", config, "--data-dir", tiny_data, "--run-dir", tmp_path / "run",
+                      "--no-download")
+    assert_one_line_error(result, f"config file {config} names the model 'subprocess:getoutput'")
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
+def test_init_from_a_crafted_checkpoint_takes_only_its_weights(trained, tmp_path, run_main):
+    data_dir, run_dir = trained
+    marker = tmp_path / "ran"
+    checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
+    result = run_main("train", "--init-from", checkpoint, "--data-dir", data_dir, "--run-dir", tmp_path / "run",
+                      "--epochs", "1", "--quiet", "--no-download", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert f"Initialized weights from {checkpoint}" in result.stdout
+    assert not marker.exists()
+    assert 'model = "mlp"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_pretrained_weights_from_a_crafted_checkpoint_take_only_tensors(trained, tmp_path):
+    from trainlab.errors import ConfigError
+    from trainlab.models import create_model
+
+    _, run_dir = trained
+    marker = tmp_path / "ran"
+    checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
+    with pytest.raises(ConfigError, match="none of its weights fit tv model"):
+        create_model("tv:resnet18", (1, 28, 28), 10, weights=str(checkpoint))
+    assert not marker.exists()
+
+
+USER_MODULE = """
+from pathlib import Path
+from torch import nn
+
+IMPORTED = Path({marker!r})
+IMPORTED.write_text("imported")
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear_relu_stack = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                                               nn.Linear(512, 10))
+
+    def forward(self, x):
+        return self.linear_relu_stack(self.flatten(x))
+
+def not_a_class(**kwargs):
+    IMPORTED.write_text("called")
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module `trusted_nets_q` on sys.path that writes a marker file when imported; (name, marker)."""
+    marker = tmp_path / "imported"
+    (tmp_path / "trusted_nets_q.py").write_text(USER_MODULE.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "trusted_nets_q", marker
+    sys.modules.pop("trusted_nets_q", None)
+
+
+def test_a_users_class_named_by_a_checkpoint_is_built_only_when_the_user_names_or_trusts_it(
+        trained, tmp_path, run_main, user_module):
+    data_dir, run_dir = trained
+    name, marker = user_module
+    payload = load_checkpoint(run_dir).payload
+    payload["config"] = {**payload["config"], "model": f"{name}:Net"}
+    checkpoint = tmp_path / "user.pt"
+    torch.save(payload, checkpoint)
+    assert_one_line_error(run_main("evaluate", checkpoint, "--data-dir", data_dir), f"names the model '{name}:Net'")
+    assert not marker.exists() and name not in sys.modules  # not even imported
+    named = run_main("evaluate", checkpoint, "--data-dir", data_dir, "--model", f"{name}:Net")
+    assert named.returncode == 0, named.stderr
+    trusted = run_main("predict", checkpoint, "--test-index", "0", "--data-dir", data_dir, "--trust-model-code")
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout.startswith('Predicted: "')
+
+
+def test_a_trusted_name_must_still_be_an_nn_module_subclass(trained, tmp_path, run_main, user_module):
+    data_dir, run_dir = trained
+    name, marker = user_module
+    payload = load_checkpoint(run_dir).payload
+    payload["config"] = {**payload["config"], "model": f"{name}:not_a_class"}
+    torch.save(payload, tmp_path / "fn.pt")
+    result = run_main("evaluate", tmp_path / "fn.pt", "--data-dir", data_dir, "--trust-model-code")
+    assert_one_line_error(result, f"{name}.not_a_class is not an nn.Module subclass")
+    assert marker.read_text() == "imported"  # imported (trusted), never called
+
+
+# --- --overwrite and other replaced paths ----------------------------------------------------------------------
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_and_touches_nothing(tiny_data, tmp_path, run_main):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "notes.txt").write_text("my notes")
+    (project / "src" / "model.py").write_text("print('mine')")
+    before = snapshot(project)
+    result = run_main("train", "--run-dir", project, "--overwrite", "--data-dir", tiny_data, "--epochs", "1",
+                      "--no-download", "--quiet")
+    assert_one_line_error(result, "--overwrite replaces only a trainlab run directory or an empty folder",
+                          "notes.txt", "nothing was touched")
+    assert snapshot(project) == before
+    assert sorted(p.name for p in project.iterdir()) == ["notes.txt", "src"]
+
+
+def test_overwrite_refuses_a_run_directory_holding_a_users_file(trained, tmp_path, run_main):
+    data_dir, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "checkpoints" / "keep.txt").write_text("mine")
+    before = snapshot(copy)
+    result = run_main("train", "--run-dir", copy, "--overwrite", "--data-dir", data_dir, "--epochs", "1",
+                      "--no-download", "--quiet")
+    assert_one_line_error(result, "checkpoints/keep.txt", "which no run writes")
+    assert snapshot(copy) == before
+
+
+def test_overwrite_replaces_a_run_and_fills_an_empty_folder(trained, tmp_path, run_main):
+    data_dir, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (tmp_path / "empty").mkdir()
+    for target in (copy, tmp_path / "empty"):
+        result = run_main("train", "--run-dir", target, "--overwrite", "--data-dir", data_dir, "--epochs", "1",
+                          "--no-download", "--quiet", "--seed", "3")
+        assert result.returncode == 0, result.stderr
+        assert "seed = 3" in (target / "config.toml").read_text()
+
+
+@pytest.mark.parametrize(("out", "problem"), [
+    ("folder", "is a folder; give the name of a file to write"),
+    ("notes.txt", "exists and is not a PyTorch file, so it was not replaced"),
+    ("checkpoint", "is the checkpoint being exported"),
+])
+def test_export_never_replaces_a_folder_another_kind_of_file_or_its_own_checkpoint(out, problem, trained, tmp_path,
+                                                                                   run_main):
+    _, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("my notes")
+    target = copy / "checkpoints" / "last.pt" if out == "checkpoint" else tmp_path / out
+    before = snapshot(tmp_path)
+    assert_one_line_error(run_main("export", copy / "checkpoints" / "last.pt", "--format", "state-dict",
+                                   "--out", target), problem)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_report_path_that_holds_another_kind_of_file_is_not_replaced(trained, tmp_path, run_main):
+    data_dir, run_dir = trained
+    notes = tmp_path / "notes.md"
+    notes.write_text("# mine")
+    result = run_main("evaluate", run_dir, "--data-dir", data_dir, "--confusion-matrix", notes)
+    assert_one_line_error(result, f"{notes} exists and is not a PNG image")
+    assert notes.read_text() == "# mine"
+
+
+# --- links in a run directory ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", [".lock", "checkpoints"])
+def test_resume_never_writes_through_a_symlink_in_the_run_directory(link, trained, tmp_path, run_main):
+    _, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    precious = tmp_path / "precious"
+    if link == ".lock":
+        precious.write_text("someone else's file")
+        (copy / ".lock").unlink(missing_ok=True)
+    else:
+        shutil.move(copy / "checkpoints", precious)
+    (copy / link).symlink_to(precious)
+    config = (copy / "config.toml").read_text().replace("epochs = 1", "epochs = 2")
+    (copy / "config.toml").write_text(config)
+    before = snapshot(tmp_path)
+    assert_one_line_error(run_main("train", "--resume", copy), f"holds symbolic links ({link})",
+                          "never writes through links")
+    assert snapshot(tmp_path) == before
+
+
+def test_the_lock_is_never_opened_through_a_link(tmp_path):
+    from trainlab.errors import TrainlabError
+    from trainlab.training.rundir import RunLock
+
+    target = tmp_path / "target"
+    target.write_text("keep")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(target)
+    with pytest.raises(TrainlabError, match="cannot lock .*is it a symbolic link"):
+        with RunLock(tmp_path / "run"):
+            pass
+    assert target.read_text() == "keep"
+
+
+# --- exports carry what rebuilds their model ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_class_run(tmp_path):
+    """A finished run on a 3-class folder data set of 12x12 RGB images; (run dir, image root)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "shapes"
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for label, name in enumerate(("circle", "square", "star")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 50, (12, 12, 3), dtype=np.uint8)
+                pixels[4 * label:4 * label + 4] = 220
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    config = TrainConfig(dataset="folder", image_dir=str(root), epochs=3, lr=0.05, shuffle=True, threads=1)
+    fit(config, run_dir=tmp_path / "run")
+    return tmp_path / "run", root
+
+
+@pytest.mark.parametrize(("export_format", "name"), [("state-dict", "model.pth"), ("safetensors", "model.safetensors")])
+def test_an_export_of_a_three_class_model_predicts_and_evaluates_without_more_flags(
+        export_format, name, three_class_run, tmp_path, run_main):
+    run_dir, root = three_class_run
+    out = tmp_path / name
+    assert run_main("export", run_dir, "--format", export_format, "--out", out).returncode == 0
+    from trainlab import Predictor
+
+    predictor = Predictor.from_checkpoint(out)
+    assert predictor.classes == ("circle", "square", "star")
+    assert (predictor.preprocessing.channels, predictor.preprocessing.height) == (3, 12)
+    predicted = run_main("predict", out, root / "test" / "star" / "0.png", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert '"label": "' in predicted.stdout.splitlines()[-1]
+    from_run = run_main("evaluate", run_dir, "--json")
+    from_export = run_main("evaluate", out, "--dataset", "folder", "--image-dir", root, "--json")
+    assert from_export.returncode == 0, from_export.stderr
+    assert from_export.stdout.splitlines()[-1].split('"accuracy": ')[1][:8] == \
+        from_run.stdout.splitlines()[-1].split('"accuracy": ')[1][:8]
+
+
+def test_the_tutorials_code_loads_a_state_dict_export_with_its_description(trained, tmp_path, run_main):
+    from tutorial_code import TutorialNeuralNetwork
+
+    _, run_dir = trained
+    assert run_main("export", run_dir, "--format", "state-dict", "--out", tmp_path / "model.pth").returncode == 0
+    model = TutorialNeuralNetwork()
+    result = model.load_state_dict(torch.load(tmp_path / "model.pth", weights_only=True))
+    assert str(result) == "<All keys matched successfully>"
+    assert load_checkpoint(tmp_path / "model.pth").classes[9] == "Ankle boot"
+    assert load_checkpoint(tmp_path / "model.pth").config == {"model": "mlp", "extra": {}}
