@@ -699,6 +699,8 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
             raise
         print(f"trainlab {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # main ends quietly
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

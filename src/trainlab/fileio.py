@@ -30,8 +30,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
     except (OSError, RuntimeError) as exc:
+        error = write_error(path, exc)  # before the temporary file goes, while the disk is as full as it got
         Path(tmp_name).unlink(missing_ok=True)
-        raise write_error(path, exc) from None
+        raise error from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -49,7 +50,7 @@ def write_error(path: Path, exc: BaseException) -> BaseException:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = None
-    if free is not None and free < 1 << 20:
+    if free is not None and free < 1 << 16:  # bytes: what is left when a write ran out of room
         return FileWriteError(path, "No space left on device")
     return FileWriteError(path, f"the write failed ({free} bytes free)" if free is not None else "the write failed")
 
@@ -106,8 +107,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except (OSError, RuntimeError) as exc:
+        error = write_error(path, exc)
         temporary.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
+        raise error from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
