@@ -327,3 +327,28 @@ def test_the_tutorials_code_loads_a_state_dict_export_with_its_description(train
     assert str(result) == "<All keys matched successfully>"
     assert load_checkpoint(tmp_path / "model.pth").classes[9] == "Ankle boot"
     assert load_checkpoint(tmp_path / "model.pth").config == {"model": "mlp", "extra": {}}
+
+
+def test_the_decoded_image_cache_never_writes_through_a_linked_folder_nor_deletes_other_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from trainlab.data import load_dataset
+
+    root = tmp_path / "images"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(root / split / name / f"{i}.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "test" / ".trainlab-cache").symlink_to(elsewhere)
+    (root / "train" / ".trainlab-cache").mkdir()
+    users = root / "train" / ".trainlab-cache" / "train-0000-notes.pt"
+    users.write_text("not a cache file")
+    data = load_dataset(TrainConfig(dataset="folder", image_dir=str(root)))
+    assert len(data.train) == 6 and len(data.test) == 6
+    assert list(elsewhere.iterdir()) == []
+    assert users.read_text() == "not a cache file"
+    assert len(list((root / "train" / ".trainlab-cache").glob("*.pt"))) == 2  # its own cache beside the user's file

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from trainlab.errors import FileWriteError
 from trainlab.fileio import atomic_write
 
 CACHE_FOLDER = ".trainlab-cache"  # inside the image directory; hidden, so class-folder scans skip it
-CACHE_VERSION = 1  # bump when decoding changes what a file becomes
+CACHE_VERSION = 2  # bump when decoding changes what a file becomes (2: 16-bit and float images scaled)
+STALE_NAME = re.compile(r"[0-9a-f]{16}\.pt")  # the key part of a cache file's name
 
 
 @dataclass
@@ -62,12 +65,14 @@ def write_cache(path: Path, decoded: DecodedImages) -> bool:
     """Store atomically and drop older versions of the same source; False when the folder is not writable."""
     payload = {"version": CACHE_VERSION, "shape": list(decoded.shape), "images": decoded.images.contiguous(),
                "bad": [[index, message] for index, message in decoded.bad]}
+    if path.parent.is_symlink():  # never written through a link: the cache folder must be trainlab's own
+        return False
     try:
         atomic_write(path, lambda handle: torch.save(payload, handle))
     except FileWriteError:
         return False
     prefix = path.name.rsplit("-", 1)[0]
-    for stale in path.parent.glob(f"{prefix}-*.pt"):
-        if stale != path:
+    for stale in path.parent.glob(f"{glob.escape(prefix)}-*.pt"):  # only this source's older cache files
+        if stale != path and STALE_NAME.fullmatch(stale.name.rsplit("-", 1)[1]) and not stale.is_symlink():
             stale.unlink(missing_ok=True)
     return True
