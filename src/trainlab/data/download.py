@@ -10,7 +10,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from trainlab.errors import DataError
+from trainlab.errors import DataError, FileWriteError
 from trainlab.fileio import write_bytes_atomically
 
 CHUNK = 1 << 16  # bytes
@@ -53,8 +53,8 @@ def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path, m
             continue
         try:
             write_bytes_atomically(target, content)
-        except OSError as exc:
-            raise DataError(f"cannot write {target}: {exc.strerror or exc}; free some space or choose another "
+        except FileWriteError as exc:
+            raise DataError(f"cannot write {target}: {exc.reason}; free some space or choose another "
                             "--data-dir") from None
         return
     raise DataError(
