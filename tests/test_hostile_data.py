@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_images, write_fashion_layout, write_idx
+from conftest import assert_one_line_error, make_images, write_fashion_layout, write_idx
 from trainlab.config import TrainConfig
 from trainlab.data import load_dataset, load_split
 from trainlab.data.annotations import derive_classes, read_csv_annotations
@@ -46,15 +46,6 @@ def csv_config(csv: Path, **options) -> TrainConfig:
 
 def folder_config(root: Path, **options) -> TrainConfig:
     return TrainConfig(dataset="folder", image_dir=str(root), workers=0, **options)
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def train_args(data_dir: Path, run_dir: Path) -> list:
@@ -365,3 +356,19 @@ def test_a_csv_whose_every_image_is_skipped_is_refused(tmp_path):
     (tmp_path / "labels.csv").write_text("a.png,0\nb.png,1\n")
     with pytest.raises(DataError, match=r"^labels\.csv: holds no images once the 2 unreadable one\(s\) are skipped"):
         load_split(csv_config(tmp_path / "labels.csv", skip_bad_images=True), "test")
+
+
+def test_a_csv_row_reaching_out_of_the_image_directory_through_a_linked_folder_is_refused(tmp_path, run_main):
+    from PIL import Image
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("L", (8, 8)).save(outside / "secret.png")
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("L", (8, 8)).save(images / "a.png")
+    (images / "linked").symlink_to(outside)
+    (images / "labels.csv").write_text("a.png, 0\nlinked/secret.png, 1\n")
+    result = run_main("data", "info", "--dataset", "csv", "--annotations", images / "labels.csv")
+    assert_one_line_error(result, "labels.csv line 2: linked/secret.png leads out of the image directory",
+                          "links out of the data folder are not followed")

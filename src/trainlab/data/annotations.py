@@ -37,14 +37,27 @@ class FileSet:
         return str(self.root / self.paths[index])
 
     def stats(self) -> list[tuple[int, int] | None]:
-        """(size in bytes, modification time in ns) of every file; None for a missing one."""
+        """(size in bytes, modification time in ns) of every file; None for a missing one.
+
+        A file reached through a symbolic link (of the file or a folder) that leads out of root is refused.
+        """
         found: list[tuple[int, int] | None] = []
+        root = os.path.realpath(self.root)
+        real_folders: dict[str, str] = {}  # folder -> its real path: most files share a few folders
         for index in range(len(self.paths)):
+            path = self.absolute(index)
             try:
-                stat = os.stat(self.absolute(index))
+                stat = os.stat(path)
             except OSError:
                 found.append(None)
                 continue
+            folder = os.path.dirname(path)
+            real = real_folders.setdefault(folder, os.path.realpath(folder))
+            if os.path.islink(path):
+                real = os.path.dirname(os.path.realpath(path))
+            if real != root and not real.startswith(root + os.sep):
+                raise DataError(f"{self.where[index]}: {self.paths[index]} leads out of the image directory "
+                                f"{self.root} through a symbolic link; links out of the data folder are not followed")
             found.append((stat.st_size, stat.st_mtime_ns))
         return found
 
