@@ -277,3 +277,13 @@ def test_quiet_prints_one_line_per_epoch(runs, tmp_path):
     assert lines[4:6] == ["Done!", f"Saved checkpoint to {run_dir / 'checkpoints' / 'last.pt'}"]
     assert lines[6].startswith("Reports: ")
     assert len(lines) == 7
+
+
+def test_per_class_table_of_many_classes_shows_the_worst_fifty_and_says_so():
+    matrix = torch.diag(torch.arange(1, 201))
+    matrix[0, 1] = 5  # class 0 has the lowest recall
+    rows = per_class_report(matrix, tuple(f"c{i}" for i in range(200)))
+    lines = format_per_class(rows).splitlines()
+    assert len(lines) == 52
+    assert lines[1].startswith("c0 ")
+    assert lines[-1] == "(50 of 200 classes shown: those with the lowest recall; --json lists them all)"

@@ -27,9 +27,15 @@ def per_class_report(matrix: torch.Tensor, classes: tuple[str, ...]) -> list[dic
     return rows
 
 
-def format_per_class(rows: list[dict]) -> str:
-    """A text table of per_class_report rows."""
-    width = max(len("class"), *(len(r["class"]) for r in rows))
+SHOWN_CLASSES = 50  # more classes than this: the table shows those with the lowest recall
+
+
+def format_per_class(rows: list[dict], limit: int = SHOWN_CLASSES) -> str:
+    """A text table of per_class_report rows; past `limit` classes, only the `limit` with the lowest recall."""
+    shown = rows if len(rows) <= limit else sorted(rows, key=lambda r: (r["recall"], r["class"]))[:limit]
+    width = max(len("class"), *(len(r["class"]) for r in shown))
     lines = [f"{'class':<{width}}  precision  recall  support"]
-    lines += [f"{r['class']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}" for r in rows]
+    lines += [f"{r['class']:<{width}}  {r['precision']:9.3f}  {r['recall']:6.3f}  {r['support']:7d}" for r in shown]
+    if len(shown) < len(rows):
+        lines.append(f"({limit} of {len(rows)} classes shown: those with the lowest recall; --json lists them all)")
     return "\n".join(lines)
