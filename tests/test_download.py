@@ -176,3 +176,37 @@ def test_a_full_disk_while_writing_a_download_is_one_clear_error_and_leaves_noth
         load_dataset(data_dir=data_dir)
     assert "No space left on device" in str(error.value) and "--data-dir" in str(error.value)
     assert all_files(data_dir) == []
+
+
+def test_a_gzip_bomb_from_a_mirror_is_refused_uninflated_naming_its_url_and_the_next_mirror_is_used(
+        tmp_path, monkeypatch):
+    import tracemalloc
+    import zlib
+
+    from trainlab.data import download
+
+    header = bytes([0, 0, 8, 3]) + b"".join(size.to_bytes(4, "big") for size in (10, 28, 28))
+    content = header + bytes(range(256)) * 30 + bytes(10 * 28 * 28 - 256 * 30)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip container
+    bomb = compressor.compress(header) + b"".join(compressor.compress(bytes(2**20)) for _ in range(64))
+    bomb += compressor.flush()  # the declared 7,856 bytes, then 64 MB more of zeros, in under 1 MB
+    served = {"http://bomb/x.gz": bomb, "http://good/x.gz": gzip.compress(content)}
+    monkeypatch.setattr(download, "fetch", lambda url: served[url])
+    md5 = hashlib.md5(content).hexdigest()  # noqa: S324
+
+    tracemalloc.start()
+    try:
+        download.download_file("x", md5, ("http://bomb/", "http://good/"), tmp_path / "out" / "x")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "out" / "x").read_bytes() == content
+    assert peak < 16 * 2**20  # bytes: the 64 MB were never held
+
+    with pytest.raises(DataError) as raised:
+        download.download_file("x", md5, ("http://bomb/",), tmp_path / "no" / "x")
+    message = str(raised.value)
+    assert "http://bomb/x.gz: inflates to more than its IDX header declares (7,856 bytes for shape (10, 28, 28)); " \
+           "the file is corrupt or a decompression bomb: not stored" in message
+    assert "\n" not in message
+    assert all_files(tmp_path / "no") == []

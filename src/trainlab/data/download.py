@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import sys
 import urllib.error
 import urllib.request
-import zlib
 from pathlib import Path
 
+from trainlab.data.idx import gunzip_idx
 from trainlab.errors import DataError, FileWriteError
 from trainlab.fileio import write_bytes_atomically
 
@@ -41,11 +40,15 @@ def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path, m
         url = f"{mirror}{name}.gz"
         try:
             archive = fetch(url)
-            checked = archive if md5_of == "gz" else None
-            content = gzip.decompress(archive)
-        except (urllib.error.URLError, OSError, EOFError, zlib.error, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = exc if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", exc)
             failures.append(f"{url}: {reason}")  # HTTP errors keep their status: "HTTP Error 404: ..."
+            continue
+        checked = archive if md5_of == "gz" else None
+        try:  # inflated no further than the IDX header declares: a gzip bomb from a mirror is refused, not inflated
+            content = gunzip_idx(archive, url, remedy="not stored")
+        except DataError as exc:
+            failures.append(str(exc))  # "URL: corrupt or truncated gzip file (...)" or "URL: inflates to more ..."
             continue
         digest = hashlib.md5(content if checked is None else checked).hexdigest()  # noqa: S324 - integrity check
         if digest != md5:

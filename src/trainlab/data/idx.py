@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import zlib
 from pathlib import Path
@@ -31,17 +32,31 @@ def read_bytes(path: Path) -> bytes:
         except OSError as exc:
             raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        with gzip.open(path, "rb") as stream:
-            return _read_declared(stream, path)
+        with open(path, "rb") as archive:
+            return gunzip_idx(archive, str(path))
+    except OSError as exc:  # the file itself cannot be opened
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def gunzip_idx(archive: bytes | BinaryIO, source: str, remedy: str = "delete it and download it again") -> bytes:
+    """A gzip archive (bytes or a binary file) inflated piece by piece, no further than its IDX header declares.
+
+    Errors are one DataError naming source and ending with remedy: a corrupt archive, or one that inflates past
+    its header's sizes (a gzip bomb), is refused without holding more than the declared bytes.
+    """
+    compressed = io.BytesIO(archive) if isinstance(archive, (bytes, bytearray, memoryview)) else archive
+    try:
+        with gzip.GzipFile(fileobj=compressed, mode="rb") as stream:
+            return _read_declared(stream, source, remedy)
     except OSError as exc:
-        if exc.errno is not None:  # the file itself cannot be opened or read
-            raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); delete it and download it again") from None
+        if exc.errno is not None:  # the archive's file cannot be read
+            raise DataError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+        raise DataError(f"{source}: corrupt or truncated gzip file ({exc}); {remedy}") from None
     except (EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip file ({exc}); delete it and download it again") from None
+        raise DataError(f"{source}: corrupt or truncated gzip file ({exc}); {remedy}") from None
 
 
-def _read_declared(stream: BinaryIO, path: Path) -> bytes:
+def _read_declared(stream: BinaryIO, source: str, remedy: str) -> bytes:
     """The IDX content of a decompressing stream: the header, then as many bytes as it declares (and 1 more)."""
     head = stream.read(4)
     if len(head) < 4 or head[:2] != b"\0\0" or head[2] != UNSIGNED_BYTE:
@@ -53,13 +68,12 @@ def _read_declared(stream: BinaryIO, path: Path) -> bytes:
     shape = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     declared = len(head) + math.prod(shape)
     if declared > MAX_IDX_BYTES:
-        raise DataError(f"{path}: IDX header declares shape {tuple(shape)} ({declared:,} bytes), more than the "
+        raise DataError(f"{source}: IDX header declares shape {tuple(shape)} ({declared:,} bytes), more than the "
                         f"{MAX_IDX_BYTES:,} bytes trainlab reads; the file is corrupt or not a data set for it")
     body = stream.read(declared - len(head) + 1)  # one byte more than declared tells a file that holds more
     if len(head) + len(body) > declared:
-        raise DataError(f"{path}: inflates to more than its IDX header declares ({declared:,} bytes for shape "
-                        f"{tuple(shape)}); the file is corrupt or a decompression bomb: delete it and download it "
-                        "again")
+        raise DataError(f"{source}: inflates to more than its IDX header declares ({declared:,} bytes for shape "
+                        f"{tuple(shape)}); the file is corrupt or a decompression bomb: {remedy}")
     return head + body
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -170,6 +171,17 @@ def _unchanged(item: Any) -> Any:
     return item
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker_init_fn: workers ignore SIGINT and SIGTERM; the main process stops them.
+
+    A signal to the whole process group (Ctrl-C, `kill -TERM -PGID`, SLURM's scancel, systemd) reaches the
+    workers too; were they to die of it, the main process would fail with "DataLoader worker ... killed by
+    signal" instead of finishing its step, writing its checkpoint and shutting the workers down itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: Sequence[list[int]],
                     workers: int = 0) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
     """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
@@ -179,6 +191,7 @@ def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: S
     loader = torch.utils.data.DataLoader(
         FileBatches(paths, read), sampler=batches, batch_size=None, num_workers=workers,
         collate_fn=_unchanged, prefetch_factor=2 if workers else None, persistent_workers=False,
+        worker_init_fn=ignore_stop_signals,
         generator=torch.Generator(),  # its seed draw must not advance the global RNG (augmentation, dropout)
     )
     yield from loader
