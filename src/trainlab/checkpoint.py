@@ -1,8 +1,7 @@
 """The one checkpoint format: self-describing, written atomically, loaded with weights_only=True.
 
-A trainlab checkpoint is a dict of plain types and tensors:
-    format="trainlab-checkpoint", format_version, config (TrainConfig.to_dict()), classes,
-    preprocessing, model_state, optimizer_state, scheduler_state, epoch, step, rng, metrics, ...
+A trainlab checkpoint is a dict of plain types and tensors: format="trainlab-checkpoint", format_version,
+and the fields of TrainingState below (its one definition).
 Plain state_dict files (the tutorial's `torch.save(model.state_dict(), "model.pth")`) and
 safetensors files are read too; a whole pickled model only with trust_pickle=True. trainlab's own
 state_dict and safetensors exports describe their model (name, classes, preprocessing) in metadata
@@ -16,7 +15,7 @@ import os
 import pickle
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,43 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's weights with clean keys, ready to save."""
     return clean_state_dict(unwrap_model(model).state_dict())
+
+
+RESUME_FIELDS = ("model_state", "optimizer_state", "epoch", "step", "epoch_progress", "rng", "metrics")
+
+
+@dataclass
+class TrainingState:
+    """Everything a training checkpoint holds, as plain types and tensors: what rebuilds the model and resumes."""
+
+    config: dict[str, Any]  # TrainConfig.to_dict()
+    classes: list[str]
+    preprocessing: dict[str, Any]  # Preprocessing.to_dict()
+    model_state: dict[str, torch.Tensor]  # clean keys (no DDP / torch.compile prefixes)
+    optimizer_state: dict[str, Any]
+    epoch: int  # epochs finished
+    step: int  # optimizer steps taken
+    epoch_progress: dict[str, Any]  # where in the current epoch (EpochProgress)
+    rng: dict[str, Any]  # python, numpy, torch (and CUDA) generator states
+    metrics: list[dict[str, Any]]  # one row per finished epoch
+    scaler_state: dict[str, Any] | None = None  # fp16 grad scaler
+    scheduler_state: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None  # the data's fingerprint, checked on resume
+
+    def to_payload(self) -> dict[str, Any]:
+        """The dict torch.save writes (shallow: tensors are not copied)."""
+        return {"format": FORMAT, "format_version": FORMAT_VERSION,
+                **{item.name: getattr(self, item.name) for item in fields(self)}}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike) -> TrainingState:
+        """The state in a loaded trainlab checkpoint; one that lacks what a resume needs is refused by name."""
+        if not payload:
+            raise CheckpointError(f"{path}: not a trainlab training checkpoint; cannot resume from it")
+        missing = [name for name in RESUME_FIELDS if name not in payload]
+        if missing:
+            raise CheckpointError(f"{path}: incomplete training checkpoint (no {', '.join(missing)}); cannot resume")
+        return cls(**{item.name: payload.get(item.name) for item in fields(cls)})
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, load_weights, model_state, save_checkpoint
+from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state, save_checkpoint
 from trainlab.config import FILE_DATASETS, TrainConfig, read_config_file
 from trainlab.data import DatasetSplits, load_dataset, make_loader
 from trainlab.data.augment import Augmentation
@@ -134,10 +134,6 @@ def load_run_config(run_dir: str | os.PathLike, trust_model_code: bool = False) 
     return TrainConfig.from_dict(values, source=str(path))
 
 
-# What a checkpoint must hold to resume a run (scaler and scheduler states are optional).
-TRAINING_STATE = ("model_state", "optimizer_state", "epoch", "step", "epoch_progress", "rng", "metrics")
-
-
 class Trainer:
     """One training run: holds the model, optimizer, data and progress, and writes the run directory."""
 
@@ -223,24 +219,22 @@ class Trainer:
         return max(rows, key=lambda row: row["val_accuracy"]) if rows else None
 
     # checkpoints -------------------------------------------------------------------------------------------
-    def checkpoint_payload(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-            "classes": list(self.classes),
-            "preprocessing": self.preprocess.to_dict(),
-            "model_state": model_state(self.model),
-            "optimizer_state": self.optimizer.state_dict(),
-            "scaler_state": self.scaler.state_dict() if self.scaler is not None else None,
-            "scheduler_state": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": self.epoch,
-            "step": self.step,
-            "epoch_progress": asdict(self.progress),
-            "rng": rng_state(),
-            "metrics": self.metrics,
-            "data": self.data_fingerprint,
-        }
+    def training_state(self) -> TrainingState:
+        return TrainingState(
+            config=self.config.to_dict(),
+            classes=list(self.classes),
+            preprocessing=self.preprocess.to_dict(),
+            model_state=model_state(self.model),
+            optimizer_state=self.optimizer.state_dict(),
+            scaler_state=self.scaler.state_dict() if self.scaler is not None else None,
+            scheduler_state=self.scheduler.state_dict() if self.scheduler is not None else None,
+            epoch=self.epoch,
+            step=self.step,
+            epoch_progress=asdict(self.progress),
+            rng=rng_state(),
+            metrics=self.metrics,
+            data=self.data_fingerprint,
+        )
 
     def save(self, *names: Path) -> None:
         """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload.
@@ -252,36 +246,31 @@ class Trainer:
                 f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
                 "state; lower the learning rate or set --grad-clip 1.0"
             )
-        payload = self.checkpoint_payload()
+        payload = self.training_state().to_payload()
         for name in names or (rundir.LAST_CHECKPOINT,):
             save_checkpoint(self.run_dir / name, payload)
 
     def restore(self, path: Path, allow_other_data: bool = False) -> None:
-        payload = load_checkpoint(path).payload
-        if not payload:
-            raise CheckpointError(f"{path}: not a trainlab training checkpoint; cannot resume from it")
-        missing = [key for key in TRAINING_STATE if key not in payload]
-        if missing:
-            raise CheckpointError(f"{path}: incomplete training checkpoint (no {', '.join(missing)}); cannot resume")
-        recorded = payload.get("data")
+        state = TrainingState.from_payload(load_checkpoint(path).payload, path)
+        recorded = state.data
         if recorded and recorded != self.data_fingerprint and not allow_other_data:
             changed = [key for key in self.data_fingerprint if recorded.get(key) != self.data_fingerprint[key]]
             raise CheckpointError(
                 f"{path} was trained on other data than {describe_data(self.config)} holds now (different "
                 f"{', '.join(changed)}); point the run at its data again, or pass --allow-other-data to resume on "
                 "this data anyway")
-        load_weights(self.model, payload["model_state"], source=str(path))
+        load_weights(self.model, state.model_state, source=str(path))
         try:
-            self.optimizer.load_state_dict(payload["optimizer_state"])
-            if self.scaler is not None and payload.get("scaler_state"):
-                self.scaler.load_state_dict(payload["scaler_state"])
-            if self.scheduler is not None and payload.get("scheduler_state"):
-                self.scheduler.load_state_dict(payload["scheduler_state"])
-            self.epoch = int(payload["epoch"])
-            self.step = int(payload["step"])
-            self.progress = EpochProgress(**payload["epoch_progress"])
-            self.metrics = list(payload["metrics"])
-            restore_rng_state(payload["rng"])
+            self.optimizer.load_state_dict(state.optimizer_state)
+            if self.scaler is not None and state.scaler_state:
+                self.scaler.load_state_dict(state.scaler_state)
+            if self.scheduler is not None and state.scheduler_state:
+                self.scheduler.load_state_dict(state.scheduler_state)
+            self.epoch = int(state.epoch)
+            self.step = int(state.step)
+            self.progress = EpochProgress(**state.epoch_progress)
+            self.metrics = list(state.metrics)
+            restore_rng_state(state.rng)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its training state does not fit this run ({exc}); cannot resume") from None
 
