@@ -24,6 +24,7 @@ from torch import nn
 
 from trainlab.errors import CheckpointError, FileWriteError
 from trainlab.fileio import atomic_write
+from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 FORMAT = "trainlab-checkpoint"
 FORMAT_VERSION = 1
@@ -163,8 +164,8 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     """A run directory means its best checkpoint if it has one, else its last."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            candidate = path / "checkpoints" / name
+        for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+            candidate = path / name
             if candidate.is_file():
                 return candidate
         raise CheckpointError(f"{path}: run directory has no checkpoints/last.pt; did its training save anything?")

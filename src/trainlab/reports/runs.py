@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
+from trainlab.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from trainlab.training.rundir import read_metrics
 
 if sys.version_info >= (3, 11):
@@ -18,7 +19,7 @@ else:  # pragma: no cover
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "config.toml").is_file()
+    return (path / CONFIG_FILE).is_file()
 
 
 COLUMNS = ("model", "optimizer", "lr", "epochs", "best_val_accuracy", "test_accuracy", "machine_seconds")
@@ -35,7 +36,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """The figures of run_row, read from the run's files; raises on a damaged file."""
-    config_path = run_dir / "config.toml"
+    config_path = run_dir / CONFIG_FILE
     try:
         config = tomllib.loads(config_path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -43,10 +44,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     try:
         metrics = read_metrics(run_dir)
     except TrainlabError as exc:  # its message starts with the whole path; the row names the run already
-        raise TrainlabError(str(exc).replace(str(run_dir / "metrics.jsonl"), "metrics.jsonl")) from None
+        raise TrainlabError(str(exc).replace(str(run_dir / METRICS_FILE), METRICS_FILE)) from None
     if not all(isinstance(row, dict) for row in metrics):
         raise TrainlabError("metrics.jsonl holds a line that is not a JSON object")
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / SUMMARY_FILE
     status = "stopped"
     if summary_path.is_file():
         try:

@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from trainlab.training.rundir import TENSORBOARD_FOLDER
+from trainlab.layout import TENSORBOARD_FOLDER
 from trainlab.training.trainer import Reporter
 
 SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",

@@ -12,21 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainlab.fileio import write_bytes_atomically
 from trainlab.errors import FileWriteError, TrainlabError
-
-CONFIG_FILE = "config.toml"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-LOCK_FILE = ".lock"
-LAST_CHECKPOINT = Path("checkpoints") / "last.pt"
-BEST_CHECKPOINT = Path("checkpoints") / "best.pt"
-CHECKPOINT_FOLDER = "checkpoints"
-TENSORBOARD_FOLDER = "tensorboard"
-CURVES_FILE = "learning_curves.png"
-CONFUSION_FILE = "confusion_matrix.png"
-TOP_LOSSES_FILE = "top_losses.png"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, LOCK_FILE, CURVES_FILE, CONFUSION_FILE, TOP_LOSSES_FILE)
+from trainlab.fileio import write_bytes_atomically
+from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's names
+    BEST_CHECKPOINT, CHECKPOINT_FOLDER, CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, LAST_CHECKPOINT, LOCK_FILE,
+    METRICS_FILE, RUN_FILES, SUMMARY_FILE, TENSORBOARD_FOLDER, TOP_LOSSES_FILE,
+)
 
 
 def default_run_dir(root: str | os.PathLike = "runs") -> Path:

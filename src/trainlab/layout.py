@@ -1,0 +1,23 @@
+"""The run directory's layout: the one place its file and folder names are spelled.
+
+    RUN_DIR/config.toml  metrics.jsonl  summary.json  .lock
+            checkpoints/last.pt  checkpoints/best.pt
+            learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+CHECKPOINT_FOLDER = "checkpoints"
+LAST_CHECKPOINT = Path(CHECKPOINT_FOLDER) / "last.pt"
+BEST_CHECKPOINT = Path(CHECKPOINT_FOLDER) / "best.pt"
+TENSORBOARD_FOLDER = "tensorboard"
+CURVES_FILE = "learning_curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+TOP_LOSSES_FILE = "top_losses.png"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, LOCK_FILE, CURVES_FILE, CONFUSION_FILE, TOP_LOSSES_FILE)
