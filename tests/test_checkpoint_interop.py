@@ -15,7 +15,7 @@ from torch import nn
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.checkpoint import FORMAT, load_checkpoint
 from trainlab.errors import CheckpointError
-from trainlab.training.trainer import Reporter
+from trainlab.training.reporting import Reporter
 from tutorial_code import TutorialNeuralNetwork, train_tutorial_model, tutorial_loader, tutorial_test
 
 

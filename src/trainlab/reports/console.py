@@ -7,7 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from trainlab.errors import FileWriteError
-from trainlab.training.trainer import Reporter
+from trainlab.training.reporting import Reporter
 
 RULE = "-------------------------------"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.layout import TENSORBOARD_FOLDER
-from trainlab.training.trainer import Reporter
+from trainlab.training.reporting import Reporter
 
 SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
            "machine_samples_per_second")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from torch import nn
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
-from trainlab.errors import TrainlabError
-from trainlab.training.trainer import Reporter, Trainer
+from trainlab.errors import TrainingDiverged, TrainlabError
+from trainlab.training.loop import EpochProgress, train_one_epoch
+from trainlab.training.setup import build_training
 
 SMOOTHING = 0.9  # EMA factor used only to detect divergence while the test runs
 DIVERGED = 4.0  # stop once the running loss exceeds this multiple of its minimum
@@ -78,46 +78,53 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float, float, str,
     return suggestion, steepest, confidence, notes
 
 
+class _RangeDone(Exception):
+    """Raised from the step hook when the range test has its steps or the loss diverged."""
+
+
 def find_lr(config: TrainConfig, data: DatasetSplits, model: nn.Module | None = None, start_lr: float = 1e-7,
             end_lr: float = 10.0, steps: int = 200) -> LrFinderResult:
-    """Run the range test on a copy of `model` (or a fresh config.model); the original is left untouched."""
+    """Run the range test on a copy of `model` (or a fresh config.model); the original is left untouched.
+
+    The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
+    changes, rising exponentially from start_lr to end_lr.
+    """
     finder_config = config.replace(schedule="none", warmup_epochs=0.0, lr=start_lr, epochs=max(config.epochs, 1))
-    trainer = Trainer(finder_config, Path("."), data, copy.deepcopy(model) if model is not None else None, Reporter())
+    setup = build_training(finder_config, data, copy.deepcopy(model) if model is not None else None)
     growth = (end_lr / start_lr) ** (1 / max(steps - 1, 1))
-    lrs, losses = [], []
-    average, lowest = 0.0, math.inf  # running bias-corrected EMA of the loss and its minimum
-    trainer.model.train()
-    for images, labels in _endless_batches(trainer):
-        lr = start_lr * growth ** len(lrs)
-        for group in trainer.optimizer.param_groups:
+    lrs: list[float] = []
+    losses: list[float] = []
+    running = {"average": 0.0, "lowest": math.inf}  # bias-corrected EMA of the loss and its minimum
+
+    def set_lr(lr: float) -> None:
+        for group in setup.optimizer.param_groups:
             group["lr"] = lr
-        with trainer.autocast():
-            loss = trainer.loss_fn(trainer.model(trainer.preprocess(images)), labels)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trainer.optimizer.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            break
-        lrs.append(lr)
-        losses.append(value)
-        average = SMOOTHING * average + (1 - SMOOTHING) * value
-        current = average / (1 - SMOOTHING ** len(losses))
-        lowest = min(lowest, current)
-        if len(lrs) >= steps or current > DIVERGED * lowest:
-            break
+
+    def record(progress: EpochProgress, loss: float, batch_size: int) -> None:
+        lrs.append(setup.optimizer.param_groups[0]["lr"])
+        losses.append(loss)
+        running["average"] = SMOOTHING * running["average"] + (1 - SMOOTHING) * loss
+        current = running["average"] / (1 - SMOOTHING ** len(losses))
+        running["lowest"] = min(running["lowest"], current)
+        if len(lrs) >= steps or current > DIVERGED * running["lowest"]:
+            raise _RangeDone
+        set_lr(start_lr * growth ** len(lrs))
+
+    set_lr(start_lr)
+    epoch = 0
+    try:
+        while True:  # epoch after epoch until the range is done
+            train_one_epoch(setup.forward_model, setup.batches(epoch), setup.loss_fn, setup.optimizer,
+                            setup.preprocess, autocast=setup.autocast, scaler=setup.scaler,
+                            grad_clip=finder_config.grad_clip, after_step=record)
+            epoch += 1
+    except (_RangeDone, TrainingDiverged):  # a non-finite loss ends the range like a diverging one
+        pass
     if len(lrs) < 5:
         raise TrainlabError("the lr range test diverged within 5 steps; lower --start-lr")
     smoothed = smooth(losses)
     suggestion, steepest, confidence, notes = suggest(lrs, smoothed)
     return LrFinderResult(lrs, losses, smoothed, suggestion, steepest, confidence, notes=notes)
-
-
-def _endless_batches(trainer: Trainer):
-    """The training batches (augmented if configured), epoch after epoch."""
-    while True:
-        yield from trainer.batches()
-        trainer.epoch += 1
 
 
 __all__ = ["LrFinderResult", "find_lr", "smooth", "suggest"]

@@ -1,0 +1,111 @@
+"""fit(): data -> model -> loop -> checkpoints in a run directory, with exact resume and a graceful stop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.checkpoint import load_checkpoint, load_weights
+from trainlab.config import FILE_DATASETS, TrainConfig, read_config_file
+from trainlab.data import DatasetSplits, load_dataset
+from trainlab.data.builtin import resolve_data_dir
+from trainlab.errors import TrainlabError
+from trainlab.models import check_model_from_file
+from trainlab.training import rundir
+from trainlab.training.reporting import Reporter
+from trainlab.training.signals import StopRequest
+from trainlab.training.trainer import Trainer
+
+
+def load_run_config(run_dir: str | os.PathLike, trust_model_code: bool = False) -> TrainConfig:
+    """The resolved config a run directory was started with; a package.module:Class model needs trust_model_code."""
+    path = Path(run_dir) / rundir.CONFIG_FILE
+    if not path.is_file():
+        raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path "
+                            "(a run killed before it wrote anything starts again with its original command)")
+    values = read_config_file(path)
+    check_model_from_file(values.get("model", "mlp"), values.get("extra", {}), str(path), trusted=trust_model_code)
+    return TrainConfig.from_dict(values, source=str(path))
+
+
+def model_name_of(model: nn.Module, configured: str) -> str:
+    """The --model name that rebuilds `model`: the configured one if it builds this class, else module:Class."""
+    from trainlab.models import registered_class
+
+    if registered_class(configured) is type(model):
+        return configured
+    return f"{type(model).__module__}:{type(model).__qualname__}"
+
+
+def fit(
+    config: TrainConfig | None = None,
+    *,
+    model: nn.Module | None = None,
+    data: DatasetSplits | None = None,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    init_from: str | os.PathLike | None = None,
+    download: bool = True,
+    reporter: Reporter | None = None,
+    allow_other_data: bool = False,
+) -> dict[str, Any]:
+    """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict.
+
+    A resumed run checks that its data is what it was trained on (counts, shapes, classes, labels) unless
+    allow_other_data is set.
+    """
+    config = config or TrainConfig()
+    if model is not None:
+        config = config.replace(model=model_name_of(model, config.model))
+    if not resume and data is None and config.dataset not in FILE_DATASETS and config.data_dir is None:
+        # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
+        config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
+    created = rundir.first_missing_ancestor(run_dir)
+    rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    stop = StopRequest()
+    with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created) as start, stop:  # only what we locked
+        rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
+        rundir.remove_temporary_files(run_dir)
+        last = run_dir / rundir.LAST_CHECKPOINT
+        if data is None:
+            data = load_dataset(config, download=download)
+            for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
+                reporter.message(note)
+        trainer = Trainer(config, run_dir, data, model, reporter, pretrained=not (resume and last.is_file()))
+        trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
+        if resume and last.is_file():
+            trainer.restore(last, allow_other_data)
+            rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
+            if trainer.epoch >= config.epochs or trainer.should_stop_early():
+                if not (run_dir / rundir.SUMMARY_FILE).is_file():
+                    status = "finished" if trainer.epoch >= config.epochs else "stopped early"
+                    rundir.write_json(run_dir / rundir.SUMMARY_FILE, trainer.summary(status))
+                if trainer.epoch >= config.epochs:
+                    reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
+                    return trainer.summary("already finished")
+                reporter.message(f"{run_dir} stopped early after {trainer.epoch} of its {config.epochs} epochs "
+                                 f"(--early-stop {config.early_stop}); nothing to do")
+                return trainer.summary("already stopped early")
+            reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
+        elif resume:
+            reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
+        elif init_from is not None:
+            loaded = load_checkpoint(init_from)
+            load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
+            reporter.message(f"Initialized weights from {loaded.path}")
+        if overwrite and not resume:  # only now that data, model and weights are known good
+            rundir.clear_run_dir(run_dir)
+        start.wrote_config = not resume
+        rundir.write_file(run_dir / rundir.CONFIG_FILE, config.to_toml().encode())
+        reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
+                        "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})
+        summary = trainer.run()
+    reporter.end(summary, trainer.analysis())
+    return summary

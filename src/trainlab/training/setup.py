@@ -1,0 +1,162 @@
+"""Everything a run trains with, assembled from a config and data: model, loss, optimizer, schedule, loader.
+
+build_training is shared by the Trainer and the lr range test, so both train exactly the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainlab.config import TrainConfig
+from trainlab.data import DatasetSplits, make_loader
+from trainlab.data.augment import Augmentation
+from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import DataError
+from trainlab.models import create_model, freeze_parameters
+from trainlab.training.loop import autocast_for
+from trainlab.training.losses import LossFn, make_loss
+from trainlab.training.optimizers import make_optimizer
+from trainlab.training.reporting import Reporter
+from trainlab.training.runtime import keep_freed_memory, resolve_device
+from trainlab.training.schedules import make_scheduler
+
+
+@dataclass
+class TrainingSetup:
+    """The objects one run trains with, on its device."""
+
+    config: TrainConfig
+    device: torch.device
+    classes: tuple[str, ...]
+    train_data: ImageData
+    val_data: ImageData | None
+    test_data: ImageData
+    data_fingerprint: dict[str, Any]
+    preprocess: Preprocessing
+    augment: Augmentation | None
+    model: nn.Module
+    forward_model: nn.Module  # the model, or its torch.compile wrapper
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    autocast: Callable[[], Any]
+    loader: BatchLoader
+
+    def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of `epoch` from `start_batch` on, augmented on the device when asked."""
+        for images, labels in self.loader.batches(epoch, start_batch):
+            if self.augment is not None:
+                images = self.augment(images)
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels
+
+
+def model_arguments(config: TrainConfig, pretrained: bool = True) -> dict[str, Any]:
+    """Keyword arguments for create_model; `pretrained=False` skips --weights (a resume restores all weights)."""
+    arguments = dict(config.extra)
+    if config.dropout:
+        arguments["dropout"] = config.dropout
+    if config.weights and pretrained:
+        arguments["weights"] = config.weights
+    return arguments
+
+
+def build_training(config: TrainConfig, data: DatasetSplits, model: nn.Module | None = None,
+                   reporter: Reporter | None = None, pretrained: bool = True) -> TrainingSetup:
+    """Split, check and move the data, seed, and build the model, loss, optimizer, schedule, scaler and loader."""
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
+    fingerprint = data_fingerprint(config, data)
+    train, val = data.train, None
+    if config.val_split:
+        train, val = stratified_split(train, config.val_split, config.seed)
+    check_splits(config, data, train, val)
+    channels, height, width = train.image_shape
+    mean, std = channel_stats(train) if config.normalize else (None, None)
+    preprocess = Preprocessing(channels, height, width, mean, std)
+    augment = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
+    torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    if model is None:
+        model = create_model(config.model, train.image_shape, len(data.classes), **model_arguments(config, pretrained))
+        if getattr(model, "pretrained_note", None) and reporter is not None:  # --weights: what came from the file
+            reporter.message(model.pretrained_note)
+    if config.freeze:
+        freeze_parameters(model, config.freeze)
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_data = train.to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
+    steps_per_epoch = len(loader)
+    scheduler = None
+    if config.schedule != "none" or config.warmup_epochs:
+        scheduler = make_scheduler(
+            config.schedule, optimizer, config.lr, config.epochs * steps_per_epoch,
+            int(round(config.warmup_epochs * steps_per_epoch)), config.step_epochs * steps_per_epoch,
+            config.step_gamma)
+    return TrainingSetup(
+        config=config, device=device, classes=data.classes, train_data=train_data,
+        val_data=val.to(device) if val is not None else None, test_data=data.test.to(device),
+        data_fingerprint=fingerprint, preprocess=preprocess, augment=augment, model=model,
+        forward_model=torch.compile(model) if config.compile else model,
+        loss_fn=make_loss(config.loss, len(data.classes), config.label_smoothing), optimizer=optimizer,
+        scheduler=scheduler, scaler=torch.amp.GradScaler(device.type) if config.precision == "fp16" else None,
+        autocast=autocast_for(device, config.precision), loader=loader)
+
+
+def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
+    """Every split has images, and all of them have the training images' shape and classes: checked before step 1."""
+    if len(data.train) == 0:
+        raise DataError(f"the training set of {describe_data(config)} holds no images; check the data files")
+    if val is not None and len(val) == 0:
+        raise DataError(f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "
+                        "raise it or leave it out")
+    if len(train) == 0:
+        raise DataError(f"--val-split {config.val_split:g} leaves none of the {len(data.train)} images for "
+                        "training; lower it")
+    if len(data.test) == 0:
+        raise DataError(f"the test set of {describe_data(config)} holds no images; check the data files")
+    shape = "x".join(map(str, data.train.image_shape))
+    for name, split in (("test", data.test), ("validation", val)):
+        if split is None:
+            continue
+        if split.image_shape != data.train.image_shape:
+            raise DataError(f"the {name} images of {describe_data(config)} are {'x'.join(map(str, split.image_shape))} "
+                            f"(channels x height x width) but the training images are {shape}; both must match")
+        if tuple(split.classes) != tuple(data.train.classes):
+            raise DataError(f"the {name} set of {describe_data(config)} has {len(split.classes)} classes but the "
+                            f"training set has {len(data.train.classes)} ({', '.join(data.train.classes[:5])}, ...); "
+                            "both must have the same classes")
+
+
+def describe_data(config: TrainConfig) -> str:
+    """The data a config names, for messages: '--dataset fashion-mnist in /data' or the CSV/folder."""
+    where = config.annotations or config.image_dir or config.data_dir or "the default data directory"
+    return f"--dataset {config.dataset} ({where})"
+
+
+def data_fingerprint(config: TrainConfig, data: DatasetSplits) -> dict[str, Any]:
+    """What identifies the data a run trains on: counts, image shape, classes and a digest of every label."""
+    digest = hashlib.sha256()
+    for split in (data.train, data.test):
+        digest.update(split.labels.cpu().to(torch.int64).numpy().tobytes())
+    return {"dataset": config.dataset, "train_images": len(data.train), "test_images": len(data.test),
+            "image_shape": list(data.train.image_shape), "classes": list(data.classes),
+            "labels_sha256": digest.hexdigest()}
