@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -11,10 +13,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from trainlab import __version__
+from trainlab.config import DEVICES, MAX_IMAGE_SIZE, MAX_RATE, MAX_THREADS, MAX_WORKERS
 from trainlab.errors import TrainingInterrupted, TrainlabError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 AUTO_LR_PLACEHOLDER = 1e-3  # validated in the config, then replaced by the range test's suggestion
+MAX_LR_STEPS = 100_000  # lr range test steps; its default is 200, fastai's 100
+MAX_CLASSES = 10_000  # summary --num-classes; the data readers accept no more either
+MAX_INPUT_CHANNELS = 64  # summary --input-size C; trainlab's own data has 1 or 3
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,6 +48,27 @@ class Output:
 # ---------------------------------------------------------------------------------------------------------------
 # parsers
 
+def path_argument(text: str) -> str:
+    """A file or folder name; an empty one would silently mean the current folder or the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty string")
+    return text
+
+
+def name_argument(text: str) -> str:
+    """A model, preset or parameter-prefix name; an empty one would silently mean the default, or everything."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a name, got an empty string")
+    return text
+
+
+def device_argument(text: str) -> str:
+    """--device: one of DEVICES, checked here because evaluate, predict and data use it without a config."""
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; choose one of: {', '.join(DEVICES)}")
+    return text
+
+
 def learning_rate(text: str) -> float | str:
     """--lr: a number, or 'auto' for the lr range test."""
     if text == "auto":
@@ -53,7 +80,8 @@ def learning_rate(text: str) -> float | str:
 
 
 TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
-    ("--model", {"help": "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. tv:resnet18), "
+    ("--model", {"type": name_argument,
+                 "help": "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. tv:resnet18), "
                          "or package.module:Class (default: mlp)"}),
     ("--loss", {"help": "cross-entropy, nll, mse, l1, bce, bce-with-logits (default: cross-entropy)"}),
     ("--label-smoothing", {"type": float, "help": "cross-entropy label smoothing (default: 0)"}),
@@ -82,9 +110,9 @@ TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--augment-padding", {"type": int, "help": "random crop padding in pixels (default: 2)"}),
     ("--augment-erasing", {"type": float, "help": "random erasing probability per image (default: 0.25)"}),
     ("--dropout", {"type": float, "help": "dropout for models that have it (cnn) (default: 0)"}),
-    ("--freeze", {"action": "append", "metavar": "PREFIX",
+    ("--freeze", {"action": "append", "metavar": "PREFIX", "type": name_argument,
                   "help": "do not train parameters whose names start with PREFIX (repeatable)"}),
-    ("--weights", {"help": "local pretrained weights (a state_dict file) for tv:NAME models"}),
+    ("--weights", {"type": path_argument, "help": "local pretrained weights (a state_dict file) for tv:NAME models"}),
     ("--early-stop", {"type": int, "help": "stop after this many epochs without a better val accuracy"}),
     ("--precision", {"help": "fp32, bf16 or fp16 autocast (default: fp32)"}),
     ("--compile", {"action": argparse.BooleanOptionalAction, "help": "torch.compile the model (default: off)"}),
@@ -100,19 +128,24 @@ TRAIN_FLAGS: list[tuple[str, dict[str, Any]]] = [
 DATA_FLAGS: list[tuple[str, dict[str, Any]]] = [
     ("--dataset", {"help": "fashion-mnist, mnist, kmnist, cifar10, csv (--annotations) or folder (--image-dir) "
                            "(default: fashion-mnist; evaluate/predict: the checkpoint's)"}),
-    ("--data-dir", {"help": "built-in data sets' directory (default: $TRAINLAB_DATA_DIR, else ./data)"}),
-    ("--annotations", {"metavar": "CSV", "help": "csv: training rows `file name, label` (header optional; labels "
-                                                  "are class numbers or class names)"}),
-    ("--test-annotations", {"metavar": "CSV", "help": "csv: test rows; without it, --val-split also holds out "
-                                                       "a test part of --annotations"}),
-    ("--image-dir", {"metavar": "DIR", "help": "csv: the folder the file names are relative to (default: the CSV's "
-                                               "folder); folder: ROOT/<class>/* or ROOT/train|test/<class>/*"}),
+    ("--data-dir", {"type": path_argument,
+                    "help": "built-in data sets' directory (default: $TRAINLAB_DATA_DIR, else ./data)"}),
+    ("--annotations", {"metavar": "CSV", "type": path_argument,
+                       "help": "csv: training rows `file name, label` (header optional; labels are class numbers or "
+                               "class names)"}),
+    ("--test-annotations", {"metavar": "CSV", "type": path_argument,
+                            "help": "csv: test rows; without it, --val-split also holds out a test part of "
+                                    "--annotations"}),
+    ("--image-dir", {"metavar": "DIR", "type": path_argument,
+                     "help": "csv: the folder the file names are relative to (default: the CSV's folder); folder: "
+                             "ROOT/<class>/* or ROOT/train|test/<class>/*"}),
     ("--image-size", {"type": int, "metavar": "PIXELS",
                       "help": "csv/folder: resize images to PIXELS x PIXELS (default: the most common size)"}),
     ("--channels", {"type": int, "help": "csv/folder: 1 (gray) or 3 (RGB) (default: 3 if any image has color)"}),
     ("--skip-bad-images", {"action": argparse.BooleanOptionalAction,
                            "help": "csv/folder: leave out unreadable images, listed, instead of stopping"}),
-    ("--workers", {"type": int, "help": "csv/folder: decoding processes (default: one per CPU, at most 4)"}),
+    ("--workers", {"type": int, "help": "csv/folder: decoding processes (default: one per CPU, at most 4; "
+                                        "more than the CPUs: a warning)"}),
     ("--memory-budget-mb", {"type": float, "metavar": "MB",
                             "help": "csv/folder: stream images from the files when, decoded, they would take more "
                                     "(default: half the RAM)"}),
@@ -124,9 +157,10 @@ PATH_KEYS = ("data_dir", "annotations", "test_annotations", "image_dir", "weight
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     for flag, options in DATA_FLAGS:
         parser.add_argument(flag, **options)
-    parser.add_argument("--device", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument("--device", type=device_argument, help="auto, cpu, cuda or mps (default: auto)")
     parser.add_argument("--threads", type=int,
-                        help="CPU threads for torch (default: torch's choice, one per physical core)")
+                        help=f"CPU threads for torch, at most {MAX_THREADS} (default: torch's choice, one per physical "
+                             "core; more than the CPUs: a warning)")
     parser.add_argument("--no-download", action="store_true", help="never download missing data files")
 
 
@@ -136,8 +170,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="run directory, trainlab checkpoint or state_dict file")
-    parser.add_argument("--model", help="model of a plain state_dict file (e.g. mlp)")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=path_argument,
+                        help="run directory, trainlab checkpoint or state_dict file")
+    parser.add_argument("--model", type=name_argument, help="model of a plain state_dict file (e.g. mlp)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow loading a whole pickled model (runs code from the file: trusted files only)")
     add_trust_option(parser)
@@ -156,16 +191,18 @@ def build_parser() -> Parser:
 
     train = commands.add_parser("train", help="train a model (defaults: the tutorial's)",
                                 description="Train a model; flags override --config, which overrides defaults.")
-    train.add_argument("--config", help="TOML file with any of the flags below as keys")
-    train.add_argument("--preset", help="named recipe applied before --config and flags: "
+    train.add_argument("--config", type=path_argument, help="TOML file with any of the flags below as keys")
+    train.add_argument("--preset", type=name_argument, help="named recipe applied before --config and flags: "
                                         "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)")
     for flag, options in TRAIN_FLAGS:
         train.add_argument(flag, **options)
     add_data_options(train)
-    train.add_argument("--run-dir", help="where the run is written (default: runs/<time stamp>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where it stopped")
+    train.add_argument("--run-dir", type=path_argument, help="where the run is written (default: runs/<time stamp>)")
+    train.add_argument("--resume", metavar="RUN_DIR", type=path_argument,
+                       help="continue a stopped run exactly where it stopped")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    train.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights with a fresh optimizer")
+    train.add_argument("--init-from", metavar="CHECKPOINT", type=path_argument,
+                       help="start from these weights with a fresh optimizer")
     train.add_argument("--allow-other-data", action="store_true",
                        help="with --resume: continue even though the data differs from what the run was trained on")
     train.add_argument("--quiet", action="store_true", help="one line per epoch")
@@ -175,15 +212,17 @@ def build_parser() -> Parser:
 
     lr_find = commands.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr",
                                   description="Train a throwaway copy of the model while the lr rises exponentially.")
-    lr_find.add_argument("--config", help="TOML file with train flags as keys")
-    lr_find.add_argument("--preset", help="named recipe (tutorial, speedrun)")
+    lr_find.add_argument("--config", type=path_argument, help="TOML file with train flags as keys")
+    lr_find.add_argument("--preset", type=name_argument, help="named recipe (tutorial, speedrun)")
     for flag, options in TRAIN_FLAGS:
         lr_find.add_argument(flag, **options)
     add_data_options(lr_find)
     lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the range (default: 1e-7)")
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the range (default: 10)")
-    lr_find.add_argument("--steps", type=int, default=200, help="number of steps (default: 200)")
-    lr_find.add_argument("--out", default="lr_find.png", help="PNG plot to write (default: lr_find.png)")
+    lr_find.add_argument("--steps", type=int, default=200,
+                         help=f"number of steps, 10 to {MAX_LR_STEPS:,} (default: 200)")
+    lr_find.add_argument("--out", type=path_argument, default="lr_find.png",
+                         help="PNG plot to write (default: lr_find.png; a name not ending in .png: a warning)")
     add_trust_option(lr_find)
     add_output_options(lr_find)
     lr_find.set_defaults(handler=cmd_lr_find)
@@ -191,17 +230,20 @@ def build_parser() -> Parser:
     evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
     add_checkpoint_options(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
-    evaluate.add_argument("--confusion-matrix", metavar="PNG",
-                          help="where to draw the confusion matrix (default: in the run directory, else beside the checkpoint)")
+    evaluate.add_argument("--confusion-matrix", metavar="PNG", type=path_argument,
+                          help="where to draw the confusion matrix (default: in the run directory, else beside the "
+                               "checkpoint; a name not ending in .png: a warning)")
     add_data_options(evaluate)
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="predict the class of images")
     add_checkpoint_options(predict)
-    predict.add_argument("images", nargs="*", metavar="IMAGE", help="PNG/JPEG/... files of any size and mode")
+    predict.add_argument("images", nargs="*", metavar="IMAGE", type=path_argument,
+                         help="PNG/JPEG/... files of any size and mode")
     predict.add_argument("--test-index", type=int, help="predict test-set image N and show its true class")
-    predict.add_argument("--top-k", type=int, default=3, help="how many classes to list (default: 3)")
+    predict.add_argument("--top-k", type=int, default=3,
+                         help="how many classes to list (default: 3; more than the model's classes: a warning)")
     add_data_options(predict)
     add_output_options(predict)
     predict.set_defaults(handler=cmd_predict)
@@ -212,26 +254,30 @@ def build_parser() -> Parser:
     export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript", "onnx"),
                         help="state-dict (the tutorial's model.pth), safetensors, or a TorchScript/ONNX graph that "
                              "takes uint8 images and includes the preprocessing")
-    export.add_argument("--out", required=True, help="output file")
+    export.add_argument("--out", required=True, type=path_argument, help="output file")
     add_output_options(export)
     export.set_defaults(handler=cmd_export)
 
     runs = commands.add_parser("runs", help="list runs as a table")
-    runs.add_argument("directory", nargs="?", default="runs", help="folder of run directories (default: runs)")
+    runs.add_argument("directory", nargs="?", default="runs", type=path_argument,
+                      help="folder of run directories (default: runs)")
     add_output_options(runs)
     runs.set_defaults(handler=cmd_runs)
 
     plot = commands.add_parser("plot", help="overlay the learning curves of several runs")
-    plot.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
-    plot.add_argument("--out", default="runs_compared.png", help="PNG file to write (default: runs_compared.png)")
+    plot.add_argument("runs", nargs="+", metavar="RUN", type=path_argument, help="run directories")
+    plot.add_argument("--out", type=path_argument, default="runs_compared.png",
+                      help="PNG file to write (default: runs_compared.png; a name not ending in .png: a warning)")
     add_output_options(plot)
     plot.set_defaults(handler=cmd_plot)
 
     summary = commands.add_parser("summary", help="print a model and its parameters")
-    summary.add_argument("--model", default="mlp", help="model name (default: mlp)")
-    summary.add_argument("--input-size", default="1,28,28", help="C,H,W of one input (default: 1,28,28)")
-    summary.add_argument("--num-classes", type=int, default=10, help="number of classes (default: 10)")
-    summary.add_argument("--freeze", action="append", metavar="PREFIX", default=[],
+    summary.add_argument("--model", type=name_argument, default="mlp", help="model name (default: mlp)")
+    summary.add_argument("--input-size", default="1,28,28",
+                         help=f"C,H,W of one input, H and W at most {MAX_IMAGE_SIZE} (default: 1,28,28)")
+    summary.add_argument("--num-classes", type=int, default=10,
+                         help=f"number of classes, 1 to {MAX_CLASSES:,} (default: 10)")
+    summary.add_argument("--freeze", action="append", metavar="PREFIX", type=name_argument, default=[],
                          help="show parameters starting with PREFIX as frozen (repeatable)")
     add_output_options(summary)
     summary.set_defaults(handler=cmd_summary)
@@ -247,7 +293,8 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
     for name, text in (("show", "draw random samples with their class names into a PNG"),
                        ("info", "count images per class and split; image size, channels, pixel mean/std")):
         action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        action.add_argument("--config", help="TOML file (e.g. a run's config.toml) with data flags as keys")
+        action.add_argument("--config", type=path_argument,
+                            help="TOML file (e.g. a run's config.toml) with data flags as keys")
         for flag, options in TRAIN_FLAGS:
             if flag in shared:
                 action.add_argument(flag, **options)
@@ -257,7 +304,9 @@ def add_data_command(commands: argparse._SubParsersAction) -> None:
                                 help="which split to draw from (default: train)")
             action.add_argument("--rows", type=int, default=3, help="rows of images (default: 3)")
             action.add_argument("--cols", type=int, default=3, help="columns of images (default: 3)")
-            action.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+            action.add_argument("--out", type=path_argument, default="samples.png",
+                                help="PNG file to write (default: samples.png; a name not ending in .png: a "
+                                     "warning)")
         add_output_options(action)
         action.set_defaults(handler=cmd_data_show if name == "show" else cmd_data_info)
 
@@ -279,6 +328,8 @@ def train_config(args: argparse.Namespace):
             check_model_from_file(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
                                   f"config file {args.config}", named_by_user=args.model,
                                   trusted=args.trust_model_code)
+            check_built_in_model(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
+                                 args.config, name_from_file=args.model is None)
         values.update(from_file)
     for flag, _ in TRAIN_FLAGS:
         key = flag.lstrip("-").replace("-", "_")
@@ -296,6 +347,30 @@ def train_config(args: argparse.Namespace):
         return TrainConfig.from_dict(values, source=args.config or "flags")
     except TrainlabError as exc:
         raise _blame_config_file(exc, values, args) from None
+
+
+def check_built_in_model(name: str, extra: dict[str, Any], config_file: str, name_from_file: bool) -> None:
+    """A config file's model name and arguments, checked here so that the error names the file (only the
+    built-in models: tv:NAME and package.module:Class are checked when they are built)."""
+    import inspect
+
+    from trainlab.errors import ConfigError
+    from trainlab.models import ZOO_PREFIX, is_code_reference, list_models, registered_class
+
+    if is_code_reference(name) or name.startswith(ZOO_PREFIX):
+        return
+    if name not in list_models():
+        if name_from_file:
+            raise ConfigError(f"{config_file}: unknown model {name!r}; choose one of: {', '.join(list_models())}, "
+                              "tv:NAME (torchvision), or your own as package.module:Class")
+        return  # the flag's model: refused with the flag's message when it is built
+    model_class = registered_class(name)
+    if model_class is not None:
+        try:
+            inspect.signature(model_class).bind_partial(**extra)
+        except TypeError as exc:
+            raise ConfigError(f"{config_file}: model {name!r} cannot be built with these arguments (extra): "
+                              f"{exc}") from None
 
 
 def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:
@@ -319,10 +394,15 @@ def run_lr_finder(config, args: argparse.Namespace, out: Output, start_lr: float
     from trainlab.data import load_dataset
     from trainlab.training.lr_finder import find_lr
 
+    for name, value in (("--start-lr", start_lr), ("--end-lr", end_lr)):
+        if not math.isfinite(value) or value > MAX_RATE:  # the optimizers overflow float32 far below inf
+            raise TrainlabError(f"{name} must be a finite number up to {MAX_RATE:g}, got {value:g}")
     if not 0 < start_lr < end_lr:
         raise TrainlabError(f"--start-lr must be > 0 and below --end-lr, got {start_lr:g} and {end_lr:g}")
     if steps < 10:
         raise TrainlabError(f"--steps must be >= 10, got {steps}")
+    if steps > MAX_LR_STEPS:
+        raise TrainlabError(f"--steps must be <= {MAX_LR_STEPS:,}, got {steps:,} (the default, 200, is usually enough)")
     data = load_dataset(config, download=not args.no_download)
     result = find_lr(config, data, start_lr=start_lr, end_lr=end_lr, steps=steps)
     out.say(f"lr range test: {len(result.lrs)} steps from {start_lr:g} to {result.lrs[-1]:.3g}")
@@ -488,8 +568,19 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
         raise TrainlabError("give image files or --test-index N (one of the two)")
     if args.top_k < 1:
         raise TrainlabError(f"--top-k must be >= 1, got {args.top_k}")
+    if any(not image.strip() for image in args.images):  # image names after the options skip argparse's type
+        raise TrainlabError("IMAGE: expected a file name, got an empty string")
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
-    predictor = Predictor.from_checkpoint(loaded, model=args.model, trust_model_code=args.trust_model_code)
+    device = "cpu"
+    if args.device is not None:
+        from trainlab.training import resolve_device
+
+        device = resolve_device(args.device)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device,
+                                          trust_model_code=args.trust_model_code)
+    if args.top_k > len(predictor.classes):
+        warn(args, f"--top-k {args.top_k} is more than the model's {len(predictor.classes)} classes; listing all "
+                   f"{len(predictor.classes)}")
     if args.test_index is not None:
         test = load_test_split(args, loaded, predictor, out)
         if not 0 <= args.test_index < len(test):
@@ -547,6 +638,7 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
         metrics = read_metrics(path)
         if not metrics:
             raise TrainlabError(f"{run}: has no finished epoch to plot yet")
+        check_metrics_rows(path, metrics)
         curves[str(path)] = metrics
     try:
         written = learning_curves(curves, args.out)
@@ -555,6 +647,23 @@ def cmd_plot(args: argparse.Namespace, out: Output) -> int:
     out.say(f"Wrote {written}")
     out.result({"out": str(written), "runs": list(curves)})
     return EXIT_OK
+
+
+def check_metrics_rows(run_dir: Path, metrics: list) -> None:
+    """Each row of metrics.jsonl a JSON object with a whole epoch number and numbers for the figures it holds."""
+    from trainlab.layout import METRICS_FILE
+
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for line, row in enumerate(metrics, start=1):
+        damaged = not isinstance(row, dict) or not isinstance(row.get("epoch"), int) or isinstance(row["epoch"], bool)
+        if not damaged:
+            damaged = any(not is_number(value) for key, value in row.items() if key.endswith(("_loss", "_accuracy")))
+        if damaged:
+            raise TrainlabError(f"{run_dir / METRICS_FILE}: row {line} is not an epoch's figures (expected a JSON "
+                                "object with a whole epoch number and numeric losses and accuracies); the file is "
+                                "damaged, so it cannot be plotted")
 
 
 def data_command_config(args: argparse.Namespace):
@@ -600,6 +709,10 @@ def cmd_data_show(args: argparse.Namespace, out: Output) -> int:
     data = splits[args.split]
     if len(data) == 0:
         raise TrainlabError(f"the {args.split} split is empty")
+    side = min(data.image_shape[1:])
+    if config.augment and config.augment_padding >= side:  # csv/folder: the images' size is known only now
+        raise TrainlabError(f"augment_padding must be smaller than the images' {side} pixels, got "
+                            f"{config.augment_padding} (2 to 4 is usual)")
     augmentation = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
     try:
         path = sample_grid(data, args.out, args.rows, args.cols, config.seed, augmentation)
@@ -640,6 +753,11 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
         input_size = ()
     if len(input_size) != 3 or min(input_size) < 1:
         raise TrainlabError(f"--input-size must be C,H,W such as 1,28,28, got {args.input_size!r}")
+    if input_size[0] > MAX_INPUT_CHANNELS or max(input_size[1:]) > MAX_IMAGE_SIZE:
+        raise TrainlabError(f"--input-size must have at most {MAX_INPUT_CHANNELS} channels and {MAX_IMAGE_SIZE} "
+                            f"pixels a side, got {args.input_size!r}")
+    if not 1 <= args.num_classes <= MAX_CLASSES:
+        raise TrainlabError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {args.num_classes:,}")
     model = create_model(args.model, input_size, args.num_classes)
     freeze_parameters(model, args.freeze)
     out.say(str(model))
@@ -658,6 +776,8 @@ def set_threads(threads: int) -> None:
     """Apply --threads for commands that do not carry it in a TrainConfig."""
     if threads < 1:
         raise TrainlabError(f"--threads must be >= 1, got {threads}")
+    if threads > MAX_THREADS:
+        raise TrainlabError(f"--threads must be <= {MAX_THREADS:,}, got {threads:,}")
     import torch
 
     torch.set_num_threads(threads)
@@ -685,10 +805,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(args: argparse.Namespace, out: Output) -> int:
     """The command's handler, with every error turned into one line and its exit status."""
+    args.warnings = suspicious_inputs(args)
     try:
         if getattr(args, "threads", None) is not None and args.command != "train":
             set_threads(args.threads)
-        return args.handler(args, out)
+        status = args.handler(args, out)
+        for text in args.warnings:  # after success only: a bad input's one error line stays the only line
+            print(f"trainlab {args.command}: warning: {text}", file=sys.stderr, flush=True)
+        return status
     except TrainingInterrupted as exc:
         if exc.signal_name == "SIGPIPE":
             quiet_closed_streams()
@@ -712,10 +836,29 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         return EXIT_FAILURE
 
 
+def warn(args: argparse.Namespace, text: str) -> None:
+    """Note a legal but probably unmeant input; the note goes to stderr once the command has succeeded."""
+    args.warnings.append(text)
+
+
+def suspicious_inputs(args: argparse.Namespace) -> list[str]:
+    """Warnings for legal flag values that are likely mistakes (each documented in its flag's --help)."""
+    notes = []
+    cpus = os.cpu_count() or 1
+    for flag, value in (("--threads", getattr(args, "threads", None)), ("--workers", getattr(args, "workers", None))):
+        if isinstance(value, int) and cpus < value <= (MAX_THREADS if flag == "--threads" else MAX_WORKERS):
+            notes.append(f"{flag} {value} is more than the {cpus} CPUs here; they will compete for them")
+    pngs = [getattr(args, "confusion_matrix", None)]
+    if args.command in ("lr-find", "plot") or getattr(args, "data_command", None) == "show":
+        pngs.append(args.out)
+    for path in filter(None, pngs):
+        if Path(path).suffix.lower() != ".png":
+            notes.append(f"{path} does not end in .png; a PNG image is written to it all the same")
+    return notes
+
+
 def quiet_closed_streams() -> None:
     """Point stdout (and stderr, if it is the closed pipe too) at /dev/null so that exiting prints nothing."""
-    import os
-
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         try:

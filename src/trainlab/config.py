@@ -24,6 +24,13 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
+BUILTIN_IMAGE_SIDES = {"fashion-mnist": 28, "mnist": 28, "kmnist": 28, "cifar10": 32}  # pixels
+MAX_INTEGER = 2**63 - 1  # TOML integers are 64-bit: a config.toml must hold every value
+MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
+MAX_EPOCHS = 1_000_000  # more is a typo: even a 0.1 s epoch would run for days
+MAX_RATE = 1e6  # lr and weight decay: far above any useful value, far below float32's overflow at 3.4e38
+MAX_THREADS = 1024  # torch's thread pools crash (segfault, abort) when asked for hundreds of thousands
+MAX_WORKERS = 256  # decoding processes; each is a forked copy of this one
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,9 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("device", self.device, DEVICES)
         _check_choice("precision", self.precision, PRECISIONS)
-        _check_number("lr", self.lr, minimum=0.0, inclusive=False)
+        _check_number("lr", self.lr, minimum=0.0, inclusive=False, maximum=MAX_RATE)
         _check_number("momentum", self.momentum, minimum=0.0, maximum=1.0, maximum_inclusive=False)
-        _check_number("weight_decay", self.weight_decay, minimum=0.0)
+        _check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
         _check_number("grad_clip", self.grad_clip, minimum=0.0)
         _check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
         _check_choice("schedule", self.schedule, SCHEDULES)
@@ -97,10 +104,10 @@ class TrainConfig:
         _check_integer("early_stop", self.early_stop, minimum=0)
         _check_integer("batch_size", self.batch_size, minimum=1)
         _check_integer("eval_batch_size", self.eval_batch_size, minimum=1)
-        _check_integer("epochs", self.epochs, minimum=1)
-        _check_integer("seed", self.seed, minimum=0)
+        _check_integer("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
+        _check_integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _check_integer("log_every", self.log_every, minimum=1)
-        _check_integer("threads", self.threads, minimum=0)
+        _check_integer("threads", self.threads, minimum=0, maximum=MAX_THREADS)
         _check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
         for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):
@@ -116,11 +123,14 @@ class TrainConfig:
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
         self._check_data_source()
+        self._check_augment_padding()
         if self.dropout and self.model == "mlp":
             raise ConfigError("dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
                               "or tv:NAME, or leave dropout out")
         if self.label_smoothing and self.loss != "cross-entropy":
             raise ConfigError("label_smoothing works with --loss cross-entropy only")
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
+            raise ConfigError(f"weights must be the path of a state_dict file, got {self.weights!r}")
         if self.weights is not None and not self.model.startswith("tv:"):
             raise ConfigError("weights (local pretrained weights) apply to tv:NAME models; use --init-from for others")
         if not isinstance(self.freeze, (list, tuple)) or not all(isinstance(p, str) and p for p in self.freeze):
@@ -130,12 +140,15 @@ class TrainConfig:
 
     def _check_data_source(self) -> None:
         _check_choice("dataset", self.dataset, DATASETS)
+        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
+            raise ConfigError(f"data_dir must be a folder path, got {self.data_dir!r}; leave it out for "
+                              "$TRAINLAB_DATA_DIR or ./data")
         for name in ("annotations", "test_annotations", "image_dir"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a file or folder path, got {value!r}")
         if self.image_size is not None:
-            _check_integer("image_size", self.image_size, minimum=1)
+            _check_integer("image_size", self.image_size, minimum=1, maximum=None)
             if self.image_size > MAX_IMAGE_SIZE:
                 raise ConfigError(f"image_size must be <= {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
         if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
@@ -143,7 +156,7 @@ class TrainConfig:
         if not isinstance(self.skip_bad_images, bool):
             raise ConfigError(f"skip_bad_images must be true or false, got {self.skip_bad_images!r}")
         if self.workers is not None:
-            _check_integer("workers", self.workers, minimum=0)
+            _check_integer("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
         if self.memory_budget_mb is not None:
             _check_number("memory_budget_mb", self.memory_budget_mb, minimum=0.0)
         if self.dataset == "csv" and not (self.annotations or self.test_annotations):
@@ -159,6 +172,17 @@ class TrainConfig:
             if given:
                 flags = "/".join("--" + name.replace("_", "-") for name in given)
                 raise ConfigError(f"{flags}: only for --dataset csv or folder; {self.dataset} has a fixed image size")
+
+    def _check_augment_padding(self) -> None:
+        """A crop shifted by the image's own side or more can be all padding: refused where the side is known."""
+        if not self.augment:
+            return
+        side = BUILTIN_IMAGE_SIDES.get(self.dataset, self.image_size)
+        if side is None:  # csv/folder at their most common size: bounded by the largest size there is
+            side = MAX_IMAGE_SIZE
+        if self.augment_padding >= side:
+            raise ConfigError(f"augment_padding must be smaller than the images' {side} pixels, got "
+                              f"{self.augment_padding} (2 to 4 is usual)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so it can go into TOML, JSON and weights-only checkpoints."""
@@ -258,8 +282,10 @@ def _check_number(
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
 
 
-def _check_integer(name: str, value: Any, minimum: int) -> None:
+def _check_integer(name: str, value: Any, minimum: int, maximum: int | None = MAX_INTEGER) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum:,}, got {value:,}")

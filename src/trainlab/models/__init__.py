@@ -94,10 +94,26 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num
         return factory(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"model {name!r} cannot be built with these arguments: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        shape = "x".join(map(str, input_shape))
+        raise ConfigError(f"model {name!r} for {shape} images in {num_classes:,} classes does not fit in memory; "
+                          "use smaller images (--image-size), fewer classes or a smaller model") from None
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation that failed: MemoryError, torch's OutOfMemoryError, or the CPU allocator's RuntimeError."""
+    import torch
+
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(error)
 
 
 def _import_user_model(spec: str) -> ModelFactory:
     module_name, _, attribute = spec.partition(":")
+    if not all(part.isidentifier() for part in module_name.split(".")):  # importlib: ValueError, or a file path
+        raise ConfigError(f"model {spec!r}: {module_name!r} is not a module name; give package.module:Class, "
+                          "e.g. my_pkg.nets:Net")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

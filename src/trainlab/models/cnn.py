@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from trainlab.errors import ConfigError
+
+MIN_SIDE = 4  # pixels: two 2x2 max-poolings leave at least one
+
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -19,7 +23,10 @@ class SmallCNN(nn.Module):
     def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: int = 32,
                  dropout: float = 0.0):
         super().__init__()
-        channels = input_shape[0]
+        channels, height, image_width = input_shape
+        if min(height, image_width) < MIN_SIDE:
+            raise ConfigError(f"the cnn halves its input twice, so it needs images of at least {MIN_SIDE}x{MIN_SIDE} "
+                              f"pixels, got {height}x{image_width}; use a larger --image-size")
         self.features = nn.Sequential(
             conv_block(channels, width),
             conv_block(width, width),

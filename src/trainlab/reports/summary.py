@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from trainlab.errors import TrainlabError
+from trainlab.models import is_out_of_memory
+
 
 def parameter_table(model: nn.Module) -> tuple[str, dict[str, int]]:
     """A text table of named_parameters (name, shape, count, trainable) and the totals."""
@@ -33,6 +36,11 @@ def layer_table(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[str
     try:
         with torch.no_grad(), counter:
             output = model(torch.zeros(1, *input_size))
+    except (MemoryError, RuntimeError) as exc:  # e.g. an input too small for its poolings, or too large to hold
+        shape = "x".join(map(str, input_size))
+        reason = "it does not fit in memory" if is_out_of_memory(exc) else str(exc).strip().splitlines()[0]
+        message = f"the model cannot run on one {shape} input: {reason}; try another --input-size"
+        raise TrainlabError(message) from None
     finally:
         for hook in hooks:
             hook.remove()

@@ -7,11 +7,14 @@ from collections.abc import Iterable
 import torch
 
 from trainlab.config import TrainConfig
+from trainlab.errors import ConfigError
 
 
 def make_optimizer(config: TrainConfig, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """SGD, RMSprop, Adam or AdamW with the config's lr, momentum and weight decay."""
     trainable = [p for p in parameters if p.requires_grad]
+    if not trainable:
+        raise ConfigError(f"--freeze {' '.join(config.freeze)} leaves no parameter to train; freeze fewer prefixes")
     if config.optimizer == "sgd":
         return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                weight_decay=config.weight_decay)

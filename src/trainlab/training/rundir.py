@@ -241,5 +241,5 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         return []
     try:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TrainlabError(f"{path}: cannot be read ({exc})") from None
