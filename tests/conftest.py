@@ -127,3 +127,24 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes but the lock file's (it holds the pid of whoever locked last)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture
+def no_run_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No end-of-run PNGs: tests that do not check them save seconds per run."""
+    import trainlab.reports.run_reports as run_reports
+
+    monkeypatch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+
+
+def train_tiny_run(root: Path) -> tuple[Path, Path]:
+    """(data dir, run dir) of a finished one-epoch MLP run on generated data under root, without PNG reports."""
+    import trainlab.reports.run_reports as run_reports
+    from trainlab import TrainConfig, fit
+
+    data_dir = write_fashion_layout(root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+        fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run",
+            download=False)
+    return data_dir, root / "run"

@@ -13,33 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli, write_fashion_layout
+from conftest import assert_one_line_error, run_cli, train_tiny_run
 
-from trainlab import TrainConfig, fit
+from trainlab import TrainConfig
 
 HUGE = str(10**30)  # overflows every C integer torch or numpy takes
 
 
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    """No end-of-run PNGs: they are not what these tests check, and they take seconds."""
-    from trainlab.reports import run_reports
-
-    monkeypatch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+pytestmark = pytest.mark.usefixtures("no_run_reports")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """(data dir, run dir) of a finished one-epoch MLP run, shared: the tests check that it is left unchanged."""
-    from trainlab.reports import run_reports
-
-    root = tmp_path_factory.mktemp("trained")
-    data_dir = write_fashion_layout(root / "data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run_reports, "write_run_reports", lambda analysis: [])
-        fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run",
-            download=False)
-    return data_dir, root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("trained"))
 
 
 @pytest.fixture(scope="module")

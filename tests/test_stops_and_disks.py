@@ -17,11 +17,7 @@ from conftest import REPO, assert_one_line_error, make_images, snapshot, write_f
 from trainlab.checkpoint import load_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    import trainlab.reports.run_reports as run_reports
-
-    monkeypatch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+pytestmark = pytest.mark.usefixtures("no_run_reports")
 
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:

@@ -10,25 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_one_line_error, snapshot, write_fashion_layout
+from conftest import assert_one_line_error, snapshot, train_tiny_run
 from trainlab import TrainConfig, fit
 from trainlab.checkpoint import load_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _no_plots(monkeypatch):
-    import trainlab.reports.run_reports as run_reports
-
-    monkeypatch.setattr(run_reports, "write_run_reports", lambda analysis: [])
+pytestmark = pytest.mark.usefixtures("no_run_reports")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """(data dir, run dir) of a finished one-epoch MLP run; tests copy what they change."""
-    root = tmp_path_factory.mktemp("trained")
-    data_dir = write_fashion_layout(root / "data")
-    fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run", download=False)
-    return data_dir, root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("trained"))
 
 
 def crafted_checkpoint(run_dir: Path, path: Path, model: str, marker: Path) -> Path:
