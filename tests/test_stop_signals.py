@@ -55,6 +55,14 @@ class GroupRun:
         code = self.process.wait(timeout=EXIT_TIMEOUT)
         return code, self.stdout_path.read_text(), self.stderr_path.read_text()
 
+    def stop_once_checkpointed(self, checkpoint: Path, before: int | None) -> tuple[int, str, str]:
+        """Wait for a new checkpoint, SIGTERM the group: (exit status, stdout, stderr); nothing is left running."""
+        try:
+            self.wait_for_checkpoint_after(checkpoint, before)
+            return self.terminate_group_and_wait()
+        finally:
+            self.kill_group()
+
     def kill_group(self) -> None:
         """SIGKILL whatever is left of the group: the test's own cleanup, never what it checks."""
         try:
@@ -71,11 +79,7 @@ def test_sigterm_to_the_process_group_while_streaming_saves_a_checkpoint_exits_1
                    "--val-split", "0.1", "--memory-budget-mb", "0", "--workers", "2", "--epochs", "50",
                    "--batch-size", "16", "--shuffle", "--run-dir", str(run_dir), "--device", "cpu", "--threads", "1",
                    "--checkpoint-every", "5", "--quiet")
-    try:
-        run.wait_for_checkpoint_after(last, before=None)
-        code, _, stderr = run.terminate_group_and_wait()
-    finally:
-        run.kill_group()
+    code, _, stderr = run.stop_once_checkpointed(last, before=None)
     assert code == 128 + signal.SIGTERM, stderr
     assert f"SIGTERM received: checkpoint saved; resume with: trainlab train --resume {run_dir}" in stderr
     assert "killed by signal" not in stderr and "Traceback" not in stderr, stderr
@@ -83,11 +87,7 @@ def test_sigterm_to_the_process_group_while_streaming_saves_a_checkpoint_exits_1
     assert stopped["step"] >= 5
 
     resumed = GroupRun(tmp_path / "resumed", "train", "--resume", str(run_dir), "--quiet")
-    try:
-        resumed.wait_for_checkpoint_after(last, before=last.stat().st_mtime_ns)
-        code, stdout, stderr = resumed.terminate_group_and_wait()
-    finally:
-        resumed.kill_group()
+    code, stdout, stderr = resumed.stop_once_checkpointed(last, before=last.stat().st_mtime_ns)
     assert code == 128 + signal.SIGTERM, stderr
     assert f"Resuming {run_dir} at epoch {stopped['epoch'] + 1}, batch {stopped['epoch_progress']['batch']}" in stdout
     assert "killed by signal" not in stderr and "Traceback" not in stderr, stderr
