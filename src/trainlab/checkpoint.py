@@ -23,14 +23,12 @@ import torch
 from torch import nn
 
 from trainlab.errors import CheckpointError, FileWriteError
-from trainlab.fileio import atomic_write
+from trainlab.fileio import atomic_write, looks_like_safetensors, looks_like_torch_file
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 FORMAT = "trainlab-checkpoint"
 FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's zip format
-PICKLE_PROTO = 0x80  # first byte of torch's legacy format and of plain pickles
 EXPORT_METADATA_KEY = "trainlab"  # JSON: model, extra, classes, preprocessing of an exported weights file
 
 
@@ -178,11 +176,11 @@ def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_loc
     """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True."""
     path = resolve_checkpoint_path(path)
     head = _read_head(path)
-    if path.suffix == ".safetensors" or _looks_like_safetensors(head):
+    if path.suffix == ".safetensors" or looks_like_safetensors(head):
         return _load_safetensors(path)
     if not head:
         raise CheckpointError(f"{path}: file is empty; not a checkpoint")
-    if not (head.startswith(ZIP_MAGIC) or head[0] == PICKLE_PROTO):
+    if not looks_like_torch_file(head):
         raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor safetensors)")
     try:
         with warnings.catch_warnings():
@@ -210,11 +208,6 @@ def _read_head(path: Path) -> bytes:
             return handle.read(16)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-
-
-def _looks_like_safetensors(head: bytes) -> bool:
-    """safetensors files start with the 8-byte little-endian size of a JSON header, then '{'."""
-    return len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
 
 
 def _unpickling_problem(exc: BaseException) -> str:

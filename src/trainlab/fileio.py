@@ -116,11 +116,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _fsync_directory(path.parent)
 
 
+def looks_like_torch_file(head: bytes) -> bool:
+    """torch.save's zip format, or its legacy format and plain pickles (first byte 0x80)."""
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def looks_like_safetensors(head: bytes) -> bool:
+    """safetensors files start with the 8-byte little-endian size of a JSON header, then '{'."""
+    return len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000
+
+
 # The first bytes of the kinds of file trainlab writes, so that it replaces only a file of its own kind.
 FILE_SIGNATURES: dict[str, Callable[[bytes], bool]] = {
     "PNG image": lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
-    "PyTorch file": lambda head: head.startswith(b"PK\x03\x04") or head[:1] == b"\x80",
-    "safetensors file": lambda head: len(head) > 8 and head[8:9] == b"{",
+    "PyTorch file": looks_like_torch_file,
+    "safetensors file": looks_like_safetensors,
     "ONNX model": lambda head: head[:1] == b"\x08",  # protobuf field 1 (ir_version), varint
 }
 
