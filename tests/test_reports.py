@@ -232,7 +232,7 @@ def tiny_splits(tmp_path_factory):
 def console_output(splits, run_dir, **options) -> str:
     stream = io.StringIO()
     fit(TrainConfig(epochs=2, device="cpu", log_every=2), data=splits, run_dir=run_dir,
-        reporter=ConsoleReporter(stream, plots=False, **options))
+        reporter=ConsoleReporter(stream, **options))
     return stream.getvalue()
 
 

@@ -468,7 +468,8 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     if args.allow_other_data and not resume:
         raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
     summary = fit(config, run_dir=run_dir, resume=resume, overwrite=args.overwrite, init_from=args.init_from,
-                  download=not args.no_download, reporter=reporter, allow_other_data=args.allow_other_data)
+                  download=not args.no_download, reporter=reporter, allow_other_data=args.allow_other_data,
+                  reports=True)
     out.result(summary)
     return EXIT_OK
 

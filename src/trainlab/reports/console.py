@@ -6,7 +6,6 @@ import os
 import sys
 from typing import Any, TextIO
 
-from trainlab.errors import FileWriteError
 from trainlab.training.reporting import Reporter
 
 RULE = "-------------------------------"
@@ -20,11 +19,9 @@ def format_test_block(accuracy: float, loss: float, title: str = "Test Error") -
 class ConsoleReporter(Reporter):
     """Prints what the tutorial prints, plus where the run lives."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False, plots: bool = True,
-                 progress_bar: bool | None = None):
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, progress_bar: bool | None = None):
         self.stream = stream or sys.stdout
         self.quiet = quiet
-        self.plots = plots
         # A bar on terminals, the tutorial's plain lines in logs and CI: never both.
         interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.progress_bar = (interactive if progress_bar is None else progress_bar) and not quiet
@@ -79,15 +76,6 @@ class ConsoleReporter(Reporter):
         if summary.get("best_epoch"):
             self._print(f"Best epoch by validation accuracy: {summary['best_epoch']} "
                         f"({100 * summary['best_val_accuracy']:.1f}%), saved to {summary['best_checkpoint']}")
-        if self.plots:
-            from trainlab.reports.run_reports import write_run_reports
-
-            try:
-                paths = write_run_reports(analysis)
-            except FileWriteError as exc:
-                raise FileWriteError(exc.path, f"{exc.reason}; the run itself is complete and saved in "
-                                               f"{summary['run_dir']}") from None
-            self._print(f"Reports: {', '.join(str(path) for path in paths)}")
 
     def message(self, text: str) -> None:
         self._print(text)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
-from trainlab.layout import TENSORBOARD_FOLDER
 from trainlab.training.reporting import Reporter
 
 SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
@@ -18,15 +16,17 @@ def tensorboard_available() -> bool:
 
 
 class TensorBoardReporter(Reporter):
-    """Writes each epoch's metrics as scalars (loss/train, accuracy/test, ...) under RUN_DIR/tensorboard."""
+    """Writes each epoch's metrics as scalars (loss/train, accuracy/test, ...) in the run's tensorboard folder."""
 
     def __init__(self) -> None:
         self.writer = None
 
     def start(self, info: dict[str, Any]) -> None:
+        if info.get("tensorboard_dir") is None:  # not the process that writes the run directory
+            return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(info["run_dir"]) / TENSORBOARD_FOLDER))
+        self.writer = SummaryWriter(log_dir=str(info["tensorboard_dir"]))
 
     def epoch_end(self, row: dict[str, Any]) -> None:
         if self.writer is None:

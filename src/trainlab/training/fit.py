@@ -53,11 +53,13 @@ def fit(
     download: bool = True,
     reporter: Reporter | None = None,
     allow_other_data: bool = False,
+    reports: bool = False,
 ) -> dict[str, Any]:
     """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict.
 
     A resumed run checks that its data is what it was trained on (counts, shapes, classes, labels) unless
-    allow_other_data is set.
+    allow_other_data is set. reports=True draws the end-of-run PNG reports into the run directory, as the
+    command line does.
     """
     config = config or TrainConfig()
     if model is not None:
@@ -66,27 +68,24 @@ def fit(
         # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
         config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))
     reporter = reporter or Reporter()
-    run_dir = Path(run_dir) if run_dir is not None else rundir.default_run_dir()
-    created = rundir.first_missing_ancestor(run_dir)
-    rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    files = rundir.RunDirectory(run_dir if run_dir is not None else rundir.default_run_dir())
+    run_dir = files.path
     stop = StopRequest()
-    with rundir.RunLock(run_dir), rundir.removed_if_unused(run_dir, created) as start, stop:  # only what we locked
-        rundir.refuse_existing(run_dir, resume, overwrite)  # again: another process may have finished a run here
-        rundir.remove_temporary_files(run_dir)
-        last = run_dir / rundir.LAST_CHECKPOINT
+    with files.opened(resume, overwrite) as start, stop:
+        last = files.last_checkpoint
         if data is None:
             data = load_dataset(config, download=download)
             for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
                 reporter.message(note)
-        trainer = Trainer(config, run_dir, data, model, reporter, pretrained=not (resume and last.is_file()))
+        trainer = Trainer(config, files, data, model, reporter, pretrained=not (resume and last.is_file()))
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
         if resume and last.is_file():
             trainer.restore(last, allow_other_data)
-            rundir.write_metrics(run_dir, trainer.metrics)  # a kill between checkpoint and metrics left it behind
+            files.write_metrics(trainer.metrics)  # a kill between checkpoint and metrics left it behind
             if trainer.epoch >= config.epochs or trainer.should_stop_early():
-                if not (run_dir / rundir.SUMMARY_FILE).is_file():
-                    status = "finished" if trainer.epoch >= config.epochs else "stopped early"
-                    rundir.write_json(run_dir / rundir.SUMMARY_FILE, trainer.summary(status))
+                if not (files / rundir.SUMMARY_FILE).is_file():
+                    files.write_summary(trainer.summary("finished" if trainer.epoch >= config.epochs
+                                                        else "stopped early"))
                 if trainer.epoch >= config.epochs:
                     reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
                     return trainer.summary("already finished")
@@ -101,11 +100,16 @@ def fit(
             load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
             reporter.message(f"Initialized weights from {loaded.path}")
         if overwrite and not resume:  # only now that data, model and weights are known good
-            rundir.clear_run_dir(run_dir)
+            files.clear()
         start.wrote_config = not resume
-        rundir.write_file(run_dir / rundir.CONFIG_FILE, config.to_toml().encode())
+        files.write_config(config)
         reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
-                        "train_samples": len(trainer.train_data), "test_samples": len(trainer.test_data)})
+                        "tensorboard_dir": files.tensorboard_dir, "train_samples": len(trainer.train_data),
+                        "test_samples": len(trainer.test_data)})
         summary = trainer.run()
-    reporter.end(summary, trainer.analysis())
+    analysis = trainer.analysis()
+    reporter.end(summary, analysis)
+    if reports:
+        paths = files.write_reports(analysis)
+        reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary

@@ -1,4 +1,4 @@
-"""Run directories: naming, refusing to clobber, a lock against two writers, metrics files."""
+"""Run directories: naming, refusing to clobber, a lock against two writers, and their one writer."""
 
 from __future__ import annotations
 
@@ -216,14 +216,89 @@ class RunLock:
             self._handle = None
 
 
-def write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
-    """metrics.jsonl holds one JSON object per finished epoch, rewritten atomically."""
-    text = "".join(json.dumps(row) + "\n" for row in metrics)
-    write_file(run_dir / METRICS_FILE, text.encode())
+class RunDirectory:
+    """The one writer of a run directory: config, checkpoints, metrics, summary, reports and event files.
 
+    Every write into a run goes through here, behind one gate: with primary=False (another process of a
+    distributed run) nothing is written and the paths are only read.
+    """
 
-def write_json(path: Path, values: dict[str, Any]) -> None:
-    write_file(path, (json.dumps(values, indent=2) + "\n").encode())
+    def __init__(self, path: str | os.PathLike, primary: bool = True):
+        self.path = Path(path)
+        self.primary = primary
+
+    def __truediv__(self, name: str | os.PathLike) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @contextlib.contextmanager
+    def opened(self, resume: bool, overwrite: bool) -> Iterator[RunStart]:
+        """Create (or reopen) the run directory and hold its lock while the run writes into it.
+
+        A run that fails before its first checkpoint leaves nothing behind (see removed_if_unused).
+        """
+        if not self.primary:
+            yield RunStart()
+            return
+        created = first_missing_ancestor(self.path)
+        prepare_run_dir(self.path, resume=resume, overwrite=overwrite)
+        with RunLock(self.path), removed_if_unused(self.path, created) as start:  # only what we locked
+            refuse_existing(self.path, resume, overwrite)  # again: another process may have finished a run here
+            remove_temporary_files(self.path)
+            yield start
+
+    def clear(self) -> None:
+        """Remove a previous run's files (--overwrite), once the new run is known to start."""
+        if self.primary:
+            clear_run_dir(self.path)
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / LAST_CHECKPOINT
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / BEST_CHECKPOINT
+
+    @property
+    def tensorboard_dir(self) -> Path | None:
+        """Where the TensorBoard reporter writes its event files (None: not this process)."""
+        return self.path / TENSORBOARD_FOLDER if self.primary else None
+
+    def write_config(self, config: Any) -> None:
+        if self.primary:
+            write_file(self.path / CONFIG_FILE, config.to_toml().encode())
+
+    def write_metrics(self, metrics: list[dict[str, Any]]) -> None:
+        """metrics.jsonl holds one JSON object per finished epoch, rewritten atomically."""
+        if self.primary:
+            write_file(self.path / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in metrics).encode())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.primary:
+            write_file(self.path / SUMMARY_FILE, (json.dumps(summary, indent=2) + "\n").encode())
+
+    def save_checkpoint(self, payload: dict[str, Any], *names: str | os.PathLike) -> None:
+        """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload."""
+        from trainlab.checkpoint import save_checkpoint
+
+        if self.primary:
+            for name in names or (LAST_CHECKPOINT,):
+                save_checkpoint(self.path / name, payload)
+
+    def write_reports(self, analysis: dict[str, Any]) -> list[Path]:
+        """The end-of-run PNG reports (learning curves, confusion matrix, top losses); returns their paths."""
+        from trainlab.reports import run_reports
+
+        if not self.primary:
+            return []
+        try:
+            return run_reports.write_run_reports({**analysis, "run_dir": self.path})
+        except FileWriteError as exc:
+            raise FileWriteError(exc.path, f"{exc.reason}; the run itself is complete and saved in {self.path}"
+                                 ) from None
 
 
 def write_file(path: Path, content: bytes) -> None:

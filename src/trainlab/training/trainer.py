@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state, save_checkpoint
+from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
 from trainlab.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
@@ -23,12 +23,13 @@ from trainlab.training.signals import StopRequest
 
 
 class Trainer:
-    """One training run: holds the model, optimizer, data and progress, and writes the run directory."""
+    """One training run: holds the model, optimizer, data and progress; its run directory writes the files."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, data: DatasetSplits, model: nn.Module | None,
-                 reporter: Reporter, pretrained: bool = True):
+    def __init__(self, config: TrainConfig, run_dir: Path | rundir.RunDirectory, data: DatasetSplits,
+                 model: nn.Module | None, reporter: Reporter, pretrained: bool = True):
         self.config = config
-        self.run_dir = run_dir
+        self.files = run_dir if isinstance(run_dir, rundir.RunDirectory) else rundir.RunDirectory(run_dir)
+        self.run_dir = self.files.path
         self.reporter = reporter
         setup = build_training(config, data, model, reporter, pretrained)
         self.setup = setup
@@ -83,9 +84,7 @@ class Trainer:
                 f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
                 "state; lower the learning rate or set --grad-clip 1.0"
             )
-        payload = self.training_state().to_payload()
-        for name in names or (rundir.LAST_CHECKPOINT,):
-            save_checkpoint(self.run_dir / name, payload)
+        self.files.save_checkpoint(self.training_state().to_payload(), *names)
 
     def restore(self, path: Path, allow_other_data: bool = False) -> None:
         state = TrainingState.from_payload(load_checkpoint(path).payload, path)
@@ -154,7 +153,7 @@ class Trainer:
             self.save(rundir.BEST_CHECKPOINT, rundir.LAST_CHECKPOINT)
         else:
             self.save()
-        rundir.write_metrics(self.run_dir, self.metrics)
+        self.files.write_metrics(self.metrics)
         self.reporter.epoch_end(row)
         return row
 
@@ -172,7 +171,7 @@ class Trainer:
         """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written."""
         if not self.stop.requested:
             return
-        if not (self.run_dir / rundir.LAST_CHECKPOINT).is_file():  # it came before the first step
+        if not self.files.last_checkpoint.is_file():  # it came before the first step
             self.save()
         raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
 
@@ -195,9 +194,9 @@ class Trainer:
             "val_accuracy": final.get("val_accuracy"),
             "best_epoch": best.get("epoch"),
             "best_val_accuracy": best.get("val_accuracy"),
-            "best_checkpoint": str(self.run_dir / rundir.BEST_CHECKPOINT) if best else None,
+            "best_checkpoint": str(self.files.best_checkpoint) if best else None,
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
-            "checkpoint": str(self.run_dir / rundir.LAST_CHECKPOINT),
+            "checkpoint": str(self.files.last_checkpoint),
         }
 
     def run(self) -> dict[str, Any]:
@@ -212,5 +211,5 @@ class Trainer:
                     break
             self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
         summary = self.summary("stopped early" if self.epoch < self.config.epochs else "finished")
-        rundir.write_json(self.run_dir / rundir.SUMMARY_FILE, summary)
+        self.files.write_summary(summary)
         return summary
