@@ -312,3 +312,62 @@ def test_evaluate_reports_the_runs_own_loss_so_it_matches_the_metrics(tiny_data,
     last = read_metrics(run_dir)[-1]
     assert result["loss"] == pytest.approx(last["test_loss"], rel=1e-6)
     assert result["loss"] < 0.1  # a mean squared error on probabilities, not a cross-entropy near 2.3
+
+
+# flags made from the config ------------------------------------------------------------------------------------
+
+def test_every_config_field_is_a_train_flag_whose_help_shows_the_configs_default(run_main):
+    import dataclasses
+
+    from trainlab.cli import build_parser
+    from trainlab.config import flag_fields
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps them here
+    actions = {action.dest: action for action in commands["train"]._actions}  # noqa: SLF001
+    for item in flag_fields():
+        action = actions[item.name]
+        assert "--" + item.name.replace("_", "-") in action.option_strings
+        assert action.default is None  # not given: the preset's, the config file's or the config's own value
+        if item.default not in (None, dataclasses.MISSING) and not item.metadata.get("default_text"):
+            shown = ("on" if item.default else "off") if isinstance(item.default, bool) else (
+                f"{item.default:g}" if isinstance(item.default, float) else str(item.default))
+            assert action.help.endswith(f"(default: {shown})"), (item.name, action.help)
+    assert set(actions) >= {item.name for item in flag_fields()} and "extra" not in actions
+    result = run_main("train", "--help")
+    assert result.returncode == 0
+    headings = [line[:-1] for line in result.stdout.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings == ["options", "data", "model", "optimization", "schedule", "precision and speed", "run"]
+
+
+def test_dropout_help_names_every_model_kind_that_takes_it(run_main):
+    text = " ".join(run_main("train", "--help").stdout.split())
+    assert "--dropout DROPOUT dropout for models that have it (cnn, resnet, tv:NAME; not the mlp) (default: 0)" in text
+
+
+# the Python API behind `trainlab evaluate` ---------------------------------------------------------------------
+
+def test_evaluate_checkpoint_gives_the_figures_evaluate_prints(tmp_path, run_main):
+    import trainlab
+    from conftest import train_tiny_run
+
+    data_dir, run_dir = train_tiny_run(tmp_path)
+    result = trainlab.evaluate_checkpoint(run_dir, device="cpu", data_dir=str(data_dir), download=False)
+    shown = run_main("evaluate", run_dir, "--device", "cpu", "--data-dir", data_dir, "--no-download", "--json",
+                     "--confusion-matrix", tmp_path / "cm.png")
+    assert shown.returncode == 0, shown.stderr
+    printed = json.loads(shown.stdout.splitlines()[-1])
+    assert result.to_dict() == {key: printed[key] for key in result.to_dict()}
+    assert result.samples == int(result.confusion_matrix.sum()) == printed["samples"] > 0
+    assert result.correct == int(result.confusion_matrix.diag().sum())
+    assert result.accuracy == result.correct / result.samples
+    last_epoch = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result.accuracy == last_epoch["test_accuracy"]
+
+
+def test_evaluate_checkpoint_refuses_an_unknown_data_option(tmp_path):
+    import trainlab
+    from conftest import train_tiny_run
+
+    _, run_dir = train_tiny_run(tmp_path)
+    with pytest.raises(TypeError, match="unknown data options: data_folder"):
+        trainlab.evaluate_checkpoint(run_dir, data_folder="x")

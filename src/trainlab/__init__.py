@@ -21,6 +21,7 @@ _EXPORTS = {
     "evaluate": "trainlab.training",
     "train_one_epoch": "trainlab.training",
     "Predictor": "trainlab.inference",
+    "evaluate_checkpoint": "trainlab.inference.evaluation",
     "load_checkpoint": "trainlab.checkpoint",
     "save_checkpoint": "trainlab.checkpoint",
 }

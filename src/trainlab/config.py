@@ -33,55 +33,91 @@ MAX_THREADS = 1024  # torch's thread pools crash (segfault, abort) when asked fo
 MAX_WORKERS = 256  # decoding processes; each is a forked copy of this one
 
 
+GROUPS = ("data", "model", "optimization", "schedule", "precision and speed", "run")  # of the train flags
+
+
+def option(default: Any, group: str | None, help: str, *, kind: str | None = None, metavar: str | None = None,
+           source: bool = False, factory: Any = None, default_text: str | None = None) -> Any:
+    """A config field with what its command-line flag needs: the --help group and text, the kind of value
+    (path, name, device, lr) and whether it says where the images come from (source: every command takes it).
+    The flag's default in --help is the field's default (or default_text, for what None means), so the two
+    cannot drift apart."""
+    metadata = {"group": group, "help": help, "kind": kind, "metavar": metavar, "source": source,
+                "default_text": default_text}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a training run computes; defaults are the tutorial's."""
 
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None  # None: $TRAINLAB_DATA_DIR, else ./data
-    annotations: str | None = None  # csv: the training CSV, rows of `file name, label`
-    test_annotations: str | None = None  # csv: the test CSV; without it, val_split also holds out a test part
-    image_dir: str | None = None  # csv: where the CSV's file names live (default: the CSV's folder); folder: the root
-    image_size: int | None = None  # csv/folder: square input size in pixels; None: the most common size in the data
-    channels: int | None = None  # csv/folder: 1 (gray) or 3 (RGB); None: 3 when any image has color, else 1
-    skip_bad_images: bool = False  # csv/folder: leave unreadable images out (reported) instead of stopping
-    workers: int | None = None  # csv/folder: decoding processes; None: one per CPU, at most 4
-    memory_budget_mb: float | None = None  # csv/folder: stream from the files above this; None: half the RAM
-    model: str = "mlp"
-    loss: str = "cross-entropy"
-    label_smoothing: float = 0.0
-    optimizer: str = "sgd"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0  # max gradient norm; 0 turns clipping off
-    schedule: str = "none"
-    warmup_epochs: float = 0.0
-    step_epochs: int = 10  # the step schedule multiplies the lr by step_gamma every step_epochs epochs
-    step_gamma: float = 0.1
-    batch_size: int = 64
-    eval_batch_size: int = 1000  # evaluation only; does not change the figures
-    epochs: int = 10
-    seed: int = 0
-    shuffle: bool = False  # the tutorial's DataLoader does not shuffle
-    val_split: float = 0.0  # fraction of the training set held out (stratified) for validation
-    normalize: bool = False  # subtract the training set's mean and divide by its std, after scaling to [0, 1]
-    augment: bool = False  # random crop with padding, horizontal flip, random erasing
-    augment_padding: int = 2  # pixels
-    augment_erasing: float = 0.25  # probability per image
-    dropout: float = 0.0  # for models that take it (cnn, resnet, tv:...)
-    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes that are not trained
-    weights: str | None = None  # local pretrained weights for tv:NAME models (state_dict file)
-    early_stop: int = 0  # epochs without a better validation accuracy before stopping; 0: never
-    device: str = "auto"
-    threads: int = 0  # CPU threads for torch; 0: torch's default (one per physical core)
-    precision: str = "fp32"
-    compile: bool = False  # torch.compile the model
-    channels_last: bool = False  # memory format for conv nets
-    log_every: int = 100  # batches between the tutorial's "loss: ..." lines
-    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: at epoch ends only
-    extra: dict[str, Any] = field(default_factory=dict)  # user model keyword arguments
+    dataset: str = option("fashion-mnist", "data", f"{', '.join(DATASETS[:-2])}, csv (--annotations) or folder "
+                          "(--image-dir)", source=True)
+    data_dir: str | None = option(None, "data", "built-in data sets' directory", kind="path", source=True,
+                                  default_text="$TRAINLAB_DATA_DIR, else ./data")
+    annotations: str | None = option(None, "data", "csv: training rows `file name, label` (header optional; labels "
+                                     "are class numbers or class names)", kind="path", metavar="CSV", source=True)
+    test_annotations: str | None = option(None, "data", "csv: test rows; without it, --val-split also holds out a "
+                                          "test part of --annotations", kind="path", metavar="CSV", source=True)
+    image_dir: str | None = option(None, "data", "csv: the folder the file names are relative to; folder: "
+                                   "ROOT/<class>/* or ROOT/train|test/<class>/*", kind="path", metavar="DIR",
+                                   source=True, default_text="csv: the CSV's folder")
+    image_size: int | None = option(None, "data", "csv/folder: resize images to PIXELS x PIXELS", metavar="PIXELS",
+                                    source=True, default_text="the most common size")
+    channels: int | None = option(None, "data", "csv/folder: 1 (gray) or 3 (RGB)", source=True,
+                                  default_text="3 if any image has color")
+    skip_bad_images: bool = option(False, "data", "csv/folder: leave out unreadable images, listed, instead of "
+                                   "stopping", source=True)
+    workers: int | None = option(None, "data", "csv/folder: decoding processes; more than the CPUs: a warning",
+                                 source=True, default_text="one per CPU, at most 4")
+    memory_budget_mb: float | None = option(None, "data", "csv/folder: stream images from the files when, decoded, "
+                                            "they would take more", metavar="MB", source=True,
+                                            default_text="half the RAM")
+    model: str = option("mlp", "model", "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. "
+                        "tv:resnet18), or package.module:Class", kind="name")
+    loss: str = option("cross-entropy", "optimization", ", ".join(LOSSES))
+    label_smoothing: float = option(0.0, "optimization", "cross-entropy label smoothing")
+    optimizer: str = option("sgd", "optimization", ", ".join(OPTIMIZERS))
+    lr: float = option(1e-3, "optimization", "learning rate, or auto to run the lr range test first", kind="lr",
+                       metavar="LR|auto")
+    momentum: float = option(0.0, "optimization", "SGD/RMSprop momentum")
+    nesterov: bool = option(False, "optimization", "Nesterov momentum for SGD")
+    weight_decay: float = option(0.0, "optimization", "L2 weight decay")
+    grad_clip: float = option(0.0, "optimization", "clip the gradient norm to this value; 0: off")
+    schedule: str = option("none", "schedule", f"{', '.join(SCHEDULES)}, stepped every batch")
+    warmup_epochs: float = option(0.0, "schedule", "linear lr warmup length in epochs")
+    step_epochs: int = option(10, "schedule", "step schedule: epochs between lr drops (x step-gamma)")
+    step_gamma: float = option(0.1, "schedule", "step schedule: lr multiplier at each drop")
+    batch_size: int = option(64, "optimization", "training batch size")
+    eval_batch_size: int = option(1000, "precision and speed", "evaluation batch size; does not change results")
+    epochs: int = option(10, "optimization", "number of epochs")
+    seed: int = option(0, "optimization", "random seed for init, shuffling, splits and augmentation")
+    shuffle: bool = option(False, "data", "reshuffle the training set each epoch (the tutorial's DataLoader does "
+                           "not)")
+    val_split: float = option(0.0, "data", "fraction of the training set held out (stratified) for validation")
+    normalize: bool = option(False, "data", "subtract the training set's mean and divide by its std, after scaling "
+                             "to [0, 1]")
+    augment: bool = option(False, "data", "random crop with padding, horizontal flip, random erasing")
+    augment_padding: int = option(2, "data", "random crop padding in pixels")
+    augment_erasing: float = option(0.25, "data", "random erasing probability per image")
+    dropout: float = option(0.0, "model", "dropout for models that have it (cnn, resnet, tv:NAME; not the mlp)")
+    freeze: list[str] = option(None, "model", "do not train parameters whose names start with PREFIX "
+                               "(repeatable)", kind="name", metavar="PREFIX", factory=list)
+    weights: str | None = option(None, "model", "local pretrained weights (a state_dict file) for tv:NAME models",
+                                 kind="path")
+    early_stop: int = option(0, "schedule", "stop after this many epochs without a better validation accuracy; "
+                             "0: never")
+    device: str = option("auto", "precision and speed", ", ".join(DEVICES), kind="device")
+    threads: int = option(0, "precision and speed", f"CPU threads for torch, at most {MAX_THREADS}; more than the "
+                          "CPUs: a warning", default_text="torch's choice, one per physical core")
+    precision: str = option("fp32", "precision and speed", f"{', '.join(PRECISIONS)} autocast")
+    compile: bool = option(False, "precision and speed", "torch.compile the model")
+    channels_last: bool = option(False, "precision and speed", "channels-last memory format for conv nets")
+    log_every: int = option(100, "run", "batches between the tutorial's loss lines")
+    checkpoint_every: int = option(0, "run", "steps between mid-epoch checkpoints; 0: at epoch ends only")
+    extra: dict[str, Any] = option(None, None, "user model keyword arguments (config files only)", factory=dict)
 
     def __post_init__(self) -> None:
         _check_choice("loss", self.loss, LOSSES)
@@ -212,6 +248,16 @@ class TrainConfig:
 
         values = {k: v for k, v in self.to_dict().items() if v is not None and v != {}}
         return tomli_w.dumps(values)
+
+
+def flag_fields() -> tuple[dataclasses.Field, ...]:
+    """The TrainConfig fields that are command-line flags (all but `extra`, which config files hold)."""
+    return tuple(item for item in fields(TrainConfig) if item.metadata.get("group"))
+
+
+def data_source_keys() -> tuple[str, ...]:
+    """The keys that say where the images come from; every command that reads data takes them."""
+    return tuple(item.name for item in fields(TrainConfig) if item.metadata.get("source"))
 
 
 PRESETS: dict[str, dict[str, Any]] = {

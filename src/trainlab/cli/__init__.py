@@ -1,0 +1,133 @@
+"""The command line: parses, calls the Python API, prints. Heavy imports happen inside the commands.
+
+    options.py      argument types, the flags made from TrainConfig's fields, output, one-line errors
+    train.py        train, lr-find
+    checkpoints.py  evaluate, predict, export
+    data.py         data show, data info
+    runs.py         runs, plot, summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainlab import __version__
+from trainlab.cli import checkpoints, data, runs, train
+from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS re-exported for the tests
+    DATA_FLAGS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Parser,
+)
+from trainlab.cli.train import train_config  # noqa: F401 - re-exported
+from trainlab.config import MAX_THREADS, MAX_WORKERS
+from trainlab.errors import TrainingInterrupted, TrainlabError
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="trainlab", description="Train, evaluate, save and use image classifiers with PyTorch.")
+    parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in (train, checkpoints, runs, data):
+        module.add_commands(commands)
+    return parser
+
+
+def set_threads(threads: int) -> None:
+    """Apply --threads for commands that do not carry it in a TrainConfig."""
+    if threads < 1:
+        raise TrainlabError(f"--threads must be >= 1, got {threads}")
+    if threads > MAX_THREADS:
+        raise TrainlabError(f"--threads must be <= {MAX_THREADS:,}, got {threads:,}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: exit 0 on success, 2 on bad input or usage, 1 on anything else."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if getattr(args, "command", None) == "predict" and not any(extra.startswith("-") for extra in extras):
+            args.images.extend(extras)  # image files after options: predict RUN --top-k 5 a.png b.png
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    out = Output(getattr(args, "json", False))
+    try:
+        return run_command(args, out)
+    except BrokenPipeError:  # the reader of our output went away (`trainlab ... | head`): end quietly
+        quiet_closed_streams()
+        return 128 + signal.SIGPIPE
+
+
+def run_command(args: argparse.Namespace, out: Output) -> int:
+    """The command's handler, with every error turned into one line and its exit status."""
+    args.warnings = suspicious_inputs(args)
+    try:
+        if getattr(args, "threads", None) is not None and args.command != "train":
+            set_threads(args.threads)
+        status = args.handler(args, out)
+        for text in args.warnings:  # after success only: a bad input's one error line stays the only line
+            print(f"trainlab {args.command}: warning: {text}", file=sys.stderr, flush=True)
+        return status
+    except TrainingInterrupted as exc:
+        if exc.signal_name == "SIGPIPE":
+            quiet_closed_streams()
+        print(str(exc), file=sys.stderr)
+        return 128 + signal.Signals[exc.signal_name].value
+    except TrainlabError as exc:
+        if args.debug:
+            raise
+        print(f"trainlab {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # main ends quietly
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Exception as exc:  # noqa: BLE001 - one line for users; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def suspicious_inputs(args: argparse.Namespace) -> list[str]:
+    """Warnings for legal flag values that are likely mistakes (each documented in its flag's --help)."""
+    notes = []
+    cpus = os.cpu_count() or 1
+    for flag, value in (("--threads", getattr(args, "threads", None)), ("--workers", getattr(args, "workers", None))):
+        if isinstance(value, int) and cpus < value <= (MAX_THREADS if flag == "--threads" else MAX_WORKERS):
+            notes.append(f"{flag} {value} is more than the {cpus} CPUs here; they will compete for them")
+    pngs = [getattr(args, "confusion_matrix", None)]
+    if args.command in ("lr-find", "plot") or getattr(args, "data_command", None) == "show":
+        pngs.append(args.out)
+    for path in filter(None, pngs):
+        if Path(path).suffix.lower() != ".png":
+            notes.append(f"{path} does not end in .png; a PNG image is written to it all the same")
+    return notes
+
+
+def quiet_closed_streams() -> None:
+    """Point stdout (and stderr, if it is the closed pipe too) at /dev/null so that exiting prints nothing."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - for the rest of the process
+            try:
+                os.dup2(getattr(sys, name).fileno(), 1 if name == "stdout" else 2)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

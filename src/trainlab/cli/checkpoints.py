@@ -1,0 +1,147 @@
+"""`trainlab evaluate`, `predict` and `export`: what a saved model does, on the Python API's evaluation,
+Predictor and export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from trainlab.cli.options import (
+    DATA_KEYS, EXIT_OK, Output, add_checkpoint_options, add_data_options, add_output_options, cannot_write, given,
+    path_argument, warn,
+)
+from trainlab.errors import TrainlabError
+
+DATA_NOTE = "where the test images come from; flags not given: the checkpoint's own"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
+    add_checkpoint_options(evaluate)
+    evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
+    evaluate.add_argument("--confusion-matrix", metavar="PNG", type=path_argument,
+                          help="where to draw the confusion matrix (default: in the run directory, else beside the "
+                               "checkpoint; a name not ending in .png: a warning)")
+    add_data_options(evaluate, note=DATA_NOTE)
+    add_output_options(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser("predict", help="predict the class of images")
+    add_checkpoint_options(predict)
+    predict.add_argument("images", nargs="*", metavar="IMAGE", type=path_argument,
+                         help="PNG/JPEG/... files of any size and mode")
+    predict.add_argument("--test-index", type=int, help="predict test-set image N and show its true class")
+    predict.add_argument("--top-k", type=int, default=3,
+                         help="how many classes to list (default: 3; more than the model's classes: a warning)")
+    add_data_options(predict, note=DATA_NOTE)
+    add_output_options(predict)
+    predict.set_defaults(handler=cmd_predict)
+
+    export = commands.add_parser("export",
+                                 help="write the model as a state_dict, safetensors, TorchScript or ONNX file")
+    add_checkpoint_options(export)
+    export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript", "onnx"),
+                        help="state-dict (the tutorial's model.pth), safetensors, or a TorchScript/ONNX graph that "
+                             "takes uint8 images and includes the preprocessing")
+    export.add_argument("--out", required=True, type=path_argument, help="output file")
+    add_output_options(export)
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.inference.evaluation import evaluate_checkpoint
+    from trainlab.reports.classification import format_per_class
+    from trainlab.reports.console import format_test_block
+    from trainlab.reports.plots import confusion_matrix_plot
+
+    result = evaluate_checkpoint(args.checkpoint, model=args.model, device=args.device or "auto",
+                                 batch_size=args.batch_size, trust_pickle=args.trust_pickle,
+                                 trust_model_code=args.trust_model_code, download=not args.no_download,
+                                 **given(args, DATA_KEYS))
+    for note in result.notes:  # csv/folder data: in memory or streamed, cached or decoded
+        out.say(note)
+    out.say(f"Evaluating {result.checkpoint} on {result.samples} test images")
+    out.say(format_test_block(result.accuracy, result.loss))
+    out.say(format_per_class(result.per_class))
+    plot_path = Path(args.confusion_matrix) if args.confusion_matrix else default_report_path(result.checkpoint)
+    try:
+        confusion_matrix_plot(result.confusion_matrix, result.classes, plot_path)
+    except OSError as exc:
+        raise cannot_write(plot_path, exc) from None
+    out.say(f"Confusion matrix: {plot_path}")
+    out.result({**result.to_dict(), "confusion_matrix_png": str(plot_path)})
+    return EXIT_OK
+
+
+def default_report_path(checkpoint: Path) -> Path:
+    """confusion_matrix.png in the checkpoint's run directory, else <name>_confusion_matrix.png beside the file."""
+    from trainlab.layout import CHECKPOINT_FOLDER, CONFUSION_FILE
+
+    if checkpoint.parent.name == CHECKPOINT_FOLDER:
+        return checkpoint.parent.parent / CONFUSION_FILE
+    return checkpoint.with_name(f"{checkpoint.stem}_{CONFUSION_FILE}")
+
+
+def cmd_predict(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.checkpoint import load_checkpoint
+    from trainlab.inference import Predictor
+
+    if (args.test_index is None) == (not args.images):
+        raise TrainlabError("give image files or --test-index N (one of the two)")
+    if args.top_k < 1:
+        raise TrainlabError(f"--top-k must be >= 1, got {args.top_k}")
+    if any(not image.strip() for image in args.images):  # image names after the options skip argparse's type
+        raise TrainlabError("IMAGE: expected a file name, got an empty string")
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
+    device = "cpu"
+    if args.device is not None:
+        from trainlab.training import resolve_device
+
+        device = resolve_device(args.device)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device,
+                                          trust_model_code=args.trust_model_code)
+    if args.top_k > len(predictor.classes):
+        warn(args, f"--top-k {args.top_k} is more than the model's {len(predictor.classes)} classes; listing all "
+                   f"{len(predictor.classes)}")
+    if args.test_index is not None:
+        return predict_test_image(args, out, loaded, predictor)
+    predictions = predictor.predict_files(args.images, args.top_k)
+    for path, prediction in zip(args.images, predictions):
+        prefix = f"{path}: " if len(args.images) > 1 else ""
+        out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
+        for rank, (name, probability) in enumerate(prediction.top, start=1):
+            out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
+    out.result({"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions)]})
+    return EXIT_OK
+
+
+def predict_test_image(args: argparse.Namespace, out: Output, loaded, predictor) -> int:
+    """predict --test-index N: the tutorial's `Predicted: "...", Actual: "..."` for one test image."""
+    from trainlab.inference.evaluation import load_test_split
+
+    test, notes = load_test_split(loaded, predictor, given(args, DATA_KEYS), download=not args.no_download)
+    for note in notes:
+        out.say(note)
+    if not 0 <= args.test_index < len(test):
+        raise TrainlabError(f"--test-index must be between 0 and {len(test) - 1}, got {args.test_index}")
+    prediction = predictor.predict(test.images[args.test_index:args.test_index + 1], args.top_k)[0]
+    actual = test.classes[int(test.labels[args.test_index])]
+    out.say(f'Predicted: "{prediction.label}", Actual: "{actual}"')
+    out.result({**prediction.to_dict(), "test_index": args.test_index, "actual": actual})
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.checkpoint import load_checkpoint
+    from trainlab.inference import Predictor
+    from trainlab.inference.export import export_model
+
+    loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
+    predictor = Predictor.from_checkpoint(loaded, model=args.model, trust_model_code=args.trust_model_code)
+    try:
+        path = export_model(predictor, args.format, args.out, source=loaded.path)
+    except OSError as exc:
+        raise cannot_write(args.out, exc) from None
+    out.say(f"Wrote {args.format} to {path}")
+    out.result({"format": args.format, "out": str(path)})
+    return EXIT_OK

@@ -1,0 +1,213 @@
+"""`trainlab train` and `trainlab lr-find`: a config from preset < --config file < flags, then fit or find_lr."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from trainlab.cli.options import (
+    DATA_KEYS, EXIT_OK, PATH_KEYS, RUNTIME_KEYS, TRAIN_KEYS, Output, Parser, add_config_flags, add_data_options,
+    add_output_options, add_trust_option, cannot_write, flag_of, given, name_argument, path_argument,
+)
+from trainlab.config import MAX_RATE
+from trainlab.errors import TrainlabError
+
+AUTO_LR_PLACEHOLDER = 1e-3  # validated in the config, then replaced by the range test's suggestion
+MAX_LR_STEPS = 100_000  # lr range test steps; its default is 200, fastai's 100
+# what --resume refuses: the flags that change what a run computes (data and device flags are its own again)
+RECIPE_KEYS = tuple(key for key in TRAIN_KEYS if key not in (*DATA_KEYS, *RUNTIME_KEYS))
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a model (defaults: the tutorial's)",
+                                description="Train a model; flags override --config, which overrides defaults.")
+    add_recipe_options(train, "TOML file with any of the flags below as keys")
+    run = add_config_flags(train, RECIPE_KEYS, add_data_options(train, all_groups=True))["run"]
+    run.add_argument("--run-dir", type=path_argument, help="where the run is written (default: runs/<time stamp>)")
+    run.add_argument("--resume", metavar="RUN_DIR", type=path_argument,
+                     help="continue a stopped run exactly where it stopped")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--init-from", metavar="CHECKPOINT", type=path_argument,
+                     help="start from these weights with a fresh optimizer")
+    run.add_argument("--allow-other-data", action="store_true",
+                     help="with --resume: continue even though the data differs from what the run was trained on")
+    run.add_argument("--quiet", action="store_true", help="one line per epoch")
+    add_trust_option(train)
+    add_output_options(train)
+    train.set_defaults(handler=cmd_train)
+
+    lr_find = commands.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr",
+                                  description="Train a throwaway copy of the model while the lr rises exponentially.")
+    add_recipe_options(lr_find, "TOML file with train flags as keys")
+    add_config_flags(lr_find, RECIPE_KEYS, add_data_options(lr_find, all_groups=True))
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the range (default: 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the range (default: 10)")
+    lr_find.add_argument("--steps", type=int, default=200,
+                         help=f"number of steps, 10 to {MAX_LR_STEPS:,} (default: 200)")
+    lr_find.add_argument("--out", type=path_argument, default="lr_find.png",
+                         help="PNG plot to write (default: lr_find.png; a name not ending in .png: a warning)")
+    add_trust_option(lr_find)
+    add_output_options(lr_find)
+    lr_find.set_defaults(handler=cmd_lr_find)
+
+
+def add_recipe_options(parser: Parser, config_help: str) -> None:
+    parser.add_argument("--config", type=path_argument, help=config_help)
+    parser.add_argument("--preset", type=name_argument, help="named recipe applied before --config and flags: "
+                        "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)")
+
+
+def train_config(args: argparse.Namespace):
+    """Defaults < preset < --config file < flags, validated once."""
+    from trainlab.config import TrainConfig, preset_values, read_config_file
+
+    values: dict[str, Any] = preset_values(args.preset) if args.preset else {}
+    if args.config:
+        from trainlab.models import check_model_from_file
+
+        from_file = read_config_file(args.config)
+        if "model" in from_file or "extra" in from_file:  # the file's model, unless --model replaces it
+            check_model_from_file(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
+                                  f"config file {args.config}", named_by_user=args.model,
+                                  trusted=args.trust_model_code)
+            check_built_in_model(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
+                                 args.config, name_from_file=args.model is None)
+        values.update(from_file)
+    values.update(given(args, TRAIN_KEYS))
+    if values.get("lr") == "auto":
+        values["lr"] = AUTO_LR_PLACEHOLDER
+    for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
+        if isinstance(values.get(key), str) and values[key]:
+            values[key] = str(Path(values[key]).expanduser().resolve())
+    try:
+        return TrainConfig.from_dict(values, source=args.config or "flags")
+    except TrainlabError as exc:
+        raise _blame_config_file(exc, values, args) from None
+
+
+def check_built_in_model(name: str, extra: dict[str, Any], config_file: str, name_from_file: bool) -> None:
+    """A config file's model name and arguments, checked here so that the error names the file (only the
+    built-in models: tv:NAME and package.module:Class are checked when they are built)."""
+    import inspect
+
+    from trainlab.errors import ConfigError
+    from trainlab.models import ZOO_PREFIX, is_code_reference, list_models, registered_class
+
+    if is_code_reference(name) or name.startswith(ZOO_PREFIX):
+        return
+    if name not in list_models():
+        if name_from_file:
+            raise ConfigError(f"{config_file}: unknown model {name!r}; choose one of: {', '.join(list_models())}, "
+                              "tv:NAME (torchvision), or your own as package.module:Class")
+        return  # the flag's model: refused with the flag's message when it is built
+    model_class = registered_class(name)
+    if model_class is not None:
+        try:
+            inspect.signature(model_class).bind_partial(**extra)
+        except TypeError as exc:
+            raise ConfigError(f"{config_file}: model {name!r} cannot be built with these arguments (extra): "
+                              f"{exc}") from None
+
+
+def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:
+    """Name the config file in the error when its values, not the flags, are what fails."""
+    from trainlab.config import TrainConfig, read_config_file
+
+    if not args.config or str(error).startswith(str(args.config)):
+        return error
+    from_file = {key for key in read_config_file(args.config)
+                 if getattr(args, key, None) is None or key not in TRAIN_KEYS}
+    try:
+        TrainConfig.from_dict({key: value for key, value in values.items() if key not in from_file})
+    except TrainlabError:
+        return error  # the flags fail on their own
+    return type(error)(f"{args.config}: {error}")
+
+
+def run_lr_finder(config, args: argparse.Namespace, out: Output, start_lr: float = 1e-7, end_lr: float = 10.0,
+                  steps: int = 200):
+    """The lr range test for `config`, reported on the human stream."""
+    from trainlab.data import load_dataset
+    from trainlab.training.lr_finder import find_lr
+
+    for name, value in (("--start-lr", start_lr), ("--end-lr", end_lr)):
+        if not math.isfinite(value) or value > MAX_RATE:  # the optimizers overflow float32 far below inf
+            raise TrainlabError(f"{name} must be a finite number up to {MAX_RATE:g}, got {value:g}")
+    if not 0 < start_lr < end_lr:
+        raise TrainlabError(f"--start-lr must be > 0 and below --end-lr, got {start_lr:g} and {end_lr:g}")
+    if steps < 10:
+        raise TrainlabError(f"--steps must be >= 10, got {steps}")
+    if steps > MAX_LR_STEPS:
+        raise TrainlabError(f"--steps must be <= {MAX_LR_STEPS:,}, got {steps:,} (the default, 200, is usually enough)")
+    data = load_dataset(config, download=not args.no_download)
+    result = find_lr(config, data, start_lr=start_lr, end_lr=end_lr, steps=steps)
+    out.say(f"lr range test: {len(result.lrs)} steps from {start_lr:g} to {result.lrs[-1]:.3g}")
+    out.say(f"Suggested lr: {result.suggestion:.3g} ({result.confidence} confidence; steepest descent at "
+            f"{result.steepest:.3g})")
+    out.say(f"Rule: {result.rule}")
+    for note in result.notes:
+        out.say(f"Note: {note}")
+    return result
+
+
+def wants_auto_lr(args: argparse.Namespace) -> bool:
+    """--lr auto, or lr = "auto" in the --config file without an --lr flag."""
+    from trainlab.config import read_config_file
+
+    if args.lr is not None:
+        return args.lr == "auto"
+    return bool(args.config) and read_config_file(args.config).get("lr") == "auto"
+
+
+def cmd_lr_find(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.reports.plots import lr_finder_plot
+
+    config = train_config(args)
+    result = run_lr_finder(config, args, out, args.start_lr, args.end_lr, args.steps)
+    try:
+        path = lr_finder_plot(result, args.out)
+    except OSError as exc:
+        raise cannot_write(args.out, exc) from None
+    out.say(f"Plot: {path}")
+    out.result({**result.to_dict(), "plot": str(path)})
+    return EXIT_OK
+
+
+def resumed_config(args: argparse.Namespace):
+    """--resume RUN_DIR: the run's own config; flags that would change what it computes are refused."""
+    from trainlab.training import load_run_config
+
+    if args.config or args.preset or args.run_dir or args.init_from:
+        raise TrainlabError("--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
+    ignored = [flag_of(key) for key in given(args, RECIPE_KEYS)]
+    if ignored or args.overwrite:
+        raise TrainlabError(f"--resume continues a run exactly as it was configured; drop "
+                            f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}")
+    return load_run_config(args.resume, trust_model_code=args.trust_model_code)
+
+
+def cmd_train(args: argparse.Namespace, out: Output) -> int:
+    if args.resume:
+        config, run_dir = resumed_config(args), args.resume
+    else:
+        config, run_dir = train_config(args), args.run_dir  # bad values are refused here, before torch is imported
+        if wants_auto_lr(args):
+            config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
+            out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
+    from trainlab.reports.console import ConsoleReporter
+    from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
+    from trainlab.training import fit
+    from trainlab.training.reporting import Reporters
+
+    reporter = ConsoleReporter(out.human, quiet=args.quiet)
+    if tensorboard_available():
+        reporter = Reporters(reporter, TensorBoardReporter())
+    if args.allow_other_data and not args.resume:
+        raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
+    summary = fit(config, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite,
+                  init_from=args.init_from, download=not args.no_download, reporter=reporter,
+                  allow_other_data=args.allow_other_data, reports=True)
+    out.result(summary)
+    return EXIT_OK
