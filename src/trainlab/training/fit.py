@@ -80,19 +80,9 @@ def fit(
         trainer = Trainer(config, files, data, model, reporter, pretrained=not (resume and last.is_file()))
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
         if resume and last.is_file():
-            trainer.restore(last, allow_other_data)
-            files.write_metrics(trainer.metrics)  # a kill between checkpoint and metrics left it behind
-            if trainer.epoch >= config.epochs or trainer.should_stop_early():
-                if not (files / rundir.SUMMARY_FILE).is_file():
-                    files.write_summary(trainer.summary("finished" if trainer.epoch >= config.epochs
-                                                        else "stopped early"))
-                if trainer.epoch >= config.epochs:
-                    reporter.message(f"{run_dir} already finished its {config.epochs} epochs; nothing to do")
-                    return trainer.summary("already finished")
-                reporter.message(f"{run_dir} stopped early after {trainer.epoch} of its {config.epochs} epochs "
-                                 f"(--early-stop {config.early_stop}); nothing to do")
-                return trainer.summary("already stopped early")
-            reporter.message(f"Resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
+            finished = resume_from(trainer, allow_other_data)
+            if finished is not None:
+                return finished
         elif resume:
             reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
         elif init_from is not None:
@@ -113,3 +103,21 @@ def fit(
         paths = files.write_reports(analysis)
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def resume_from(trainer: Trainer, allow_other_data: bool) -> dict[str, Any] | None:
+    """Restore the run's last checkpoint; a run with nothing left to do returns its summary (else None)."""
+    files, config, reporter = trainer.files, trainer.config, trainer.reporter
+    trainer.restore(files.last_checkpoint, allow_other_data)
+    files.write_metrics(trainer.metrics)  # a kill between checkpoint and metrics left it behind
+    if trainer.epoch < config.epochs and not trainer.should_stop_early():
+        reporter.message(f"Resuming {files} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
+        return None
+    if not (files / rundir.SUMMARY_FILE).is_file():
+        files.write_summary(trainer.summary("finished" if trainer.epoch >= config.epochs else "stopped early"))
+    if trainer.epoch >= config.epochs:
+        reporter.message(f"{files} already finished its {config.epochs} epochs; nothing to do")
+        return trainer.summary("already finished")
+    reporter.message(f"{files} stopped early after {trainer.epoch} of its {config.epochs} epochs "
+                     f"(--early-stop {config.early_stop}); nothing to do")
+    return trainer.summary("already stopped early")
