@@ -27,9 +27,9 @@ from trainlab.config import TrainConfig
 from trainlab.data import load_dataset, load_split, make_loader
 from trainlab.data.builtin import BUILTIN_DATASETS, KMNIST, MNIST
 from trainlab.data.cache import CACHE_FOLDER
-from trainlab.data.imagefiles import NoTestSet
+from trainlab.data.file_datasets import NoTestSet
 from trainlab.data.memory import BatchLoader, channel_stats
-from trainlab.data.streaming import ImageFiles, StreamingLoader
+from trainlab.data.streaming import FileBackedImages, StreamingLoader
 from trainlab.errors import ConfigError, DataError
 
 NAMES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
@@ -350,8 +350,8 @@ def test_the_cache_is_reused_without_decoding(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again although the cache is valid")
 
-    monkeypatch.setattr("trainlab.data.imagefiles.decode_files", no_decoding)
-    monkeypatch.setattr("trainlab.data.imagefiles.scan_headers", no_decoding)
+    monkeypatch.setattr("trainlab.data.file_datasets.decode_files", no_decoding)
+    monkeypatch.setattr("trainlab.data.file_datasets.scan_headers", no_decoding)
     second = load_split(csv_config(tmp_path), "train")
     assert torch.equal(first.images, second.images)
 
@@ -400,7 +400,7 @@ def test_over_the_memory_budget_images_are_streamed_with_the_same_batches(tmp_pa
     config = csv_config(tmp_path, val_split=0.2, workers=1)
     memory = load_dataset(config)
     streamed = load_dataset(config.replace(memory_budget_mb=0.01))
-    assert isinstance(streamed.train.images, ImageFiles)
+    assert isinstance(streamed.train.images, FileBackedImages)
     assert any("streamed from the files by 1 DataLoader worker(s)" in note for note in streamed.notes)
     in_memory, streaming = BatchLoader(memory.train, 16, True, 3), make_loader(streamed.train, 16, True, 3)
     assert isinstance(streaming, StreamingLoader) and len(streaming) == len(in_memory)

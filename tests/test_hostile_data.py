@@ -21,7 +21,7 @@ from trainlab.config import TrainConfig
 from trainlab.data import load_dataset, load_split
 from trainlab.data.annotations import derive_classes, read_csv_annotations
 from trainlab.data.idx import read_bytes, read_idx_pair
-from trainlab.data.images import load_image, read_header
+from trainlab.data.decoding import load_image, read_header
 from trainlab.errors import DataError
 
 RAW = Path("FashionMNIST") / "raw"

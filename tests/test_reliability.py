@@ -7,7 +7,6 @@ Comparisons between two runs cover every metrics field except `machine_seconds` 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import pickle
@@ -26,10 +25,9 @@ from trainlab.checkpoint import load_checkpoint
 from trainlab.errors import TrainingDiverged
 from trainlab.models.mlp import NeuralNetwork
 from trainlab.reports.console import ConsoleReporter
+from trainlab.testing import fault_injection
+from trainlab.testing.compare import differences, metrics_rows
 from trainlab.training.trainer import Trainer
-
-MACHINE_FIELDS = ("machine_seconds", "machine_samples_per_second")
-
 
 @pytest.fixture(autouse=True)
 def _one_thread_and_no_plots(monkeypatch):
@@ -44,22 +42,6 @@ def _one_thread_and_no_plots(monkeypatch):
     torch.set_num_threads(threads)
 
 
-def load_fault_injection():
-    """scripts/fault_injection.py as a module (the CI test runs a short version of it)."""
-    if "fault_injection" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("fault_injection", REPO / "scripts" / "fault_injection.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["fault_injection"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["fault_injection"]
-
-
-def metrics_rows(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without the fields that time the machine."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k not in MACHINE_FIELDS} for row in rows]
-
-
 def last_checkpoint(run_dir: Path) -> dict:
     return torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
 
@@ -69,9 +51,8 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
     assert expected["model_state"].keys() == actual["model_state"].keys()
     for key, tensor in expected["model_state"].items():
         assert torch.equal(tensor, actual["model_state"][key]), key
-    fault_injection = load_fault_injection()
     for key in ("optimizer_state", "scheduler_state", "rng", "epoch", "step", "epoch_progress"):
-        assert fault_injection.differences(expected[key], actual[key], key) == []
+        assert differences(expected[key], actual[key], key) == []
 
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
@@ -87,9 +68,8 @@ def no_temporary_files(run_dir: Path) -> bool:
 
 
 def test_sigkill_at_many_moments_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
-    """The CI version of scripts/fault_injection.py: 5 real SIGKILLs (before the first checkpoint, during a
-    training step, during evaluation, during a checkpoint write, just after an epoch-end checkpoint)."""
-    fault_injection = load_fault_injection()
+    """The CI version of scripts/fault_injection.py (trainlab.testing.fault_injection): 5 real SIGKILLs (before
+    the first checkpoint, during a training step, during evaluation, during a checkpoint write, just after an epoch-end checkpoint)."""
     report = fault_injection.run_fault_injection(tmp_path, kills=5, seed=7)
     assert report.differences == []
     assert report.moments_hit() == {"before first checkpoint", "training step", "evaluation", "checkpoint write",

@@ -46,7 +46,7 @@ def data_command_config(args: argparse.Namespace):
 def data_command_splits(config, args: argparse.Namespace) -> tuple[dict, tuple[str, ...], list[str]]:
     """{split: ImageData} as training sees them (train without its validation part), the classes, and notes."""
     from trainlab.data import load_splits
-    from trainlab.data.imagefiles import NoTestSet
+    from trainlab.data.file_datasets import NoTestSet
     from trainlab.data.memory import stratified_split
 
     try:

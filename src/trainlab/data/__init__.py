@@ -1,7 +1,10 @@
 """Data sets: built-in (IDX, CIFAR-10) and the user's image files (CSV or class folders), one entry point.
 
 load_dataset() returns ImageData for every kind: uint8 (N, C, H, W) images in memory, batched by index
-slicing, or, for image files larger than the memory budget, file-backed images streamed by DataLoader workers.
+slicing, or, for image files larger than the memory budget, file-backed images streamed by DataLoader workers;
+make_loader() batches either kind the same way. Modules: builtin/idx/cifar/download (the built-in sets),
+annotations (a CSV or class folders to a FileSet), file_datasets (a FileSet to ImageData: cached or streamed),
+decoding (one image file to a tensor), memory and streaming (the two ImageData kinds and their loaders).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from trainlab.config import DATASETS, FILE_DATASETS, TrainConfig
 from trainlab.data.builtin import BUILTIN_DATASETS, locate_files, resolve_data_dir
 from trainlab.data.idx import read_idx_pair
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
-from trainlab.data.streaming import make_loader
+from trainlab.data.streaming import StreamingLoader, is_streaming
 from trainlab.data.transforms import Preprocessing, one_hot
 from trainlab.errors import DataError
 
@@ -57,7 +60,7 @@ def load_splits(source: TrainConfig | str, splits: tuple[str, ...] = ("train", "
     if unknown:
         raise DataError(f"unknown split {unknown[0]!r}; choose train or test")
     if config.dataset in FILE_DATASETS:
-        from trainlab.data.imagefiles import load_image_files
+        from trainlab.data.file_datasets import load_image_files
 
         return load_image_files(config, splits, classes, image_shape)
     root = resolve_data_dir(config.data_dir)
@@ -94,3 +97,10 @@ def load_dataset(source: TrainConfig | str = "fashion-mnist", data_dir: str | os
     loaded, notes = load_splits(source, ("train", "test"), data_dir, download, classes=classes, image_shape=image_shape)
     return DatasetSplits(loaded["train"], loaded["test"], notes)
 
+
+def make_loader(data: ImageData, batch_size: int, shuffle: bool = False,
+                seed: int = 0) -> BatchLoader | StreamingLoader:
+    """BatchLoader for data in memory, StreamingLoader for file-backed data: the same interface and batches."""
+    if is_streaming(data):
+        return StreamingLoader(data, batch_size, shuffle, seed)
+    return BatchLoader(data, batch_size, shuffle, seed)

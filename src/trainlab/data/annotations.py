@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainlab.data.images import IMAGE_EXTENSIONS, image_paths_under
+from trainlab.data.decoding import IMAGE_EXTENSIONS, image_paths_under
 from trainlab.errors import DataError
 
 INTEGER = re.compile(r"[+-]?\d+")

@@ -1,6 +1,6 @@
 """The larger-than-memory path: images decoded from their files in DataLoader workers, batch by batch.
 
-ImageFiles stands in for the uint8 (N, C, H, W) tensor of an ImageData: indexing it decodes those files,
+FileBackedImages stands in for the uint8 (N, C, H, W) tensor of an ImageData: indexing it decodes those files,
 and `select` makes a subset without decoding anything. StreamingLoader yields exactly the batches that
 BatchLoader yields for the same data, seed and epoch, so both paths train identically.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainlab.data.images import load_image, read_in_batches
+from trainlab.data.decoding import load_image, read_in_batches
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
 from trainlab.errors import DataError
 
@@ -71,7 +71,7 @@ def decode_files(paths: Sequence[str], shape: tuple[int, int, int], indices: Seq
     return done, images, failed
 
 
-class ImageFiles:
+class FileBackedImages:
     """File-backed uint8 images (N, C, H, W): indexing decodes the files, in workers for large requests."""
 
     dtype = torch.uint8
@@ -112,15 +112,15 @@ class ImageFiles:
         raise_if_failed(failed)
         return images.to(self.device)
 
-    def select(self, index: torch.Tensor | Sequence[int]) -> ImageFiles:
+    def select(self, index: torch.Tensor | Sequence[int]) -> FileBackedImages:
         """A subset, without decoding anything."""
-        return ImageFiles([self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device)
+        return FileBackedImages([self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device)
 
-    def to(self, device: torch.device | str) -> ImageFiles:
-        return ImageFiles(self.paths, self.image_shape, self.workers, device)
+    def to(self, device: torch.device | str) -> FileBackedImages:
+        return FileBackedImages(self.paths, self.image_shape, self.workers, device)
 
     def __repr__(self) -> str:
-        return f"ImageFiles({len(self.paths)} files, shape={tuple(self.shape)}, workers={self.workers})"
+        return f"FileBackedImages({len(self.paths)} files, shape={tuple(self.shape)}, workers={self.workers})"
 
 
 def raise_if_failed(failed: list[tuple[int, str]]) -> None:
@@ -130,7 +130,7 @@ def raise_if_failed(failed: list[tuple[int, str]]) -> None:
 
 
 def is_streaming(data: ImageData) -> bool:
-    return isinstance(data.images, ImageFiles)
+    return isinstance(data.images, FileBackedImages)
 
 
 class StreamingLoader(BatchLoader):
@@ -138,9 +138,9 @@ class StreamingLoader(BatchLoader):
 
     def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0):
         if not is_streaming(data):
-            raise TypeError("StreamingLoader needs file-backed ImageData (ImageFiles images)")
+            raise TypeError("StreamingLoader needs file-backed ImageData (FileBackedImages images)")
         super().__init__(data, batch_size, shuffle, seed)
-        self.files: ImageFiles = data.images  # type: ignore[assignment]
+        self.files: FileBackedImages = data.images  # type: ignore[assignment]
 
     def batches(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `epoch` from batch `start_batch` on: the same samples, in the same order, as BatchLoader."""
@@ -159,10 +159,3 @@ class StreamingLoader(BatchLoader):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches()
 
-
-def make_loader(data: ImageData, batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> BatchLoader | StreamingLoader:
-    """BatchLoader for data in memory, StreamingLoader for file-backed data: the same interface and batches."""
-    if is_streaming(data):
-        return StreamingLoader(data, batch_size, shuffle, seed)
-    return BatchLoader(data, batch_size, shuffle, seed)

@@ -11,7 +11,7 @@ from torch import nn
 
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
 from trainlab.data.builtin import BUILTIN_DATASETS
-from trainlab.data.images import MAX_IMAGE_PIXELS, load_image  # noqa: F401 - the one decoding path, re-exported
+from trainlab.data.decoding import MAX_IMAGE_PIXELS, load_image  # noqa: F401 - the one decoding path, re-exported
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model

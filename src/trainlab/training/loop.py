@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from trainlab.data.memory import ImageData
-from trainlab.data.streaming import make_loader
+from trainlab.data import make_loader
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import TrainingDiverged
 from trainlab.training.losses import LossFn

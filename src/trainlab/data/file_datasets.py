@@ -1,6 +1,6 @@
 """The user's own images (--dataset csv or folder) as ImageData: decoded once and cached, or streamed.
 
-Every file goes through data.images.load_image, the function `trainlab predict` uses for a user's image,
+Every file goes through data.decoding.load_image, the function `trainlab predict` uses for a user's image,
 so training, evaluation and prediction see the same pixels. Decoded sets are cached next to the images
 and reused while no file changes; a set larger than the memory budget is streamed from the files instead.
 """
@@ -17,10 +17,10 @@ import torch
 from trainlab.config import TrainConfig
 from trainlab.data.annotations import FileSet, derive_classes, label_indices, read_class_folders, read_csv_annotations
 from trainlab.data.cache import DecodedImages, cache_file, cache_key, read_cache, write_cache
-from trainlab.data.images import read_header, read_in_batches
+from trainlab.data.decoding import read_header, read_in_batches
 from trainlab.data.memory import ImageData, stratified_indices
 from trainlab.data.streaming import (
-    PARALLEL_DECODE_MINIMUM, ImageFiles, decode_files, default_workers, memory_budget_bytes,
+    PARALLEL_DECODE_MINIMUM, FileBackedImages, decode_files, default_workers, memory_budget_bytes,
 )
 from trainlab.errors import DataError
 
@@ -55,10 +55,10 @@ class Survey:
 
 @dataclass
 class Prepared:
-    """A FileSet decoded (images of its readable files) or streamed (ImageFiles), and what was said about it."""
+    """A FileSet decoded (images of its readable files) or streamed (FileBackedImages), and what was said about it."""
 
     good: list[int]  # indices into the FileSet, in order
-    images: torch.Tensor | ImageFiles
+    images: torch.Tensor | FileBackedImages
     notes: list[str] = field(default_factory=list)
 
 
@@ -149,7 +149,7 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
         raise DataError(f"{part.files.name}: holds no images once the {len(part.indices)} unreadable one(s) are "
                         "skipped; fix the files or the paths (--image-dir) rather than skipping them")
     row_index = torch.tensor(rows, dtype=torch.long)
-    images = ready.images.select(row_index) if isinstance(ready.images, ImageFiles) else ready.images[row_index]
+    images = ready.images.select(row_index) if isinstance(ready.images, FileBackedImages) else ready.images[row_index]
     return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes)
 
 
@@ -186,7 +186,7 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
                 f"{workers} DataLoader worker(s): decoded, the data would take {total / 2**20:,.1f} MB, over the "
                 f"memory budget of {budget / 2**20:,.1f} MB (--memory-budget-mb)")
         paths = [files.absolute(i) for i in present]
-        return Prepared(present, ImageFiles(paths, shape, workers), [note, *skipped_note(files, bad)])
+        return Prepared(present, FileBackedImages(paths, shape, workers), [note, *skipped_note(files, bad)])
     if survey.cached is not None:
         check_bad(files, survey.bad, skip_bad)
         note = (f"{files.name}: {len(survey.present)} images {shape_text(shape)} in memory, read from the cache "
