@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.layout import METRICS_FILE
 from trainlab.testing.synthetic import make_images, write_fashion_layout, write_idx  # noqa: F401 - for the tests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,3 +116,25 @@ def train_tiny_run(root: Path) -> tuple[Path, Path]:
         fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run",
             download=False)
     return data_dir, root / "run"
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """A run's metrics.jsonl, one dict per epoch."""
+    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
+
+
+def train_ok(run_main, data_dir: Path, run_dir: Path, *flags: str) -> CliResult:
+    """`trainlab train` on a generated data dir, on the CPU, never downloading; asserts that it succeeded."""
+    result = run_main("train", "--data-dir", data_dir, "--run-dir", run_dir, "--device", "cpu", "--no-download",
+                      *flags)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def small_mlp():
+    """A seeded 784-32-10 MLP: small enough that 200 steps take a moment."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import read_metrics, run_cli
 from trainlab.config import TrainConfig, read_config_file
 
 METRIC_KEYS = {"epoch", "train_loss", "test_loss", "test_accuracy", "lr", "machine_seconds",
@@ -21,10 +21,6 @@ def train(run_main, tiny_data, run_dir, *flags):
     result = run_main("train", "--data-dir", tiny_data, "--run-dir", run_dir, "--device", "cpu", *flags)
     assert result.returncode == 0, result.stderr
     return result
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_help_works_without_importing_torch():

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+import torch
 
+from trainlab.checkpoint import load_checkpoint
 from trainlab.cli import build_parser, train_config
-from trainlab.config import TrainConfig, read_config_file
+from trainlab.config import PRESETS, TrainConfig, read_config_file
 from trainlab.errors import ConfigError, TrainlabError
+from trainlab.testing.compare import without_machine_fields
+
+from conftest import read_metrics, train_ok, write_fashion_layout
+
+pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 
 
 def test_defaults_are_the_tutorials():
@@ -138,3 +146,65 @@ def test_shuffle_flag_overrides_the_config_file(tmp_path):
     assert train_config(args).shuffle is False
     args = build_parser().parse_args(["train", "--config", str(path)])
     assert train_config(args).shuffle is True
+
+
+def test_a_config_file_sets_the_run_flags_override_it_and_the_saved_config_reproduces_the_run(run_main, tiny_data,
+                                                                                               tmp_path):
+    config_file = tmp_path / "run.toml"
+    config_file.write_text('optimizer = "adam"\nlr = 0.5\nbatch-size = 32\nepochs = 5\nseed = 7\nshuffle = true\n'
+                           'schedule = "cosine"\nwarmup_epochs = 0.5\nval_split = 0.25\n')
+    first = tmp_path / "first"
+    train_ok(run_main, tiny_data, first, "--config", config_file, "--lr", "0.003", "--epochs", "2", "--quiet")
+    saved = read_config_file(first / "config.toml")
+    assert {key: saved[key] for key in ("optimizer", "lr", "batch_size", "epochs", "seed", "shuffle", "schedule",
+                                        "warmup_epochs", "val_split")} == {
+        "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2, "seed": 7, "shuffle": True,
+        "schedule": "cosine", "warmup_epochs": 0.5, "val_split": 0.25}
+    assert len(read_metrics(first)) == 2
+    assert json.loads((first / "summary.json").read_text())["steps"] == 2 * 15  # 480 training images / 32
+
+    second = tmp_path / "second"
+    result = run_main("train", "--config", first / "config.toml", "--run-dir", second, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (second / "config.toml").read_text() == (first / "config.toml").read_text()
+    assert without_machine_fields(read_metrics(second)) == without_machine_fields(read_metrics(first))
+    weights = [load_checkpoint(run).model_state for run in (first, second)]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+
+def test_preset_values_show_up_in_the_saved_config_and_flags_override_them(run_main, tiny_data, tmp_path):
+    run_dir = tmp_path / "run"
+    train_ok(run_main, tiny_data, run_dir, "--preset", "speedrun", "--model", "mlp", "--epochs", "1", "--precision",
+          "fp32", "--quiet")
+    saved = read_config_file(run_dir / "config.toml")
+    overridden = {"model": "mlp", "epochs": 1, "precision": "fp32"}
+    for key, value in PRESETS["speedrun"].items():
+        assert saved[key] == overridden.get(key, value), key
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3  # 640 images in batches of 256
+
+
+def test_a_config_file_overrides_the_preset_and_flags_override_both(tmp_path):
+    from trainlab.cli import build_parser, train_config
+
+    config_file = tmp_path / "c.toml"
+    config_file.write_text("lr = 0.05\nepochs = 3\n")
+    args = build_parser().parse_args(["train", "--preset", "speedrun", "--config", str(config_file), "--epochs", "2"])
+    config = train_config(args)
+    assert (config.lr, config.epochs, config.momentum, config.schedule) == (0.05, 2, 0.9, "onecycle")
+
+
+def test_an_unknown_preset_is_one_line_listing_the_presets(run_main, tmp_path):
+    result = run_main("train", "--preset", "fastest", "--run-dir", tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr == "trainlab train: error: unknown preset 'fastest'; choose one of: tutorial, speedrun\n"
+
+
+def test_relative_data_paths_are_stored_absolute_so_evaluate_works_from_elsewhere(tmp_path, run_main, monkeypatch):
+    write_fashion_layout(tmp_path / "work" / "data", train_count=64, test_count=16)
+    monkeypatch.chdir(tmp_path / "work")
+    trained = run_main("train", "--epochs", "1", "--data-dir", "data", "--run-dir", "run", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert read_config_file(tmp_path / "work" / "run" / "config.toml")["data_dir"] == str(tmp_path / "work" / "data")
+    monkeypatch.chdir(tmp_path)
+    evaluated = run_main("evaluate", "work/run", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_fashion_layout
+from conftest import read_metrics, write_fashion_layout
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.reports.classification import confusion_matrix, format_per_class, per_class_report
 from trainlab.reports.console import ConsoleReporter
@@ -32,10 +32,6 @@ def cli(*args) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code
     return code, out.getvalue(), err.getvalue()
-
-
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,105 @@
+"""Losses, optimizers and precisions: every loss with every optimizer learns, the formulas hold, every precision trains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import (
+    make_images,
+    small_mlp,
+)
+from torch import nn
+from torch.nn import functional as F
+
+from trainlab import TrainConfig, fit, load_dataset
+from trainlab.checkpoint import load_checkpoint
+from trainlab.data import Preprocessing
+from trainlab.training.loop import train_one_epoch
+from trainlab.training.losses import make_loss
+from trainlab.training.optimizers import make_optimizer
+
+pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
+
+
+LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+LR = {"sgd": 0.05, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}  # sgd with momentum 0.9
+# The loss of a model that outputs equal logits for 10 classes (uniform softmax, sigmoid 0.5), from each formula.
+UNIFORM_LOSS = {"cross-entropy": math.log(10), "nll": math.log(10), "mse": (0.9 ** 2 + 9 * 0.1 ** 2) / 10,
+                "l1": (0.9 + 9 * 0.1) / 10, "bce": math.log(2), "bce-with-logits": math.log(2)}
+
+
+@pytest.fixture(scope="module")
+def bands():
+    """The generated training images as tensors: 640 uint8 (1, 28, 28) images and their labels."""
+    images, labels = make_images(640, seed=0)
+    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_with_every_optimizer_trains_200_steps_and_learns_the_bands(bands, loss, optimizer):
+    images, labels = bands
+    model, preprocess = small_mlp(), Preprocessing()
+    config = TrainConfig(loss=loss, optimizer=optimizer, lr=LR[optimizer], momentum=0.9 if optimizer == "sgd" else 0.0)
+    loss_fn = make_loss(loss, 10)
+    opt = make_optimizer(config, model.parameters())
+    assert opt.param_groups[0]["lr"] == LR[optimizer]
+    if optimizer == "sgd":
+        assert opt.param_groups[0]["momentum"] == 0.9
+
+    def whole_set() -> tuple[float, float]:
+        with torch.no_grad():
+            logits = model(preprocess(images))
+        return loss_fn(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+    initial_loss, _ = whole_set()
+    # a freshly initialised net is close to uniform outputs, so the loss starts near its formula's value
+    assert initial_loss == pytest.approx(UNIFORM_LOSS[loss], rel=0.1)
+    for _ in range(10):  # 10 epochs x 20 batches of 32 = 200 steps
+        batches = ((images[i:i + 32], labels[i:i + 32]) for i in range(0, 640, 32))
+        train_one_epoch(model, batches, loss_fn, opt, preprocess)
+    final_loss, accuracy = whole_set()
+    assert final_loss < 0.5 * initial_loss
+    assert accuracy >= 0.95
+
+
+def test_cross_entropy_of_index_targets_equals_that_of_one_hot_probabilities():
+    torch.manual_seed(1)
+    logits, target = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    by_index = make_loss("cross-entropy", 10)(logits, target)
+    by_probabilities = nn.CrossEntropyLoss()(logits, F.one_hot(target, 10).float())
+    by_hand = -F.log_softmax(logits, dim=1)[torch.arange(8), target].mean()
+    assert by_index.item() == pytest.approx(by_probabilities.item(), abs=1e-6)
+    assert by_index.item() == pytest.approx(by_hand.item(), abs=1e-6)
+    assert make_loss("nll", 10)(logits, target).item() == pytest.approx(by_index.item(), abs=1e-6)
+    assert make_loss("bce", 10)(logits, target).item() == pytest.approx(
+        make_loss("bce-with-logits", 10)(logits, target).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.3])
+def test_label_smoothing_mixes_the_loss_with_the_mean_over_all_classes(smoothing):
+    """loss = (1 - e) * CE(target) + e * mean over the K classes of -log p_k."""
+    torch.manual_seed(2)
+    logits, target = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    log_p = F.log_softmax(logits, dim=1)
+    expected = ((1 - smoothing) * -log_p[torch.arange(16), target] + smoothing * -log_p.mean(dim=1)).mean()
+    smoothed = make_loss("cross-entropy", 10, label_smoothing=smoothing)(logits, target)
+    plain = make_loss("cross-entropy", 10)(logits, target)
+    assert smoothed.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert smoothed.item() != pytest.approx(plain.item(), abs=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_precision_trains_the_cnn_in_channels_last(precision, tiny_data, tmp_path):
+    data = load_dataset(data_dir=tiny_data, download=False)
+    summary = fit(TrainConfig(model="cnn", precision=precision, channels_last=True, optimizer="adam", lr=3e-3,
+                              epochs=4, batch_size=32, device="cpu", threads=1, extra={"width": 8}),
+                  data=data, run_dir=tmp_path / "run")  # narrow: fp16 on a CPU is emulated and slow
+    assert summary["test_accuracy"] >= 0.95
+    payload = load_checkpoint(tmp_path / "run").payload
+    assert (payload["scaler_state"] is not None) == (precision == "fp16")  # fp16 trains with a grad scaler
+    assert all(value.dtype == torch.float32 for key, value in payload["model_state"].items()
+               if value.is_floating_point())  # autocast never changes the stored weights
