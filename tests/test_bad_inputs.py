@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, make_images, run_cli, snapshot, write_fashion_layout, write_idx
 from trainlab import TrainConfig, fit
 from trainlab.checkpoint import load_checkpoint
+
+from conftest import assert_one_line_error, make_images, run_cli, snapshot, write_fashion_layout, write_idx
 
 RAW = Path("FashionMNIST") / "raw"
 

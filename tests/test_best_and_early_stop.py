@@ -6,14 +6,15 @@ import json
 
 import pytest
 import torch
-from conftest import (
-    read_metrics,
-    train_ok,
-)
 
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
 from trainlab.training import Trainer
+
+from conftest import (
+    read_metrics,
+    train_ok,
+)
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 

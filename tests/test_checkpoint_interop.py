@@ -16,6 +16,7 @@ from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.checkpoint import FORMAT, load_checkpoint
 from trainlab.errors import CheckpointError
 from trainlab.training.reporting import Reporter
+
 from tutorial_code import TutorialNeuralNetwork, train_tutorial_model, tutorial_loader, tutorial_test
 
 

@@ -10,8 +10,9 @@ import textwrap
 import pytest
 import torch
 
-from conftest import read_metrics, run_cli
 from trainlab.config import TrainConfig, read_config_file
+
+from conftest import read_metrics, run_cli
 
 METRIC_KEYS = {"epoch", "train_loss", "test_loss", "test_accuracy", "lr", "machine_seconds",
                "machine_samples_per_second"}
@@ -344,6 +345,7 @@ def test_dropout_help_names_every_model_kind_that_takes_it(run_main):
 
 def test_evaluate_checkpoint_gives_the_figures_evaluate_prints(tmp_path, run_main):
     import trainlab
+
     from conftest import train_tiny_run
 
     data_dir, run_dir = train_tiny_run(tmp_path)
@@ -362,6 +364,7 @@ def test_evaluate_checkpoint_gives_the_figures_evaluate_prints(tmp_path, run_mai
 
 def test_evaluate_checkpoint_refuses_an_unknown_data_option(tmp_path):
     import trainlab
+
     from conftest import train_tiny_run
 
     _, run_dir = train_tiny_run(tmp_path)

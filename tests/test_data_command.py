@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_images
 from trainlab.data import load_dataset
 from trainlab.data.memory import channel_stats
 from trainlab.reports.preview import figure_size
+
+from conftest import make_images
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot"]
@@ -82,7 +83,7 @@ def test_info_says_when_images_are_streamed(run_main, tmp_path):
     images, labels = make_images(40, seed=0)
     (tmp_path / "imgs").mkdir()
     rows = []
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         Image.fromarray(image).save(tmp_path / "imgs" / f"{i}.png")
         rows.append(f"{i}.png,{label}")
     (tmp_path / "labels.csv").write_text("\n".join(rows))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_images, write_fashion_layout, write_idx
 from trainlab.data import BatchLoader, ImageData, Preprocessing, load_dataset, load_split
 from trainlab.data.builtin import FASHION_MNIST, resolve_data_dir
 from trainlab.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_bytes
+
+from conftest import make_images, write_fashion_layout, write_idx
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

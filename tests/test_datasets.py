@@ -22,7 +22,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SHARED_DATA, make_images, write_idx
 from trainlab.config import TrainConfig
 from trainlab.data import load_dataset, load_split, make_loader
 from trainlab.data.builtin import BUILTIN_DATASETS, KMNIST, MNIST
@@ -31,6 +30,8 @@ from trainlab.data.file_datasets import NoTestSet
 from trainlab.data.memory import BatchLoader, channel_stats
 from trainlab.data.streaming import FileBackedImages, StreamingLoader
 from trainlab.errors import ConfigError, DataError
+
+from conftest import SHARED_DATA, make_images, write_idx
 
 NAMES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 
@@ -49,7 +50,7 @@ def write_csv_copy(root: Path, images: np.ndarray, labels: np.ndarray, csv_name:
                    header: bool = False, names: bool = False, start: int = 0) -> Path:
     """PNG files (in nested folders) plus a CSV of `file name, label` rows, the tutorial's layout."""
     rows = ["file_name,label"] if header else []
-    for i, (image, label) in enumerate(zip(images, labels), start=start):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True), start=start):
         name = f"{NAMES[label]}/{i // 50}/{NAMES[label]}{i}.png"
         (root / "imgs" / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(root / "imgs" / name)
@@ -60,7 +61,7 @@ def write_csv_copy(root: Path, images: np.ndarray, labels: np.ndarray, csv_name:
 
 def write_folder_copy(root: Path, images: np.ndarray, labels: np.ndarray, class_names=None) -> Path:
     """root/<class>/<i>.png, the ImageFolder layout."""
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / (class_names[label] if class_names else str(int(label)))
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i:05d}.png")

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_fashion_layout
 from trainlab.data import load_dataset
 from trainlab.data.builtin import BUILTIN_DATASETS, FASHION_MNIST
 from trainlab.errors import DataError
+
+from conftest import write_fashion_layout
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

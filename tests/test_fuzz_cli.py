@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli, train_tiny_run
 
 from trainlab import TrainConfig
+
+from conftest import assert_one_line_error, run_cli, train_tiny_run
 
 HUGE = str(10**30)  # overflows every C integer torch or numpy takes
 

@@ -16,13 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_one_line_error, make_images, write_fashion_layout, write_idx
 from trainlab.config import TrainConfig
 from trainlab.data import load_dataset, load_split
 from trainlab.data.annotations import derive_classes, read_csv_annotations
-from trainlab.data.idx import read_bytes, read_idx_pair
 from trainlab.data.decoding import load_image, read_header
+from trainlab.data.idx import read_bytes, read_idx_pair
 from trainlab.errors import DataError
+
+from conftest import assert_one_line_error, make_images, write_fashion_layout, write_idx
 
 RAW = Path("FashionMNIST") / "raw"
 
@@ -36,7 +37,7 @@ def write_pngs(folder: Path, names: list[str]) -> None:
 def write_labelled_csv(root: Path, labels: list[str]) -> Path:
     names = [f"img{i}.png" for i in range(len(labels))]
     write_pngs(root, names)
-    (root / "labels.csv").write_text("file_name,label\n" + "".join(f"{n},{label}\n" for n, label in zip(names, labels)))
+    (root / "labels.csv").write_text("file_name,label\n" + "".join(f"{n},{label}\n" for n, label in zip(names, labels, strict=True)))
     return root / "labels.csv"
 
 

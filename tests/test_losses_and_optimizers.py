@@ -6,10 +6,6 @@ import math
 
 import pytest
 import torch
-from conftest import (
-    make_images,
-    small_mlp,
-)
 from torch import nn
 from torch.nn import functional as F
 
@@ -19,6 +15,11 @@ from trainlab.data import Preprocessing
 from trainlab.training.loop import train_one_epoch
 from trainlab.training.losses import make_loss
 from trainlab.training.optimizers import make_optimizer
+
+from conftest import (
+    make_images,
+    small_mlp,
+)
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 

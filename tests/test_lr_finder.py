@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import (
-    read_metrics,
-    train_ok,
-)
 from torch import nn
 
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.config import read_config_file
+
+from conftest import (
+    read_metrics,
+    train_ok,
+)
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_fashion_layout
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
 from trainlab.data import Preprocessing
 from trainlab.errors import DataError
 from trainlab.inference import load_image
+
+from conftest import write_fashion_layout
 
 PREDICTION_LINE = re.compile(r'^(?:(?P<path>.+): )?Predicted: "(?P<label>[^"]+)" \((?P<percent>\d{1,3}\.\d)%\)$')
 

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO
 from trainlab import TrainConfig, load_dataset
 from trainlab.checkpoint import load_checkpoint
 from trainlab.errors import TrainingDiverged
@@ -28,6 +27,9 @@ from trainlab.reports.console import ConsoleReporter
 from trainlab.testing import fault_injection
 from trainlab.testing.compare import differences, metrics_rows
 from trainlab.training.trainer import Trainer
+
+from conftest import REPO
+
 
 @pytest.fixture(autouse=True)
 def _one_thread_and_no_plots(monkeypatch):

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import read_metrics, write_fashion_layout
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.reports.classification import confusion_matrix, format_per_class, per_class_report
 from trainlab.reports.console import ConsoleReporter
 from trainlab.reports.run_reports import most_confidently_wrong
+
+from conftest import read_metrics, write_fashion_layout
 
 REPORTS = ("learning_curves.png", "confusion_matrix.png", "top_losses.png")
 
@@ -116,7 +117,7 @@ def test_evaluate_confusion_matrix_counts_every_test_image_and_its_diagonal_is_t
     test = load_dataset(data_dir=runs["data"], download=False).test
     predicted = [p.index for p in Predictor.from_checkpoint(runs["sgd"]).predict(test.images)]
     tally = torch.zeros(10, 10, dtype=torch.long)
-    for true, guess in zip(test.labels.tolist(), predicted):
+    for true, guess in zip(test.labels.tolist(), predicted, strict=True):
         tally[true, guess] += 1
     assert torch.equal(matrix, tally)
     assert_drawn(png_pixels(runs["root"].parent / "matrix.png"), 400, 400)

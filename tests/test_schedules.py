@@ -6,16 +6,17 @@ import math
 
 import pytest
 import torch
-from conftest import (
-    read_metrics,
-    small_mlp,
-    train_ok,
-)
 from torch import nn
 
 from trainlab import TrainConfig, load_dataset
 from trainlab.training import Reporter, Trainer
 from trainlab.training.schedules import make_scheduler
+
+from conftest import (
+    read_metrics,
+    small_mlp,
+    train_ok,
+)
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 
@@ -73,8 +74,8 @@ def test_onecycle_peaks_at_the_warmup_end_and_ends_near_zero(warmup, peak):
     assert max(range(100), key=lrs.__getitem__) == peak
     assert lrs[peak] == pytest.approx(0.1)
     assert lrs[0] == pytest.approx(0.1 / 25)  # OneCycleLR's div_factor
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))  # rises
-    assert all(a > b for a, b in zip(lrs[peak:-1], lrs[peak + 1:]))  # then falls
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))  # rises
+    assert all(a > b for a, b in zip(lrs[peak:-1], lrs[peak + 1:], strict=True))  # then falls
     assert lrs[-1] < 0.1 * 1e-3
 
 

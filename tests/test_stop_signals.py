@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import make_images
 from trainlab.checkpoint import load_checkpoint
+
+from conftest import make_images
 
 START_TIMEOUT = 120  # seconds until a run writes a checkpoint
 EXIT_TIMEOUT = 60  # seconds from the signal to the exit
@@ -24,7 +25,7 @@ def write_class_folders(root: Path, count: int) -> Path:
     from PIL import Image
 
     images, labels = make_images(count, seed=0)
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = root / str(int(label))
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i:04d}.png")

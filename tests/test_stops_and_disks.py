@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, assert_one_line_error, make_images, snapshot, write_fashion_layout, write_idx
 from trainlab.checkpoint import load_checkpoint
 
+from conftest import REPO, assert_one_line_error, make_images, snapshot, write_fashion_layout, write_idx
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")
 

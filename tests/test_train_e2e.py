@@ -24,7 +24,7 @@ def test_public_api_trains_and_predicts(tiny_data, tmp_path):
     assert summary["test_accuracy"] >= 0.9  # the generated bands are easy
     predictor = Predictor.from_checkpoint(tmp_path / "run")
     predictions = predictor.predict(data.test.images[:20])
-    accuracy = sum(p.index == int(y) for p, y in zip(predictions, data.test.labels[:20])) / 20
+    accuracy = sum(p.index == int(y) for p, y in zip(predictions, data.test.labels[:20], strict=True)) / 20
     assert accuracy >= 0.9
     assert isinstance(create_model("mlp"), nn.Module)
 
@@ -40,7 +40,7 @@ def test_fit_trains_the_users_own_module_in_place(tiny_data, tmp_path):
     summary = fit(TrainConfig(optimizer="adam", lr=3e-3, epochs=3, batch_size=32, device="cpu"), model=model,
                   data=data, run_dir=tmp_path / "run")
     assert summary["test_accuracy"] >= 0.9
-    assert not all(torch.equal(a, b) for a, b in zip(initial, model.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(initial, model.parameters(), strict=True))
     saved = load_checkpoint(tmp_path / "run").model_state
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     predictor = Predictor(model, data.classes, Preprocessing())

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_one_line_error, snapshot, train_tiny_run
 from trainlab import TrainConfig, fit
 from trainlab.checkpoint import load_checkpoint
 
+from conftest import assert_one_line_error, snapshot, train_tiny_run
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")
 

@@ -19,7 +19,12 @@ from pathlib import Path
 from trainlab import __version__
 from trainlab.cli import checkpoints, data, runs, train
 from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS re-exported for the tests
-    DATA_FLAGS, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Output, Parser,
+    DATA_FLAGS,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Output,
+    Parser,
 )
 from trainlab.cli.train import train_config  # noqa: F401 - re-exported
 from trainlab.config import MAX_THREADS, MAX_WORKERS

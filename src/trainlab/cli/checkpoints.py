@@ -7,8 +7,16 @@ import argparse
 from pathlib import Path
 
 from trainlab.cli.options import (
-    DATA_KEYS, EXIT_OK, Output, add_checkpoint_options, add_data_options, add_output_options, cannot_write, given,
-    path_argument, warn,
+    DATA_KEYS,
+    EXIT_OK,
+    Output,
+    add_checkpoint_options,
+    add_data_options,
+    add_output_options,
+    cannot_write,
+    given,
+    path_argument,
+    warn,
 )
 from trainlab.errors import TrainlabError
 
@@ -106,12 +114,12 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     if args.test_index is not None:
         return predict_test_image(args, out, loaded, predictor)
     predictions = predictor.predict_files(args.images, args.top_k)
-    for path, prediction in zip(args.images, predictions):
+    for path, prediction in zip(args.images, predictions, strict=True):
         prefix = f"{path}: " if len(args.images) > 1 else ""
         out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
         for rank, (name, probability) in enumerate(prediction.top, start=1):
             out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
-    out.result({"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions)]})
+    out.result({"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]})
     return EXIT_OK
 
 

@@ -6,7 +6,15 @@ import argparse
 from typing import Any
 
 from trainlab.cli.options import (
-    DATA_KEYS, EXIT_OK, Output, Parser, add_data_options, add_output_options, cannot_write, given, path_argument,
+    DATA_KEYS,
+    EXIT_OK,
+    Output,
+    Parser,
+    add_data_options,
+    add_output_options,
+    cannot_write,
+    given,
+    path_argument,
 )
 from trainlab.errors import TrainlabError
 

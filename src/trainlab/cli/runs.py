@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.cli.options import (
-    EXIT_OK, Output, add_output_options, cannot_write, name_argument, path_argument,
+    EXIT_OK,
+    Output,
+    add_output_options,
+    cannot_write,
+    name_argument,
+    path_argument,
 )
 from trainlab.config import MAX_IMAGE_SIZE
 from trainlab.errors import TrainlabError

@@ -8,8 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.cli.options import (
-    DATA_KEYS, EXIT_OK, PATH_KEYS, RUNTIME_KEYS, TRAIN_KEYS, Output, Parser, add_config_flags, add_data_options,
-    add_output_options, add_trust_option, cannot_write, flag_of, given, name_argument, path_argument,
+    DATA_KEYS,
+    EXIT_OK,
+    PATH_KEYS,
+    RUNTIME_KEYS,
+    TRAIN_KEYS,
+    Output,
+    Parser,
+    add_config_flags,
+    add_data_options,
+    add_output_options,
+    add_trust_option,
+    cannot_write,
+    flag_of,
+    given,
+    name_argument,
+    path_argument,
 )
 from trainlab.config import MAX_RATE
 from trainlab.errors import TrainlabError

@@ -175,7 +175,7 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
     lookup = {name: index for index, name in enumerate(classes)}
     numbers_allowed = not files.labels_are_names or not all(INTEGER.fullmatch(name) for name in classes)
     indices = []
-    for label, where in zip(files.raw_labels, files.where):
+    for label, where in zip(files.raw_labels, files.where, strict=True):
         index = lookup.get(label)
         if index is None and numbers_allowed and INTEGER.fullmatch(label):
             index = int(label)

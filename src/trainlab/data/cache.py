@@ -31,7 +31,7 @@ class DecodedImages:
 def cache_key(request: str, paths: list[str], stats: list[tuple[int, int] | None]) -> str:
     """A digest of what decides the decoded pixels: the requested shape and every file's name, size and time."""
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, request]).encode())
-    for path, stat in zip(paths, stats):
+    for path, stat in zip(paths, stats, strict=True):
         digest.update(json.dumps([path, stat]).encode())
     return digest.hexdigest()
 

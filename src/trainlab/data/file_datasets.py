@@ -20,7 +20,11 @@ from trainlab.data.cache import DecodedImages, cache_file, cache_key, read_cache
 from trainlab.data.decoding import read_header, read_in_batches
 from trainlab.data.memory import ImageData, stratified_indices
 from trainlab.data.streaming import (
-    PARALLEL_DECODE_MINIMUM, FileBackedImages, decode_files, default_workers, memory_budget_bytes,
+    PARALLEL_DECODE_MINIMUM,
+    FileBackedImages,
+    decode_files,
+    default_workers,
+    memory_budget_bytes,
 )
 from trainlab.errors import DataError
 
@@ -211,7 +215,7 @@ def scan_headers(files: FileSet, indices: list[int], workers: int
     failed: list[tuple[int, str]] = []
     use_workers = workers if len(indices) >= 4 * PARALLEL_DECODE_MINIMUM else 0
     for done, headers, chunk_failed in read_in_batches(paths, read_header, chunks, use_workers):
-        found.update(zip(done, headers))
+        found.update(zip(done, headers, strict=True))
         failed.extend(chunk_failed)
     return found, failed
 

@@ -114,10 +114,10 @@ def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]
         images = data.images[start:start + chunk].to(torch.int64)
         sums = images.sum(dim=(0, 2, 3)).tolist()
         square_sums = images.square().sum(dim=(0, 2, 3)).tolist()
-        total = [a + int(b) for a, b in zip(total, sums)]
-        squares = [a + int(b) for a, b in zip(squares, square_sums)]
+        total = [a + int(b) for a, b in zip(total, sums, strict=True)]
+        squares = [a + int(b) for a, b in zip(squares, square_sums, strict=True)]
     count = len(data) * data.image_shape[1] * data.image_shape[2]  # pixels per channel
     mean = tuple(s / count / 255 for s in total)
     # unbiased variance, as torch.std: (n * sum(x^2) - sum(x)^2) / (n (n - 1)), in exact integers
-    std = tuple(((count * q - s * s) / (count * max(count - 1, 1))) ** 0.5 / 255 for s, q in zip(total, squares))
+    std = tuple(((count * q - s * s) / (count * max(count - 1, 1))) ** 0.5 / 255 for s, q in zip(total, squares, strict=True))
     return mean, std

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections import OrderedDict
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch

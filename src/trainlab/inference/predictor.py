@@ -16,6 +16,7 @@ from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model
 
+
 @dataclass
 class Prediction:
     """The top classes for one image."""
@@ -84,8 +85,8 @@ class Predictor:
         values, indices = probabilities.topk(k, dim=1)
         return [
             Prediction(self.classes[int(row_i[0])], int(row_i[0]), float(row_v[0]),
-                       [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i)])
-            for row_v, row_i in zip(values, indices)
+                       [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)])
+            for row_v, row_i in zip(values, indices, strict=True)
         ]
 
     def predict_files(self, paths: list[str | os.PathLike], top_k: int = 1) -> list[Prediction]:

@@ -78,7 +78,7 @@ def split_summary(data: ImageData) -> dict[str, Any]:
     mean, std = channel_stats(data) if len(data) else ((), ())
     channels, height, width = data.image_shape
     return {"samples": len(data), "channels": channels, "height": height, "width": width,
-            "mean": list(mean), "std": list(std), "per_class": dict(zip(data.classes, counts))}
+            "mean": list(mean), "std": list(std), "per_class": dict(zip(data.classes, counts, strict=True))}
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -93,7 +93,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"{'total':<{name_width}}" + "".join(f"{summary['splits'][s]['samples']:>10,}" for s in splits))
     for split in splits:
         values = summary["splits"][split]
-        figures = ", ".join(f"{m:.4f}/{s:.4f}" for m, s in zip(values["mean"], values["std"]))
+        figures = ", ".join(f"{m:.4f}/{s:.4f}" for m, s in zip(values["mean"], values["std"], strict=True))
         lines.append(f"{split}: {values['channels']}x{values['height']}x{values['width']} "
                      f"({'gray' if values['channels'] == 1 else 'RGB'}), pixel mean/std in [0, 1]: {figures}")
     for note in summary.get("notes", []):

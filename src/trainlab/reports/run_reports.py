@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from trainlab.layout import CONFUSION_FILE, CURVES_FILE, TOP_LOSSES_FILE  # noqa: F401 - re-exported
 from trainlab.reports.classification import confusion_matrix
 from trainlab.reports.plots import confusion_matrix_plot, learning_curves, top_losses_plot
-from trainlab.layout import CONFUSION_FILE, CURVES_FILE, TOP_LOSSES_FILE  # noqa: F401 - re-exported
 
 
 def most_confidently_wrong(predictions: torch.Tensor, confidences: torch.Tensor, labels: torch.Tensor,

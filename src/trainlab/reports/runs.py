@@ -98,4 +98,4 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
          "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s", r["status"]) for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table)
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table)

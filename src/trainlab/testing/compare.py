@@ -36,7 +36,7 @@ def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
         if len(expected) != len(actual):
             return [f"{where}: lengths {len(expected)} and {len(actual)}"]
-        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in differences(e, a, f"{where}[{i}]")]
+        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{where}[{i}]")]
     return [] if expected == actual and type(expected) is type(actual) else [f"{where}: {expected!r} != {actual!r}"]
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from trainlab.data.memory import ImageData
 from trainlab.data import make_loader
+from trainlab.data.memory import ImageData
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import TrainingDiverged
 from trainlab.training.losses import LossFn

@@ -15,8 +15,18 @@ from typing import Any
 from trainlab.errors import FileWriteError, TrainlabError
 from trainlab.fileio import write_bytes_atomically
 from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's names
-    BEST_CHECKPOINT, CHECKPOINT_FOLDER, CONFIG_FILE, CONFUSION_FILE, CURVES_FILE, LAST_CHECKPOINT, LOCK_FILE,
-    METRICS_FILE, RUN_FILES, SUMMARY_FILE, TENSORBOARD_FOLDER, TOP_LOSSES_FILE,
+    BEST_CHECKPOINT,
+    CHECKPOINT_FOLDER,
+    CONFIG_FILE,
+    CONFUSION_FILE,
+    CURVES_FILE,
+    LAST_CHECKPOINT,
+    LOCK_FILE,
+    METRICS_FILE,
+    RUN_FILES,
+    SUMMARY_FILE,
+    TENSORBOARD_FOLDER,
+    TOP_LOSSES_FILE,
 )
 
 
