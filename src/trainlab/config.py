@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import ConfigError
+from trainlab.fileio import read_text_file
+from trainlab.validation import check_choice, check_integer, check_number
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,7 +26,6 @@ DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
 BUILTIN_IMAGE_SIDES = {"fashion-mnist": 28, "mnist": 28, "kmnist": 28, "cifar10": 32}  # pixels
-MAX_INTEGER = 2**63 - 1  # TOML integers are 64-bit: a config.toml must hold every value
 MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
 MAX_EPOCHS = 1_000_000  # more is a typo: even a 0.1 s epoch would run for days
 MAX_RATE = 1e6  # lr and weight decay: far above any useful value, far below float32's overflow at 3.4e38
@@ -36,14 +36,29 @@ MAX_WORKERS = 256  # decoding processes; each is a forked copy of this one
 GROUPS = ("data", "model", "optimization", "schedule", "precision and speed", "run")  # of the train flags
 
 
-def option(default: Any, group: str | None, help: str, *, kind: str | None = None, metavar: str | None = None,
-           source: bool = False, factory: Any = None, default_text: str | None = None) -> Any:
+def option(
+    default: Any,
+    group: str | None,
+    help: str,
+    *,
+    kind: str | None = None,
+    metavar: str | None = None,
+    source: bool = False,
+    factory: Any = None,
+    default_text: str | None = None,
+) -> Any:
     """A config field with what its command-line flag needs: the --help group and text, the kind of value
     (path, name, device, lr) and whether it says where the images come from (source: every command takes it).
     The flag's default in --help is the field's default (or default_text, for what None means), so the two
     cannot drift apart."""
-    metadata = {"group": group, "help": help, "kind": kind, "metavar": metavar, "source": source,
-                "default_text": default_text}
+    metadata = {
+        "group": group,
+        "help": help,
+        "kind": kind,
+        "metavar": metavar,
+        "source": source,
+        "default_text": default_text,
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -53,35 +68,83 @@ def option(default: Any, group: str | None, help: str, *, kind: str | None = Non
 class TrainConfig:
     """Everything that decides what a training run computes; defaults are the tutorial's."""
 
-    dataset: str = option("fashion-mnist", "data", f"{', '.join(DATASETS[:-2])}, csv (--annotations) or folder "
-                          "(--image-dir)", source=True)
-    data_dir: str | None = option(None, "data", "built-in data sets' directory", kind="path", source=True,
-                                  default_text="$TRAINLAB_DATA_DIR, else ./data")
-    annotations: str | None = option(None, "data", "csv: training rows `file name, label` (header optional; labels "
-                                     "are class numbers or class names)", kind="path", metavar="CSV", source=True)
-    test_annotations: str | None = option(None, "data", "csv: test rows; without it, --val-split also holds out a "
-                                          "test part of --annotations", kind="path", metavar="CSV", source=True)
-    image_dir: str | None = option(None, "data", "csv: the folder the file names are relative to; folder: "
-                                   "ROOT/<class>/* or ROOT/train|test/<class>/*", kind="path", metavar="DIR",
-                                   source=True, default_text="csv: the CSV's folder")
-    image_size: int | None = option(None, "data", "csv/folder: resize images to PIXELS x PIXELS", metavar="PIXELS",
-                                    source=True, default_text="the most common size")
-    channels: int | None = option(None, "data", "csv/folder: 1 (gray) or 3 (RGB)", source=True,
-                                  default_text="3 if any image has color")
-    skip_bad_images: bool = option(False, "data", "csv/folder: leave out unreadable images, listed, instead of "
-                                   "stopping", source=True)
-    workers: int | None = option(None, "data", "csv/folder: decoding processes; more than the CPUs: a warning",
-                                 source=True, default_text="one per CPU, at most 4")
-    memory_budget_mb: float | None = option(None, "data", "csv/folder: stream images from the files when, decoded, "
-                                            "they would take more", metavar="MB", source=True,
-                                            default_text="half the RAM")
-    model: str = option("mlp", "model", "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. "
-                        "tv:resnet18), or package.module:Class", kind="name")
+    dataset: str = option(
+        "fashion-mnist", "data", f"{', '.join(DATASETS[:-2])}, csv (--annotations) or folder (--image-dir)", source=True
+    )
+    data_dir: str | None = option(
+        None,
+        "data",
+        "built-in data sets' directory",
+        kind="path",
+        source=True,
+        default_text="$TRAINLAB_DATA_DIR, else ./data",
+    )
+    annotations: str | None = option(
+        None,
+        "data",
+        "csv: training rows `file name, label` (header optional; labels are class numbers or class names)",
+        kind="path",
+        metavar="CSV",
+        source=True,
+    )
+    test_annotations: str | None = option(
+        None,
+        "data",
+        "csv: test rows; without it, --val-split also holds out a test part of --annotations",
+        kind="path",
+        metavar="CSV",
+        source=True,
+    )
+    image_dir: str | None = option(
+        None,
+        "data",
+        "csv: the folder the file names are relative to; folder: ROOT/<class>/* or ROOT/train|test/<class>/*",
+        kind="path",
+        metavar="DIR",
+        source=True,
+        default_text="csv: the CSV's folder",
+    )
+    image_size: int | None = option(
+        None,
+        "data",
+        "csv/folder: resize images to PIXELS x PIXELS",
+        metavar="PIXELS",
+        source=True,
+        default_text="the most common size",
+    )
+    channels: int | None = option(
+        None, "data", "csv/folder: 1 (gray) or 3 (RGB)", source=True, default_text="3 if any image has color"
+    )
+    skip_bad_images: bool = option(
+        False, "data", "csv/folder: leave out unreadable images, listed, instead of stopping", source=True
+    )
+    workers: int | None = option(
+        None,
+        "data",
+        "csv/folder: decoding processes; more than the CPUs: a warning",
+        source=True,
+        default_text="one per CPU, at most 4",
+    )
+    memory_budget_mb: float | None = option(
+        None,
+        "data",
+        "csv/folder: stream images from the files when, decoded, they would take more",
+        metavar="MB",
+        source=True,
+        default_text="half the RAM",
+    )
+    model: str = option(
+        "mlp",
+        "model",
+        "mlp (the tutorial's), cnn, resnet, tv:NAME (torchvision, e.g. tv:resnet18), or package.module:Class",
+        kind="name",
+    )
     loss: str = option("cross-entropy", "optimization", ", ".join(LOSSES))
     label_smoothing: float = option(0.0, "optimization", "cross-entropy label smoothing")
     optimizer: str = option("sgd", "optimization", ", ".join(OPTIMIZERS))
-    lr: float = option(1e-3, "optimization", "learning rate, or auto to run the lr range test first", kind="lr",
-                       metavar="LR|auto")
+    lr: float = option(
+        1e-3, "optimization", "learning rate, or auto to run the lr range test first", kind="lr", metavar="LR|auto"
+    )
     momentum: float = option(0.0, "optimization", "SGD/RMSprop momentum")
     nesterov: bool = option(False, "optimization", "Nesterov momentum for SGD")
     weight_decay: float = option(0.0, "optimization", "L2 weight decay")
@@ -94,24 +157,36 @@ class TrainConfig:
     eval_batch_size: int = option(1000, "precision and speed", "evaluation batch size; does not change results")
     epochs: int = option(10, "optimization", "number of epochs")
     seed: int = option(0, "optimization", "random seed for init, shuffling, splits and augmentation")
-    shuffle: bool = option(False, "data", "reshuffle the training set each epoch (the tutorial's DataLoader does "
-                           "not)")
+    shuffle: bool = option(False, "data", "reshuffle the training set each epoch (the tutorial's DataLoader does not)")
     val_split: float = option(0.0, "data", "fraction of the training set held out (stratified) for validation")
-    normalize: bool = option(False, "data", "subtract the training set's mean and divide by its std, after scaling "
-                             "to [0, 1]")
+    normalize: bool = option(
+        False, "data", "subtract the training set's mean and divide by its std, after scaling to [0, 1]"
+    )
     augment: bool = option(False, "data", "random crop with padding, horizontal flip, random erasing")
     augment_padding: int = option(2, "data", "random crop padding in pixels")
     augment_erasing: float = option(0.25, "data", "random erasing probability per image")
     dropout: float = option(0.0, "model", "dropout for models that have it (cnn, resnet, tv:NAME; not the mlp)")
-    freeze: list[str] = option(None, "model", "do not train parameters whose names start with PREFIX "
-                               "(repeatable)", kind="name", metavar="PREFIX", factory=list)
-    weights: str | None = option(None, "model", "local pretrained weights (a state_dict file) for tv:NAME models",
-                                 kind="path")
-    early_stop: int = option(0, "schedule", "stop after this many epochs without a better validation accuracy; "
-                             "0: never")
+    freeze: list[str] = option(
+        None,
+        "model",
+        "do not train parameters whose names start with PREFIX (repeatable)",
+        kind="name",
+        metavar="PREFIX",
+        factory=list,
+    )
+    weights: str | None = option(
+        None, "model", "local pretrained weights (a state_dict file) for tv:NAME models", kind="path"
+    )
+    early_stop: int = option(
+        0, "schedule", "stop after this many epochs without a better validation accuracy; 0: never"
+    )
     device: str = option("auto", "precision and speed", ", ".join(DEVICES), kind="device")
-    threads: int = option(0, "precision and speed", f"CPU threads for torch, at most {MAX_THREADS}; more than the "
-                          "CPUs: a warning", default_text="torch's choice, one per physical core")
+    threads: int = option(
+        0,
+        "precision and speed",
+        f"CPU threads for torch, at most {MAX_THREADS}; more than the CPUs: a warning",
+        default_text="torch's choice, one per physical core",
+    )
     precision: str = option("fp32", "precision and speed", f"{', '.join(PRECISIONS)} autocast")
     compile: bool = option(False, "precision and speed", "torch.compile the model")
     channels_last: bool = option(False, "precision and speed", "channels-last memory format for conv nets")
@@ -120,31 +195,31 @@ class TrainConfig:
     extra: dict[str, Any] = option(None, None, "user model keyword arguments (config files only)", factory=dict)
 
     def __post_init__(self) -> None:
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_number("lr", self.lr, minimum=0.0, inclusive=False, maximum=MAX_RATE)
-        _check_number("momentum", self.momentum, minimum=0.0, maximum=1.0, maximum_inclusive=False)
-        _check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
-        _check_number("grad_clip", self.grad_clip, minimum=0.0)
-        _check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
-        _check_integer("step_epochs", self.step_epochs, minimum=1)
-        _check_number("step_gamma", self.step_gamma, minimum=0.0, maximum=1.0, inclusive=False)
-        _check_number("val_split", self.val_split, minimum=0.0, maximum=1.0, maximum_inclusive=False)
-        _check_integer("augment_padding", self.augment_padding, minimum=0)
-        _check_number("augment_erasing", self.augment_erasing, minimum=0.0, maximum=1.0)
-        _check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, maximum_inclusive=False)
-        _check_integer("early_stop", self.early_stop, minimum=0)
-        _check_integer("batch_size", self.batch_size, minimum=1)
-        _check_integer("eval_batch_size", self.eval_batch_size, minimum=1)
-        _check_integer("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
-        _check_integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
-        _check_integer("log_every", self.log_every, minimum=1)
-        _check_integer("threads", self.threads, minimum=0, maximum=MAX_THREADS)
-        _check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("device", self.device, DEVICES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_number("lr", self.lr, minimum=0.0, inclusive=False, maximum=MAX_RATE)
+        check_number("momentum", self.momentum, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        check_number("weight_decay", self.weight_decay, minimum=0.0, maximum=MAX_RATE)
+        check_number("grad_clip", self.grad_clip, minimum=0.0)
+        check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
+        check_integer("step_epochs", self.step_epochs, minimum=1)
+        check_number("step_gamma", self.step_gamma, minimum=0.0, maximum=1.0, inclusive=False)
+        check_number("val_split", self.val_split, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        check_integer("augment_padding", self.augment_padding, minimum=0)
+        check_number("augment_erasing", self.augment_erasing, minimum=0.0, maximum=1.0)
+        check_number("dropout", self.dropout, minimum=0.0, maximum=1.0, maximum_inclusive=False)
+        check_integer("early_stop", self.early_stop, minimum=0)
+        check_integer("batch_size", self.batch_size, minimum=1)
+        check_integer("eval_batch_size", self.eval_batch_size, minimum=1)
+        check_integer("epochs", self.epochs, minimum=1, maximum=MAX_EPOCHS)
+        check_integer("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        check_integer("log_every", self.log_every, minimum=1)
+        check_integer("threads", self.threads, minimum=0, maximum=MAX_THREADS)
+        check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
         for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -158,11 +233,13 @@ class TrainConfig:
             raise ConfigError("model must be a name such as 'mlp'; see `trainlab train --help`")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
-        self._check_data_source()
-        self._check_augment_padding()
+        self.check_data_source()
+        self.check_augment_padding()
         if self.dropout and self.model == "mlp":
-            raise ConfigError("dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
-                              "or tv:NAME, or leave dropout out")
+            raise ConfigError(
+                "dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
+                "or tv:NAME, or leave dropout out"
+            )
         if self.label_smoothing and self.loss != "cross-entropy":
             raise ConfigError("label_smoothing works with --loss cross-entropy only")
         if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
@@ -174,17 +251,18 @@ class TrainConfig:
         if not isinstance(self.extra, dict):
             raise ConfigError("extra must be a table of model keyword arguments")
 
-    def _check_data_source(self) -> None:
-        _check_choice("dataset", self.dataset, DATASETS)
+    def check_data_source(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
         if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
-            raise ConfigError(f"data_dir must be a folder path, got {self.data_dir!r}; leave it out for "
-                              "$TRAINLAB_DATA_DIR or ./data")
+            raise ConfigError(
+                f"data_dir must be a folder path, got {self.data_dir!r}; leave it out for $TRAINLAB_DATA_DIR or ./data"
+            )
         for name in ("annotations", "test_annotations", "image_dir"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a file or folder path, got {value!r}")
         if self.image_size is not None:
-            _check_integer("image_size", self.image_size, minimum=1, maximum=None)
+            check_integer("image_size", self.image_size, minimum=1, maximum=None)
             if self.image_size > MAX_IMAGE_SIZE:
                 raise ConfigError(f"image_size must be <= {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
         if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
@@ -192,15 +270,19 @@ class TrainConfig:
         if not isinstance(self.skip_bad_images, bool):
             raise ConfigError(f"skip_bad_images must be true or false, got {self.skip_bad_images!r}")
         if self.workers is not None:
-            _check_integer("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
+            check_integer("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
         if self.memory_budget_mb is not None:
-            _check_number("memory_budget_mb", self.memory_budget_mb, minimum=0.0)
+            check_number("memory_budget_mb", self.memory_budget_mb, minimum=0.0)
         if self.dataset == "csv" and not (self.annotations or self.test_annotations):
-            raise ConfigError("--dataset csv needs --annotations FILE.csv (rows of `file name, label`, e.g. "
-                              "`tshirt1.jpg, 0`) and --image-dir DIR")
+            raise ConfigError(
+                "--dataset csv needs --annotations FILE.csv (rows of `file name, label`, e.g. "
+                "`tshirt1.jpg, 0`) and --image-dir DIR"
+            )
         if self.dataset == "folder" and not self.image_dir:
-            raise ConfigError("--dataset folder needs --image-dir ROOT (ROOT/<class>/*.png, or ROOT/train/<class>/... "
-                              "and ROOT/test/<class>/...)")
+            raise ConfigError(
+                "--dataset folder needs --image-dir ROOT (ROOT/<class>/*.png, or ROOT/train/<class>/... "
+                "and ROOT/test/<class>/...)"
+            )
         if self.dataset != "csv" and (self.annotations or self.test_annotations):
             raise ConfigError(f"--annotations/--test-annotations are for --dataset csv, not {self.dataset}")
         if self.dataset not in FILE_DATASETS:
@@ -209,7 +291,7 @@ class TrainConfig:
                 flags = "/".join("--" + name.replace("_", "-") for name in given)
                 raise ConfigError(f"{flags}: only for --dataset csv or folder; {self.dataset} has a fixed image size")
 
-    def _check_augment_padding(self) -> None:
+    def check_augment_padding(self) -> None:
         """A crop shifted by the image's own side or more can be all padding: refused where the side is known."""
         if not self.augment:
             return
@@ -217,8 +299,10 @@ class TrainConfig:
         if side is None:  # csv/folder at their most common size: bounded by the largest size there is
             side = MAX_IMAGE_SIZE
         if self.augment_padding >= side:
-            raise ConfigError(f"augment_padding must be smaller than the images' {side} pixels, got "
-                              f"{self.augment_padding} (2 to 4 is usual)")
+            raise ConfigError(
+                f"augment_padding must be smaller than the images' {side} pixels, got "
+                f"{self.augment_padding} (2 to 4 is usual)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so it can go into TOML, JSON and weights-only checkpoints."""
@@ -230,9 +314,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         try:
             return cls(**values)
         except TypeError as exc:  # wrong value types that slipped past the checks
@@ -292,46 +374,9 @@ def preset_values(name: str) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The key/value table of a TOML config file; errors name the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    text = read_text_file(path, "config file", ConfigError)
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     return {key.replace("-", "_"): value for key, value in values.items()}
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-
-
-def _check_number(
-    name: str,
-    value: Any,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    inclusive: bool = True,
-    maximum_inclusive: bool = True,
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    if minimum is not None and (value < minimum or (not inclusive and value == minimum)):
-        bound = f"> {minimum:g}" if not inclusive else f">= {minimum:g}"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-    if maximum is not None and (value > maximum or (not maximum_inclusive and value == maximum)):
-        bound = f"< {maximum:g}" if not maximum_inclusive else f"<= {maximum:g}"
-        raise ConfigError(f"{name} must be {bound}, got {value!r}")
-
-
-def _check_integer(name: str, value: Any, minimum: int, maximum: int | None = MAX_INTEGER) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum:,}, got {value:,}")

@@ -19,6 +19,16 @@ from trainlab.errors import FileWriteError, TrainlabError
 TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "inline_container", "file write failed")  # torch's RuntimeErrors
 
 
+def read_text_file(path: Path, what: str, error: type[TrainlabError], encoding: str = "utf-8") -> str:
+    """A text file's contents; a missing or unreadable file raises `error` naming it as `what` (e.g. "config file")."""
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} cannot be read: {exc}") from None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call write(handle) on a temporary file and rename it over path: readers see old or new, never half."""
     path = Path(path)
@@ -144,6 +154,7 @@ def check_replaceable(path: str | os.PathLike, kind: str) -> Path:
         with open(path, "rb") as handle:
             head = handle.read(16)
         if not FILE_SIGNATURES[kind](head):
-            raise TrainlabError(f"{path} exists and is not a {kind}, so it was not replaced; remove it or choose "
-                                "another file name")
+            raise TrainlabError(
+                f"{path} exists and is not a {kind}, so it was not replaced; remove it or choose another file name"
+            )
     return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from trainlab.data.decoding import IMAGE_EXTENSIONS, image_paths_under
 from trainlab.errors import DataError
+from trainlab.fileio import read_text_file
 
 INTEGER = re.compile(r"[+-]?\d+")
 MAX_CLASSES = 10_000  # integer labels implying more classes than this are refused as typos
@@ -56,8 +57,10 @@ class FileSet:
             if os.path.islink(path):
                 real = os.path.dirname(os.path.realpath(path))
             if real != root and not real.startswith(root + os.sep):
-                raise DataError(f"{self.where[index]}: {self.paths[index]} leads out of the image directory "
-                                f"{self.root} through a symbolic link; links out of the data folder are not followed")
+                raise DataError(
+                    f"{self.where[index]}: {self.paths[index]} leads out of the image directory "
+                    f"{self.root} through a symbolic link; links out of the data folder are not followed"
+                )
             found.append((stat.st_size, stat.st_mtime_ns))
         return found
 
@@ -87,12 +90,7 @@ def read_csv_annotations(csv_path: str | os.PathLike, image_dir: str | os.PathLi
     root = Path(image_dir) if image_dir else csv_path.parent
     if not root.is_dir():
         raise DataError(f"image directory {root} does not exist (--image-dir)")
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"annotations file {csv_path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"annotations file {csv_path} cannot be read: {exc}") from None
+    text = read_text_file(csv_path, "annotations file", DataError, encoding="utf-8-sig")
     paths, labels, where = [], [], []
     reader = csv.reader(text.splitlines())
     first = True
@@ -159,10 +157,15 @@ def derive_classes(files: FileSet) -> tuple[str, ...]:
     distinct = len(set(values))
     if highest >= MAX_CLASSES or (highest > SPARSE_LABEL_MINIMUM and highest >= 2 * distinct):
         where = files.where[values.index(highest)]
-        reason = (f"more than the {MAX_CLASSES:,} classes trainlab accepts" if highest >= MAX_CLASSES
-                  else f"but only {distinct} different labels appear")
-        raise DataError(f"{where}: label {highest} would make {highest + 1:,} classes, {reason}; is it a typo? "
-                        "Integer labels are class numbers 0, 1, 2, ...: fix the label, or use class names")
+        reason = (
+            f"more than the {MAX_CLASSES:,} classes trainlab accepts"
+            if highest >= MAX_CLASSES
+            else f"but only {distinct} different labels appear"
+        )
+        raise DataError(
+            f"{where}: label {highest} would make {highest + 1:,} classes, {reason}; is it a typo? "
+            "Integer labels are class numbers 0, 1, 2, ...: fix the label, or use class names"
+        )
     return tuple(str(value) for value in range(highest + 1))
 
 
@@ -180,8 +183,9 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
         if index is None and numbers_allowed and INTEGER.fullmatch(label):
             index = int(label)
             if not 0 <= index < len(classes):
-                raise DataError(f"{where}: label {index} is out of range: there are {len(classes)} classes "
-                                f"(0-{len(classes) - 1})")
+                raise DataError(
+                    f"{where}: label {index} is out of range: there are {len(classes)} classes (0-{len(classes) - 1})"
+                )
         if index is None:
             shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
             raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}")

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from trainlab.layout import BEST_CHECKPOINT, CHECKPOINT_FOLDER, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE
+from trainlab.layout import BEST_CHECKPOINT, CHECKPOINT_FOLDER, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE
 from trainlab.testing.compare import compare_runs
 from trainlab.testing.synthetic import write_fashion_layout
 
@@ -44,9 +44,26 @@ VAL_SPLIT = 0.25  # 16 of each class's 64 images: 480 left to train on, and best
 BATCH_SIZE, CHECKPOINT_EVERY = 16, 3
 STEPS_PER_EPOCH = 30  # 480 / 16: a multiple of CHECKPOINT_EVERY, so a checkpoint lands right after each epoch's
 # last step and evaluation follows at once
-SETTINGS = ["--batch-size", str(BATCH_SIZE), "--checkpoint-every", str(CHECKPOINT_EVERY), "--val-split",
-            str(VAL_SPLIT), "--shuffle", "--augment", "--schedule", "cosine", "--optimizer", "adam", "--seed", "3",
-            "--device", "cpu", "--no-download", "--quiet"]
+SETTINGS = [
+    "--batch-size",
+    str(BATCH_SIZE),
+    "--checkpoint-every",
+    str(CHECKPOINT_EVERY),
+    "--val-split",
+    str(VAL_SPLIT),
+    "--shuffle",
+    "--augment",
+    "--schedule",
+    "cosine",
+    "--optimizer",
+    "adam",
+    "--seed",
+    "3",
+    "--device",
+    "cpu",
+    "--no-download",
+    "--quiet",
+]
 FIRST_MOMENT = "before first checkpoint"  # the first kill of every run: its resume must start from the beginning
 MOMENTS = ("training step", "evaluation", "checkpoint write", "after epoch checkpoint", "start-up")
 ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -74,8 +91,13 @@ class Report:
 
 
 def trainlab(*args: str | os.PathLike) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trainlab", *map(str, args)], env={**os.environ, **ENVIRONMENT},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainlab", *map(str, args)],
+        env={**os.environ, **ENVIRONMENT},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def train_in_this_process(args: list[str | os.PathLike]) -> None:
@@ -95,7 +117,7 @@ def train_in_this_process(args: list[str | os.PathLike]) -> None:
 
 def train_command(data_dir: Path, run_dir: Path, epochs: int = 3) -> list[str | os.PathLike]:
     """The original command, or --resume once the run has written its config."""
-    if (run_dir / "config.toml").is_file():
+    if (run_dir / CONFIG_FILE).is_file():
         return ["train", "--resume", run_dir]
     return ["train", "--data-dir", data_dir, "--run-dir", run_dir, "--epochs", str(epochs), *SETTINGS]
 
@@ -128,6 +150,26 @@ def wait_for(process: subprocess.Popen, condition, timeout: float = PATIENCE) ->
     return None
 
 
+def temporary_file_in(folder: Path, skip: int):
+    """A condition: the name of a checkpoint being written in `folder`, after `skip` such writes are passed over
+    (to spread the kills over the run)."""
+    seen: set[str] = set()
+
+    def condition() -> str | None:
+        nonlocal skip
+        try:
+            names = [entry for entry in os.listdir(folder) if entry.endswith(".tmp") and entry not in seen]
+        except FileNotFoundError:
+            return None
+        if names and skip:
+            skip -= 1
+            seen.update(names)
+            return None
+        return names[0] if names else None
+
+    return condition
+
+
 def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: random.Random) -> Kill:
     """Wait for `moment` in the run, then SIGKILL the process."""
     last = run_dir / LAST_CHECKPOINT
@@ -141,6 +183,7 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
 
     def checkpoint_at_batch(batch: int):
         """A condition: the next new checkpoint written at `batch` of an epoch (others are passed over)."""
+
         def condition() -> tuple[int, int] | None:
             nonlocal before
             position = new_checkpoint()
@@ -153,7 +196,7 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
 
     observed = None
     if moment == FIRST_MOMENT:
-        if wait_for(process, lambda: (run_dir / "config.toml").is_file()):  # written just before the first step
+        if wait_for(process, lambda: (run_dir / CONFIG_FILE).is_file()):  # written just before the first step
             observed = "as training began" if not last.exists() else "too late: a checkpoint was already written"
     elif moment == "start-up":
         delay = rng.uniform(0.0, 3.0)
@@ -172,23 +215,7 @@ def aim_and_kill(process: subprocess.Popen, run_dir: Path, moment: str, rng: ran
         if position:
             observed = f"just after epoch {position[0] + 1}'s last step"
     elif moment == "checkpoint write":
-        folder = run_dir / CHECKPOINT_FOLDER
-        seen: set[str] = set()
-        skip = rng.randint(0, 3)  # spread the kills over the run
-
-        def temporary_file() -> str | None:
-            nonlocal skip
-            try:
-                names = [entry for entry in os.listdir(folder) if entry.endswith(".tmp") and entry not in seen]
-            except FileNotFoundError:
-                return None
-            if names and skip:
-                skip -= 1
-                seen.update(names)
-                return None
-            return names[0] if names else None
-
-        name = wait_for(process, temporary_file)
+        name = wait_for(process, temporary_file_in(run_dir / CHECKPOINT_FOLDER, skip=rng.randint(0, 3)))
         if name:
             observed = f"while {name} was being written"
     elif moment == "after epoch checkpoint":
@@ -238,8 +265,9 @@ def finish(run_dir: Path, data_dir: Path, report: Report) -> None:
     raise RuntimeError(f"{run_dir} did not finish: {report.differences}")
 
 
-def run_fault_injection(work_dir: Path, kills: int, seed: int = 0, moments: tuple[str, ...] = MOMENTS,
-                        epochs: int = 3) -> Report:
+def run_fault_injection(
+    work_dir: Path, kills: int, seed: int = 0, moments: tuple[str, ...] = MOMENTS, epochs: int = 3
+) -> Report:
     """Kill a run `kills` times (first before its first checkpoint, then at `moments` in turn), resume it each
     time, and compare it with a run that was never interrupted."""
     rng = random.Random(seed)
@@ -281,21 +309,26 @@ def main() -> int:
     # A run ends after a dozen or two kills; as many runs as it takes.
     while sum(kill.killed for kill in report.kills) < args.kills:
         wanted = min(4 * args.epochs, args.kills - sum(kill.killed for kill in report.kills))
-        round_report = run_fault_injection(work_dir / f"round-{round_number}", wanted, args.seed + round_number,
-                                           epochs=args.epochs)
+        round_report = run_fault_injection(
+            work_dir / f"round-{round_number}", wanted, args.seed + round_number, epochs=args.epochs
+        )
         report.kills += round_report.kills
         report.launches += round_report.launches
         report.differences += [f"round {round_number}: {d}" for d in round_report.differences]
         for kill in round_report.kills:
-            print(f"round {round_number}: {'killed' if kill.killed else 'no kill'} at {kill.moment}: {kill.observed}",
-                  flush=True)
+            print(
+                f"round {round_number}: {'killed' if kill.killed else 'no kill'} at {kill.moment}: {kill.observed}",
+                flush=True,
+            )
         round_number += 1
         if not any(kill.killed for kill in round_report.kills):
             report.differences.append("a whole run ended before any kill landed")
             break
     hit = sorted({kill.moment for kill in report.kills if kill.killed})
-    print(f"{sum(k.killed for k in report.kills)} kills, {report.launches} launches, "
-          f"moments hit: {', '.join(hit)}; {time.monotonic() - started:.0f} s")
+    print(
+        f"{sum(k.killed for k in report.kills)} kills, {report.launches} launches, "
+        f"moments hit: {', '.join(hit)}; {time.monotonic() - started:.0f} s"
+    )
     if not args.work_dir and not args.keep:
         shutil.rmtree(work_dir, ignore_errors=True)
     if report.differences:

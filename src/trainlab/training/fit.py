@@ -25,8 +25,10 @@ def load_run_config(run_dir: str | os.PathLike, trust_model_code: bool = False) 
     """The resolved config a run directory was started with; a package.module:Class model needs trust_model_code."""
     path = Path(run_dir) / rundir.CONFIG_FILE
     if not path.is_file():
-        raise TrainlabError(f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path "
-                            "(a run killed before it wrote anything starts again with its original command)")
+        raise TrainlabError(
+            f"{run_dir}: not a trainlab run directory (no {rundir.CONFIG_FILE}); check the path "
+            "(a run killed before it wrote anything starts again with its original command)"
+        )
     values = read_config_file(path)
     check_model_from_file(values.get("model", "mlp"), values.get("extra", {}), str(path), trusted=trust_model_code)
     return TrainConfig.from_dict(values, source=str(path))
@@ -61,12 +63,7 @@ def fit(
     allow_other_data is set. reports=True draws the end-of-run PNG reports into the run directory, as the
     command line does.
     """
-    config = config or TrainConfig()
-    if model is not None:
-        config = config.replace(model=model_name_of(model, config.model))
-    if not resume and data is None and config.dataset not in FILE_DATASETS and config.data_dir is None:
-        # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
-        config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))
+    config = run_config(config or TrainConfig(), model, data, resume)
     reporter = reporter or Reporter()
     files = rundir.RunDirectory(run_dir if run_dir is not None else rundir.default_run_dir())
     run_dir = files.path
@@ -93,9 +90,7 @@ def fit(
             files.clear()
         start.wrote_config = not resume
         files.write_config(config)
-        reporter.start({"device": str(trainer.device), "threads": torch.get_num_threads(), "run_dir": str(run_dir),
-                        "tensorboard_dir": files.tensorboard_dir, "train_samples": len(trainer.train_data),
-                        "test_samples": len(trainer.test_data)})
+        reporter.start(start_info(trainer, files))
         summary = trainer.run()
     analysis = trainer.analysis()
     reporter.end(summary, analysis)
@@ -103,6 +98,28 @@ def fit(
         paths = files.write_reports(analysis)
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def run_config(config: TrainConfig, model: nn.Module | None, data: DatasetSplits | None, resume: bool) -> TrainConfig:
+    """The config a run records: the given model's name, and the data copy a later resume must read."""
+    if model is not None:
+        config = config.replace(model=model_name_of(model, config.model))
+    if not resume and data is None and config.dataset not in FILE_DATASETS and config.data_dir is None:
+        # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
+        config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))
+    return config
+
+
+def start_info(trainer: Trainer, files: rundir.RunDirectory) -> dict[str, Any]:
+    """What the reporters are told when training starts."""
+    return {
+        "device": str(trainer.device),
+        "threads": torch.get_num_threads(),
+        "run_dir": str(files.path),
+        "tensorboard_dir": files.tensorboard_dir,
+        "train_samples": len(trainer.train_data),
+        "test_samples": len(trainer.test_data),
+    }
 
 
 def resume_from(trainer: Trainer, allow_other_data: bool) -> dict[str, Any] | None:
@@ -118,6 +135,8 @@ def resume_from(trainer: Trainer, allow_other_data: bool) -> dict[str, Any] | No
     if trainer.epoch >= config.epochs:
         reporter.message(f"{files} already finished its {config.epochs} epochs; nothing to do")
         return trainer.summary("already finished")
-    reporter.message(f"{files} stopped early after {trainer.epoch} of its {config.epochs} epochs "
-                     f"(--early-stop {config.early_stop}); nothing to do")
+    reporter.message(
+        f"{files} stopped early after {trainer.epoch} of its {config.epochs} epochs "
+        f"(--early-stop {config.early_stop}); nothing to do"
+    )
     return trainer.summary("already stopped early")

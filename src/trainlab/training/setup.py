@@ -72,8 +72,13 @@ def model_arguments(config: TrainConfig, pretrained: bool = True) -> dict[str, A
     return arguments
 
 
-def build_training(config: TrainConfig, data: DatasetSplits, model: nn.Module | None = None,
-                   reporter: Reporter | None = None, pretrained: bool = True) -> TrainingSetup:
+def build_training(
+    config: TrainConfig,
+    data: DatasetSplits,
+    model: nn.Module | None = None,
+    reporter: Reporter | None = None,
+    pretrained: bool = True,
+) -> TrainingSetup:
     """Split, check and move the data, seed, and build the model, loss, optimizer, schedule, scaler and loader."""
     device = resolve_device(config.device)
     if config.threads:
@@ -92,8 +97,44 @@ def build_training(config: TrainConfig, data: DatasetSplits, model: nn.Module | 
     torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
     random.seed(config.seed)
     np.random.seed(config.seed)
+    model = prepared_model(config, model, train.image_shape, len(data.classes), device, reporter, pretrained)
+    train_data = train.to(device)
+    optimizer = make_optimizer(config, model.parameters())
+    loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
+    scheduler = scheduler_for(config, optimizer, steps_per_epoch=len(loader))
+    return TrainingSetup(
+        config=config,
+        device=device,
+        classes=data.classes,
+        train_data=train_data,
+        val_data=val.to(device) if val is not None else None,
+        test_data=data.test.to(device),
+        data_fingerprint=fingerprint,
+        preprocess=preprocess,
+        augment=augment,
+        model=model,
+        forward_model=torch.compile(model) if config.compile else model,
+        loss_fn=make_loss(config.loss, len(data.classes), config.label_smoothing),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type) if config.precision == "fp16" else None,
+        autocast=autocast_for(device, config.precision),
+        loader=loader,
+    )
+
+
+def prepared_model(
+    config: TrainConfig,
+    model: nn.Module | None,
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    device: torch.device,
+    reporter: Reporter | None,
+    pretrained: bool,
+) -> nn.Module:
+    """The given model or config.model's, with config.freeze applied, on `device` in its memory format."""
     if model is None:
-        model = create_model(config.model, train.image_shape, len(data.classes), **model_arguments(config, pretrained))
+        model = create_model(config.model, image_shape, num_classes, **model_arguments(config, pretrained))
         if getattr(model, "pretrained_note", None) and reporter is not None:  # --weights: what came from the file
             reporter.message(model.pretrained_note)
     if config.freeze:
@@ -101,24 +142,22 @@ def build_training(config: TrainConfig, data: DatasetSplits, model: nn.Module | 
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_data = train.to(device)
-    optimizer = make_optimizer(config, model.parameters())
-    loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
-    steps_per_epoch = len(loader)
-    scheduler = None
-    if config.schedule != "none" or config.warmup_epochs:
-        scheduler = make_scheduler(
-            config.schedule, optimizer, config.lr, config.epochs * steps_per_epoch,
-            int(round(config.warmup_epochs * steps_per_epoch)), config.step_epochs * steps_per_epoch,
-            config.step_gamma)
-    return TrainingSetup(
-        config=config, device=device, classes=data.classes, train_data=train_data,
-        val_data=val.to(device) if val is not None else None, test_data=data.test.to(device),
-        data_fingerprint=fingerprint, preprocess=preprocess, augment=augment, model=model,
-        forward_model=torch.compile(model) if config.compile else model,
-        loss_fn=make_loss(config.loss, len(data.classes), config.label_smoothing), optimizer=optimizer,
-        scheduler=scheduler, scaler=torch.amp.GradScaler(device.type) if config.precision == "fp16" else None,
-        autocast=autocast_for(device, config.precision), loader=loader)
+    return model
+
+
+def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """config's lr schedule over the whole run in optimizer steps, or None for a constant lr."""
+    if config.schedule == "none" and not config.warmup_epochs:
+        return None
+    return make_scheduler(
+        config.schedule,
+        optimizer,
+        config.lr,
+        config.epochs * steps_per_epoch,
+        int(round(config.warmup_epochs * steps_per_epoch)),
+        config.step_epochs * steps_per_epoch,
+        config.step_gamma,
+    )
 
 
 def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
@@ -126,11 +165,14 @@ def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
     if len(data.train) == 0:
         raise DataError(f"the training set of {describe_data(config)} holds no images; check the data files")
     if val is not None and len(val) == 0:
-        raise DataError(f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "
-                        "raise it or leave it out")
+        raise DataError(
+            f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "
+            "raise it or leave it out"
+        )
     if len(train) == 0:
-        raise DataError(f"--val-split {config.val_split:g} leaves none of the {len(data.train)} images for "
-                        "training; lower it")
+        raise DataError(
+            f"--val-split {config.val_split:g} leaves none of the {len(data.train)} images for training; lower it"
+        )
     if len(data.test) == 0:
         raise DataError(f"the test set of {describe_data(config)} holds no images; check the data files")
     shape = "x".join(map(str, data.train.image_shape))
@@ -138,12 +180,16 @@ def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
         if split is None:
             continue
         if split.image_shape != data.train.image_shape:
-            raise DataError(f"the {name} images of {describe_data(config)} are {'x'.join(map(str, split.image_shape))} "
-                            f"(channels x height x width) but the training images are {shape}; both must match")
+            raise DataError(
+                f"the {name} images of {describe_data(config)} are {'x'.join(map(str, split.image_shape))} "
+                f"(channels x height x width) but the training images are {shape}; both must match"
+            )
         if tuple(split.classes) != tuple(data.train.classes):
-            raise DataError(f"the {name} set of {describe_data(config)} has {len(split.classes)} classes but the "
-                            f"training set has {len(data.train.classes)} ({', '.join(data.train.classes[:5])}, ...); "
-                            "both must have the same classes")
+            raise DataError(
+                f"the {name} set of {describe_data(config)} has {len(split.classes)} classes but the "
+                f"training set has {len(data.train.classes)} ({', '.join(data.train.classes[:5])}, ...); "
+                "both must have the same classes"
+            )
 
 
 def describe_data(config: TrainConfig) -> str:
@@ -157,6 +203,11 @@ def data_fingerprint(config: TrainConfig, data: DatasetSplits) -> dict[str, Any]
     digest = hashlib.sha256()
     for split in (data.train, data.test):
         digest.update(split.labels.cpu().to(torch.int64).numpy().tobytes())
-    return {"dataset": config.dataset, "train_images": len(data.train), "test_images": len(data.test),
-            "image_shape": list(data.train.image_shape), "classes": list(data.classes),
-            "labels_sha256": digest.hexdigest()}
+    return {
+        "dataset": config.dataset,
+        "train_images": len(data.train),
+        "test_images": len(data.test),
+        "image_shape": list(data.train.image_shape),
+        "classes": list(data.classes),
+        "labels_sha256": digest.hexdigest(),
+    }
