@@ -62,12 +62,32 @@ class Plan:
     matmul_repeats: int
 
 
-FULL = Plan(epochs=10, repeats=3, help_repeats=7, batch_sizes=(64, 128, 256, 512, 1024, 2048, 4096),
-            throughput_samples=60_000, dataset_sizes=(10_000, 30_000, 60_000), epoch_repeats=3,
-            evaluate_repeats=5, predict_repeats=2000, matmul_size=2048, matmul_repeats=10)
-QUICK = Plan(epochs=1, repeats=1, help_repeats=3, batch_sizes=(64, 1024, 4096),
-             throughput_samples=10_000, dataset_sizes=(10_000, 30_000), epoch_repeats=3,
-             evaluate_repeats=3, predict_repeats=300, matmul_size=2048, matmul_repeats=5)
+FULL = Plan(
+    epochs=10,
+    repeats=3,
+    help_repeats=7,
+    batch_sizes=(64, 128, 256, 512, 1024, 2048, 4096),
+    throughput_samples=60_000,
+    dataset_sizes=(10_000, 30_000, 60_000),
+    epoch_repeats=3,
+    evaluate_repeats=5,
+    predict_repeats=2000,
+    matmul_size=2048,
+    matmul_repeats=10,
+)
+QUICK = Plan(
+    epochs=1,
+    repeats=1,
+    help_repeats=3,
+    batch_sizes=(64, 1024, 4096),
+    throughput_samples=10_000,
+    dataset_sizes=(10_000, 30_000),
+    epoch_repeats=3,
+    evaluate_repeats=3,
+    predict_repeats=300,
+    matmul_size=2048,
+    matmul_repeats=5,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -90,8 +110,12 @@ def machine_info(threads: int | None) -> dict[str, Any]:
     except OSError:
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS, capture_output=True,
-                                text=True, check=False).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS, capture_output=True, text=True, check=False
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         commit = None
     return {
@@ -150,8 +174,9 @@ def run_measured(command: Sequence[str], env: dict[str, str], work_dir: Path) ->
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         tail = "\n".join((completed.stdout + completed.stderr).splitlines()[-20:])
-        raise SystemExit(f"benchmark command failed with exit status {completed.returncode}: "
-                         f"{' '.join(command)}\n{tail}")
+        raise SystemExit(
+            f"benchmark command failed with exit status {completed.returncode}: {' '.join(command)}\n{tail}"
+        )
     return ProcessResult(seconds, read_peak_rss_mib(report), completed.stdout, completed.stderr)
 
 
@@ -195,11 +220,29 @@ def bench_help(plan: Plan, env: dict[str, str], work_dir: Path) -> dict[str, Any
 
 def end_to_end_commands(plan: Plan, data_dir: str, work_dir: Path) -> dict[str, list[str]]:
     run_dir = str(work_dir / "run")
-    trainlab_train = [*trainlab_command(), "train", "--epochs", str(plan.epochs), "--data-dir", data_dir,
-                      "--run-dir", run_dir, "--overwrite", "--json"]
+    trainlab_train = [
+        *trainlab_command(),
+        "train",
+        "--epochs",
+        str(plan.epochs),
+        "--data-dir",
+        data_dir,
+        "--run-dir",
+        run_dir,
+        "--overwrite",
+        "--json",
+    ]
     return {
-        "tutorial": [sys.executable, str(TUTORIAL_SCRIPT), "--data-dir", data_dir, "--epochs", str(plan.epochs),
-                     "--save", str(work_dir / "model.pth")],
+        "tutorial": [
+            sys.executable,
+            str(TUTORIAL_SCRIPT),
+            "--data-dir",
+            data_dir,
+            "--epochs",
+            str(plan.epochs),
+            "--save",
+            str(work_dir / "model.pth"),
+        ],
         "trainlab_fp32": trainlab_train,
         "trainlab_bf16": [*trainlab_train, "--precision", "bf16"],
     }
@@ -230,9 +273,12 @@ def bench_end_to_end(plan: Plan, data_dir: str, env: dict[str, str], work_dir: P
         for name, command in commands.items():
             result = run_measured(command, env, work_dir)
             runs[name].append(result)
-            print(f"  end-to-end {repeat + 1}/{plan.repeats} {name:<14} {result.seconds:7.2f} s  "
-                  f"peak RSS {result.peak_rss_mib or 0:6.0f} MiB  accuracy {final_accuracy(name, result)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  end-to-end {repeat + 1}/{plan.repeats} {name:<14} {result.seconds:7.2f} s  "
+                f"peak RSS {result.peak_rss_mib or 0:6.0f} MiB  accuracy {final_accuracy(name, result)}",
+                file=sys.stderr,
+                flush=True,
+            )
     sides = {}
     for name, results in runs.items():
         rss = [r.peak_rss_mib for r in results if r.peak_rss_mib is not None]
@@ -306,12 +352,16 @@ class InProcess:
         seconds = []
         for epoch in range(self.plan.epoch_repeats):
             started = time.perf_counter()
-            train_one_epoch(model, loader.batches(epoch), self.loss_fn, optimizer, self.preprocess,
-                            autocast=autocast)
+            train_one_epoch(model, loader.batches(epoch), self.loss_fn, optimizer, self.preprocess, autocast=autocast)
             seconds.append(time.perf_counter() - started)
         median = statistics.median(seconds)
-        result = {"batch_size": batch_size, "precision": precision, "samples": samples,
-                  "epoch_seconds": median, "images_per_second": samples / median}
+        result = {
+            "batch_size": batch_size,
+            "precision": precision,
+            "samples": samples,
+            "epoch_seconds": median,
+            "images_per_second": samples / median,
+        }
         self.training_cache[key] = result
         return result
 
@@ -323,8 +373,12 @@ class InProcess:
             for precision in ("fp32", "bf16"):
                 measured = self.training_speed(batch_size, precision, self.plan.throughput_samples)
                 row[f"{precision}_images_per_second"] = measured["images_per_second"]
-            print(f"  batch {batch_size:>5}: fp32 {row['fp32_images_per_second']:9.0f} images/s, "
-                  f"bf16 {row['bf16_images_per_second']:9.0f} images/s", file=sys.stderr, flush=True)
+            print(
+                f"  batch {batch_size:>5}: fp32 {row['fp32_images_per_second']:9.0f} images/s, "
+                f"bf16 {row['bf16_images_per_second']:9.0f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(row)
         return rows
 
@@ -333,8 +387,13 @@ class InProcess:
         rows = []
         for samples in self.plan.dataset_sizes:
             measured = self.training_speed(64, "fp32", samples)
-            rows.append({"samples": samples, "epoch_seconds": measured["epoch_seconds"],
-                         "images_per_second": measured["images_per_second"]})
+            rows.append(
+                {
+                    "samples": samples,
+                    "epoch_seconds": measured["epoch_seconds"],
+                    "images_per_second": measured["images_per_second"],
+                }
+            )
             print(f"  {samples:>6} samples: {measured['epoch_seconds']:6.2f} s/epoch", file=sys.stderr, flush=True)
         return rows
 
@@ -370,9 +429,13 @@ class InProcess:
             predictor.predict(image)
             milliseconds.append((time.perf_counter_ns() - started) / 1e6)
         milliseconds.sort()
-        return {"calls": len(milliseconds), "median_ms": statistics.median(milliseconds),
-                "p90_ms": milliseconds[int(0.9 * (len(milliseconds) - 1))], "min_ms": milliseconds[0],
-                "target_ms": TARGET_PREDICT_MS}
+        return {
+            "calls": len(milliseconds),
+            "median_ms": statistics.median(milliseconds),
+            "p90_ms": milliseconds[int(0.9 * (len(milliseconds) - 1))],
+            "min_ms": milliseconds[0],
+            "target_ms": TARGET_PREDICT_MS,
+        }
 
     def matmul_peak(self, dtype_name: str) -> float:
         """GFLOP/s of a square torch.mm, median of repeats: the practical ceiling for this MLP."""
@@ -393,21 +456,28 @@ class InProcess:
     def training_flops_per_sample(self) -> int:
         """FLOP per sample of one training step: forward 2*in*out per Linear layer, training about 3x forward."""
         model = self.new_model()
-        forward = sum(2 * m.in_features * m.out_features for m in model.modules()
-                      if isinstance(m, self.torch.nn.Linear))
+        forward = sum(
+            2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, self.torch.nn.Linear)
+        )
         return 3 * forward
 
     def bench_flops(self) -> dict[str, Any]:
         """Achieved GFLOP/s of a training epoch at batch 64 against the matmul peak, fp32 and bf16."""
         flops = self.training_flops_per_sample()
-        result: dict[str, Any] = {"training_flop_per_sample": flops, "batch_size": 64,
-                                  "matmul_size": self.plan.matmul_size}
+        result: dict[str, Any] = {
+            "training_flop_per_sample": flops,
+            "batch_size": 64,
+            "matmul_size": self.plan.matmul_size,
+        }
         for precision in ("fp32", "bf16"):
             speed = self.training_speed(64, precision, self.plan.throughput_samples)
             achieved = flops * speed["images_per_second"] / 1e9
             peak = self.matmul_peak(precision)
-            result[precision] = {"achieved_gflops": achieved, "matmul_peak_gflops": peak,
-                                 "fraction_of_peak": achieved / peak}
+            result[precision] = {
+                "achieved_gflops": achieved,
+                "matmul_peak_gflops": peak,
+                "fraction_of_peak": achieved / peak,
+            }
         return result
 
 
@@ -434,8 +504,11 @@ def markdown_report(results: dict[str, Any]) -> str:
             "| final test accuracy |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        ratios = {"tutorial": (1.0, ""), "trainlab_fp32": (e2e["ratio_fp32"], f"≤ {e2e['target_ratio_fp32']:.2f}×"),
-                  "trainlab_bf16": (e2e["ratio_bf16"], f"≤ {e2e['target_ratio_bf16']:.2f}×")}
+        ratios = {
+            "tutorial": (1.0, ""),
+            "trainlab_fp32": (e2e["ratio_fp32"], f"≤ {e2e['target_ratio_fp32']:.2f}×"),
+            "trainlab_bf16": (e2e["ratio_bf16"], f"≤ {e2e['target_ratio_bf16']:.2f}×"),
+        }
         for name, side in e2e["sides"].items():
             ratio, target = ratios[name]
             seconds = side["seconds"]
@@ -444,43 +517,62 @@ def markdown_report(results: dict[str, Any]) -> str:
                 f"| {name.replace('_', ' ')} | {seconds['median']:.2f} | {seconds['min']:.2f}–{seconds['max']:.2f} | "
                 f"{ratio:.2f} | {target} | {_fmt(side.get('epoch_seconds', {}).get('median'), '.2f')} | "
                 f"{_fmt(side['peak_rss_mib'], '.0f')} | "
-                f"{_fmt(100 * accuracy if accuracy is not None else None, '.1f')}% |")
+                f"{_fmt(100 * accuracy if accuracy is not None else None, '.1f')}% |"
+            )
         lines.append("")
     rows = results.get("batch_size")
     if rows:
         samples = results["plan"]["throughput_samples"]
-        lines += [f"**Training throughput (mlp, train_one_epoch over {samples} images)**", "",
-                  "| batch size | fp32 images/s | bf16 images/s |", "| ---: | ---: | ---: |"]
-        lines += [f"| {r['batch_size']} | {r['fp32_images_per_second']:.0f} | {r['bf16_images_per_second']:.0f} |"
-                  for r in rows]
+        lines += [
+            f"**Training throughput (mlp, train_one_epoch over {samples} images)**",
+            "",
+            "| batch size | fp32 images/s | bf16 images/s |",
+            "| ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {r['batch_size']} | {r['fp32_images_per_second']:.0f} | {r['bf16_images_per_second']:.0f} |"
+            for r in rows
+        ]
         lines.append("")
     rows = results.get("dataset_size")
     if rows:
-        lines += ["**Epoch time against data set size (mlp, batch 64, fp32)**", "",
-                  "| samples | s/epoch | images/s |", "| ---: | ---: | ---: |"]
+        lines += [
+            "**Epoch time against data set size (mlp, batch 64, fp32)**",
+            "",
+            "| samples | s/epoch | images/s |",
+            "| ---: | ---: | ---: |",
+        ]
         lines += [f"| {r['samples']} | {r['epoch_seconds']:.2f} | {r['images_per_second']:.0f} |" for r in rows]
         lines.append("")
     lines += ["**Other figures**", "", "| figure | measured | target |", "| --- | ---: | ---: |"]
     if "evaluate" in results:
         ev = results["evaluate"]
-        lines.append(f"| evaluate() on the {ev['samples']} test images, batch {ev['batch_size']}, fp32 | "
-                     f"{ev['fp32_images_per_second']:.0f} images/s | |")
+        lines.append(
+            f"| evaluate() on the {ev['samples']} test images, batch {ev['batch_size']}, fp32 | "
+            f"{ev['fp32_images_per_second']:.0f} images/s | |"
+        )
         lines.append(f"| evaluate(), bf16 autocast | {ev['bf16_images_per_second']:.0f} images/s | |")
     if "predict" in results:
         p = results["predict"]
-        lines.append(f"| Predictor.predict, one uint8 image, median of {p['calls']} | {p['median_ms']:.3f} ms "
-                     f"(p90 {p['p90_ms']:.3f}) | ≤ {p['target_ms']:g} ms |")
+        lines.append(
+            f"| Predictor.predict, one uint8 image, median of {p['calls']} | {p['median_ms']:.3f} ms "
+            f"(p90 {p['p90_ms']:.3f}) | ≤ {p['target_ms']:g} ms |"
+        )
     if "flops" in results:
         f = results["flops"]
         for precision in ("fp32", "bf16"):
             x = f[precision]
-            lines.append(f"| training GFLOP/s at batch 64, {precision} ({f['training_flop_per_sample']:,} FLOP/sample) "
-                         f"| {x['achieved_gflops']:.1f} ({100 * x['fraction_of_peak']:.0f}% of a "
-                         f"{f['matmul_size']}² mm: {x['matmul_peak_gflops']:.1f}) | |")
+            lines.append(
+                f"| training GFLOP/s at batch 64, {precision} ({f['training_flop_per_sample']:,} FLOP/sample) "
+                f"| {x['achieved_gflops']:.1f} ({100 * x['fraction_of_peak']:.0f}% of a "
+                f"{f['matmul_size']}² mm: {x['matmul_peak_gflops']:.1f}) | |"
+            )
     if "help" in results:
         h = results["help"]
-        lines.append(f"| `trainlab --help` wall, median of {len(h['seconds']['runs'])} | "
-                     f"{h['seconds']['median']:.3f} s | < {h['target_seconds']:g} s |")
+        lines.append(
+            f"| `trainlab --help` wall, median of {len(h['seconds']['runs'])} | "
+            f"{h['seconds']['median']:.3f} s | < {h['target_seconds']:g} s |"
+        )
     return "\n".join(lines)
 
 
@@ -492,21 +584,28 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="reduced smoke run: 1 epoch, 1 repetition, 3 batch sizes (about a minute)")
-    parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR", "data"),
-                        help="torchvision-layout data directory holding FashionMNIST/raw "
-                             "(default: $TRAINLAB_DATA_DIR, else ./data)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="reduced smoke run: 1 epoch, 1 repetition, 3 batch sizes (about a minute)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("TRAINLAB_DATA_DIR", "data"),
+        help="torchvision-layout data directory holding FashionMNIST/raw (default: $TRAINLAB_DATA_DIR, else ./data)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs of the end-to-end workload (default: 10; quick: 1)")
     parser.add_argument("--repeats", type=int, help="end-to-end repetitions of each side (default: 3; quick: 1)")
-    parser.add_argument("--threads", type=int,
-                        help="torch threads for every measurement (sets OMP_NUM_THREADS; default: torch's own)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help=f"run only these sections: {', '.join(SECTIONS)}")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
-                        help="where the JSON results go (default: benchmarks/results)")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads for every measurement (sets OMP_NUM_THREADS; default: torch's own)"
+    )
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"run only these sections: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--results-dir", type=Path, default=RESULTS_DIR, help="where the JSON results go (default: benchmarks/results)"
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "repeats", "threads"):
         value = getattr(args, name)
@@ -532,12 +631,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = args.only or SECTIONS
     data_dir = str(Path(args.data_dir).resolve())
     env = child_environment(args.threads)
-    results: dict[str, Any] = {"quick": args.quick, "plan": dataclasses.asdict(plan),
-                               "machine": machine_info(args.threads)}
+    results: dict[str, Any] = {
+        "quick": args.quick,
+        "plan": dataclasses.asdict(plan),
+        "machine": machine_info(args.threads),
+    }
     load = results["machine"]["load_average_at_start"]
     if load and load[0] > 0.5 * (os.cpu_count() or 1):
-        print(f"warning: load average {load[0]} on {os.cpu_count()} cores: other work is running and the "
-              "timings will be noisy", file=sys.stderr)
+        print(
+            f"warning: load average {load[0]} on {os.cpu_count()} cores: other work is running and the "
+            "timings will be noisy",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
 
     def section(name: str, measure: Callable[[], Any]) -> None:

@@ -25,16 +25,33 @@ def run_seed(seed: int, data_dir: str, extra: list[str]) -> dict:
     trainlab = Path(sys.executable).with_name("trainlab")
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        command = [str(trainlab), "train", "--preset", "speedrun", "--seed", str(seed), "--data-dir", data_dir,
-                   "--run-dir", str(run_dir), "--quiet", "--json", *extra]
+        command = [
+            str(trainlab),
+            "train",
+            "--preset",
+            "speedrun",
+            "--seed",
+            str(seed),
+            "--data-dir",
+            data_dir,
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+            "--json",
+            *extra,
+        ]
         started = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(f"seed {seed} failed: {result.stderr.strip().splitlines()[-1:]}")
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {"seed": seed, "wall_seconds": wall, "test_accuracy": metrics[-1]["test_accuracy"],
-            "per_epoch": [row["test_accuracy"] for row in metrics]}
+    return {
+        "seed": seed,
+        "wall_seconds": wall,
+        "test_accuracy": metrics[-1]["test_accuracy"],
+        "per_epoch": [row["test_accuracy"] for row in metrics],
+    }
 
 
 def main() -> int:
@@ -47,15 +64,19 @@ def main() -> int:
     for seed in args.seeds:
         row = run_seed(seed, args.data_dir, args.extra)
         rows.append(row)
-        print(f"seed {seed}: {row['wall_seconds']:.0f} s, {100 * row['test_accuracy']:.2f}%", file=sys.stderr, flush=True)
+        print(
+            f"seed {seed}: {row['wall_seconds']:.0f} s, {100 * row['test_accuracy']:.2f}%", file=sys.stderr, flush=True
+        )
     print(f"load average after the runs: {os.getloadavg()[0]:.2f}")
     print("| seed | wall time | test accuracy | target met | accuracy per epoch |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
         met = row["test_accuracy"] >= TARGET_ACCURACY and row["wall_seconds"] <= TARGET_SECONDS
         epochs = " ".join(f"{100 * a:.1f}" for a in row["per_epoch"])
-        print(f"| {row['seed']} | {row['wall_seconds']:.0f} s | {100 * row['test_accuracy']:.2f}% | "
-              f"{'yes' if met else 'no'} | {epochs} |")
+        print(
+            f"| {row['seed']} | {row['wall_seconds']:.0f} s | {100 * row['test_accuracy']:.2f}% | "
+            f"{'yes' if met else 'no'} | {epochs} |"
+        )
     return 0
 
 

@@ -48,11 +48,19 @@ def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRAINLAB_DATA_DIR", raising=False)
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `python -m trainlab ARGS` in a subprocess; returns the completed process (text output)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "trainlab", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trainlab", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class CliResult:
@@ -93,8 +101,11 @@ def assert_one_line_error(result, *fragments: str) -> str:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes but the lock file's (it holds the pid of whoever locked last)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture
@@ -113,8 +124,9 @@ def train_tiny_run(root: Path) -> tuple[Path, Path]:
     data_dir = write_fashion_layout(root / "data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(run_reports, "write_run_reports", lambda analysis: [])
-        fit(TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run",
-            download=False)
+        fit(
+            TrainConfig(epochs=1, device="cpu", data_dir=str(data_dir), threads=1), run_dir=root / "run", download=False
+        )
     return data_dir, root / "run"
 
 
@@ -125,8 +137,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def train_ok(run_main, data_dir: Path, run_dir: Path, *flags: str) -> CliResult:
     """`trainlab train` on a generated data dir, on the CPU, never downloading; asserts that it succeeded."""
-    result = run_main("train", "--data-dir", data_dir, "--run-dir", run_dir, "--device", "cpu", "--no-download",
-                      *flags)
+    result = run_main("train", "--data-dir", data_dir, "--run-dir", run_dir, "--device", "cpu", "--no-download", *flags)
     assert result.returncode == 0, result.stderr
     return result
 

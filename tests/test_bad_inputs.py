@@ -51,8 +51,19 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
     epochs = [] if "--config" in extra else ["--epochs", "1"]
-    return ["train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-download", "--device", "cpu",
-            "--quiet", *epochs, *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        "--no-download",
+        "--device",
+        "cpu",
+        "--quiet",
+        *epochs,
+        *extra,
+    ]
 
 
 # --- data files ----------------------------------------------------------------------------------------------------
@@ -109,8 +120,10 @@ def empty_file(raw: Path) -> tuple[Path, str]:
     return path, "file is empty"
 
 
-@pytest.mark.parametrize("damage", [truncated_gzip, corrupt_gzip, empty_gzip, wrong_magic, wrong_sizes,
-                                    counts_differ, label_out_of_range, empty_file])
+@pytest.mark.parametrize(
+    "damage",
+    [truncated_gzip, corrupt_gzip, empty_gzip, wrong_magic, wrong_sizes, counts_differ, label_out_of_range, empty_file],
+)
 def test_bad_data_file_is_one_line_naming_the_file_and_leaves_no_run_directory(damage, tmp_path, run_main):
     gzipped = "gz" in damage.__name__
     data_dir = write_fashion_layout(tmp_path / "data", compress=gzipped)
@@ -133,9 +146,12 @@ def test_bad_data_in_a_real_process_prints_no_traceback(tmp_path):
 
 def test_checkpoint_of_another_model_lists_missing_and_unexpected_keys(trained, run_main):
     data_dir, run_dir = trained
-    line = assert_one_line_error(run_main("evaluate", run_dir, "--model", "cnn", "--data-dir", data_dir),
-                                 "does not fit this model", "missing keys: features.0.0.weight",
-                                 "unexpected keys: linear_relu_stack.0.weight")
+    line = assert_one_line_error(
+        run_main("evaluate", run_dir, "--model", "cnn", "--data-dir", data_dir),
+        "does not fit this model",
+        "missing keys: features.0.0.weight",
+        "unexpected keys: linear_relu_stack.0.weight",
+    )
     assert "try --model" in line
 
 
@@ -145,9 +161,11 @@ def test_checkpoint_with_mis_shaped_weights_names_the_shapes(trained, tmp_path, 
     state["linear_relu_stack.4.weight"] = state["linear_relu_stack.4.weight"][:5]
     state["linear_relu_stack.4.bias"] = state["linear_relu_stack.4.bias"][:5]
     torch.save(state, tmp_path / "five_classes.pt")
-    assert_one_line_error(run_main("evaluate", tmp_path / "five_classes.pt", "--model", "mlp", "--data-dir", data_dir),
-                          "mis-shaped: linear_relu_stack.4.weight (5, 512) vs model (10, 512), "
-                          "linear_relu_stack.4.bias (5,) vs model (10,)")
+    assert_one_line_error(
+        run_main("evaluate", tmp_path / "five_classes.pt", "--model", "mlp", "--data-dir", data_dir),
+        "mis-shaped: linear_relu_stack.4.weight (5, 512) vs model (10, 512), "
+        "linear_relu_stack.4.bias (5,) vs model (10,)",
+    )
 
 
 def test_init_from_a_checkpoint_of_another_model_leaves_no_run_directory(trained, tmp_path, run_main):
@@ -160,8 +178,10 @@ def test_init_from_a_checkpoint_of_another_model_leaves_no_run_directory(trained
 def not_checkpoints(folder: Path, real_checkpoint: Path) -> list[tuple[Path, str]]:
     content = real_checkpoint.read_bytes()
     files = {
-        "random.pt": (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
-                      "not a checkpoint (neither a PyTorch file nor safetensors)"),
+        "random.pt": (
+            np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+            "not a checkpoint (neither a PyTorch file nor safetensors)",
+        ),
         "notes.pt": (b"these are my notes\n", "not a checkpoint (neither a PyTorch file nor safetensors)"),
         "empty.pt": (b"", "file is empty; not a checkpoint"),
         "truncated.pt": (content[: len(content) // 2], "not a checkpoint or corrupt (PytorchStreamReader failed"),
@@ -180,9 +200,11 @@ def test_a_file_that_is_not_a_checkpoint_is_named_with_the_problem(trained, tmp_
     data_dir, run_dir = trained
     for path, problem in not_checkpoints(tmp_path, run_dir / "checkpoints" / "last.pt"):
         before = path.read_bytes()
-        for command in (["evaluate", path, "--model", "mlp", "--data-dir", data_dir],
-                        ["predict", path, "--model", "mlp", "--test-index", "0", "--data-dir", data_dir],
-                        ["export", path, "--model", "mlp", "--format", "state-dict", "--out", tmp_path / "out.pt"]):
+        for command in (
+            ["evaluate", path, "--model", "mlp", "--data-dir", data_dir],
+            ["predict", path, "--model", "mlp", "--test-index", "0", "--data-dir", data_dir],
+            ["export", path, "--model", "mlp", "--format", "state-dict", "--out", tmp_path / "out.pt"],
+        ):
             assert_one_line_error(run_main(*command), f"{path}: {problem}")
         assert path.read_bytes() == before
     assert not (tmp_path / "out.pt").exists()
@@ -205,9 +227,10 @@ def test_resuming_from_a_corrupt_checkpoint_refuses_and_changes_nothing(trained,
 def test_an_existing_run_directory_is_refused_and_left_as_it_was(trained, run_main):
     data_dir, run_dir = trained
     before = snapshot(run_dir)
-    assert_one_line_error(run_main(*train_args(data_dir, run_dir)),
-                          f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "
-                          "--overwrite to replace it")
+    assert_one_line_error(
+        run_main(*train_args(data_dir, run_dir)),
+        f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, --overwrite to replace it",
+    )
     assert snapshot(run_dir) == before
 
 
@@ -221,16 +244,23 @@ def test_overwrite_with_bad_input_leaves_the_old_run_intact(trained, tmp_path, r
     assert_one_line_error(run_main(*train_args(bad_data, copy, "--overwrite")), "file is empty")
     assert snapshot(copy) == before
 
+
 def test_resume_refuses_flags_it_would_ignore(trained, run_main):
     _, run_dir = trained
-    assert_one_line_error(run_main("train", "--resume", run_dir, "--lr", "0.1", "--epochs", "5"),
-                          "--resume continues a run exactly as it was configured; drop ", "--lr", "--epochs")
+    assert_one_line_error(
+        run_main("train", "--resume", run_dir, "--lr", "0.1", "--epochs", "5"),
+        "--resume continues a run exactly as it was configured; drop ",
+        "--lr",
+        "--epochs",
+    )
     assert_one_line_error(run_main("train", "--resume", run_dir, "--overwrite"), "drop --overwrite")
 
 
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path, run_main):
-    assert_one_line_error(run_main("train", "--resume", tmp_path / "nowhere"),
-                          f"{tmp_path / 'nowhere'}: not a trainlab run directory (no config.toml)")
+    assert_one_line_error(
+        run_main("train", "--resume", tmp_path / "nowhere"),
+        f"{tmp_path / 'nowhere'}: not a trainlab run directory (no config.toml)",
+    )
 
 
 # --- full disks and read-only folders -----------------------------------------------------------------------------
@@ -251,8 +281,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_data
     run_dir = tmp_path / "run"
     result = run_main(*train_args(tiny_data, run_dir, "--checkpoint-every", "3"))
     last = run_dir / "checkpoints" / "last.pt"
-    assert_one_line_error(result, f"cannot write checkpoint {last}: No space left on device; "
-                                  "the previous checkpoint is intact")
+    assert_one_line_error(
+        result, f"cannot write checkpoint {last}: No space left on device; the previous checkpoint is intact"
+    )
     monkeypatch.undo()
     assert load_checkpoint(last).payload["step"] == 6  # the second checkpoint, whole
     assert not list(run_dir.rglob("*.tmp"))
@@ -269,7 +300,8 @@ def test_a_full_disk_before_anything_is_saved_leaves_no_run_directory(tiny_data,
 
 
 def test_a_read_only_file_system_while_checkpointing_keeps_the_previous_checkpoint(
-        tiny_data, tmp_path, run_main, monkeypatch):
+    tiny_data, tmp_path, run_main, monkeypatch
+):
     """Simulated with EROFS from os.open, so that it also runs as root (where chmod does not stop writes)."""
     real_open = os.open
     checkpoints = {"written": 0}
@@ -285,8 +317,11 @@ def test_a_read_only_file_system_while_checkpointing_keeps_the_previous_checkpoi
     run_dir = tmp_path / "run"
     result = run_main(*train_args(tiny_data, run_dir, "--checkpoint-every", "4"))
     monkeypatch.undo()
-    assert_one_line_error(result, f"cannot write checkpoint {run_dir / 'checkpoints' / 'last.pt'}: "
-                                  "Read-only file system; the previous checkpoint is intact")
+    assert_one_line_error(
+        result,
+        f"cannot write checkpoint {run_dir / 'checkpoints' / 'last.pt'}: "
+        "Read-only file system; the previous checkpoint is intact",
+    )
     assert load_checkpoint(run_dir).payload["step"] == 4
     assert not list(run_dir.rglob("*.tmp"))
 
@@ -305,17 +340,22 @@ def permissions_are_enforced() -> bool:
         shutil.rmtree(folder)
 
 
-needs_non_root = pytest.mark.skipif(not permissions_are_enforced(),
-                                    reason="running as root, whom chmod does not stop; the EROFS test covers this")
+needs_non_root = pytest.mark.skipif(
+    not permissions_are_enforced(), reason="running as root, whom chmod does not stop; the EROFS test covers this"
+)
 
 
 @needs_non_root
 def test_a_read_only_checkpoint_folder_keeps_the_previous_checkpoint(tiny_data, tmp_path):
     """A real chmod, in a real process: the folder turns read-only after the first epoch's checkpoint."""
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "trainlab", *train_args(tiny_data, run_dir, "--epochs", "200")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", *train_args(tiny_data, run_dir, "--epochs", "200")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     folder = run_dir / "checkpoints"
     try:
         while not (folder / "last.pt").exists() and process.poll() is None:
@@ -337,8 +377,10 @@ def test_a_run_directory_in_a_read_only_folder_is_refused(tiny_data, tmp_path, r
     parent = tmp_path / "read_only"
     parent.mkdir(mode=0o555)
     try:
-        assert_one_line_error(run_main(*train_args(tiny_data, parent / "run")),
-                              f"cannot create run directory {parent / 'run'}: Permission denied")
+        assert_one_line_error(
+            run_main(*train_args(tiny_data, parent / "run")),
+            f"cannot create run directory {parent / 'run'}: Permission denied",
+        )
     finally:
         parent.chmod(0o755)
 
@@ -358,16 +400,16 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("key", "flag_value", "toml_value", "problem"), BAD_VALUES)
-def test_invalid_config_value_in_a_flag_is_refused(key, flag_value, toml_value, problem, tiny_data, tmp_path,
-                                                   run_main):
+def test_invalid_config_value_in_a_flag_is_refused(key, flag_value, toml_value, problem, tiny_data, tmp_path, run_main):
     result = run_main(*train_args(tiny_data, tmp_path / "run", f"--{key.replace('_', '-')}", flag_value))
     assert_one_line_error(result, problem)
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("key", "flag_value", "toml_value", "problem"), BAD_VALUES)
-def test_invalid_config_value_in_a_config_file_is_refused_naming_the_file(key, flag_value, toml_value, problem,
-                                                                         tiny_data, tmp_path, run_main):
+def test_invalid_config_value_in_a_config_file_is_refused_naming_the_file(
+    key, flag_value, toml_value, problem, tiny_data, tmp_path, run_main
+):
     config = tmp_path / "settings.toml"
     values = {"epochs": 1, key: toml_value}
     config.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in values.items()))
@@ -392,4 +434,3 @@ def test_a_bad_flag_beside_a_good_config_file_does_not_blame_the_file(tiny_data,
     result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config), "--lr", "-1"))
     line = assert_one_line_error(result, "lr must be > 0, got -1")
     assert str(config) not in line
-

@@ -62,12 +62,25 @@ def test_best_pt_follows_the_real_validation_accuracy(tiny_data, tmp_path):
     assert best["metrics"][-1]["val_accuracy"] == max(accuracies)
 
 
-def test_early_stop_stops_when_validation_accuracy_cannot_improve_and_resume_does_nothing(run_main, tiny_data,
-                                                                                         tmp_path):
+def test_early_stop_stops_when_validation_accuracy_cannot_improve_and_resume_does_nothing(
+    run_main, tiny_data, tmp_path
+):
     run_dir = tmp_path / "run"
     # an lr of 1e-9 cannot change a prediction: every epoch ties epoch 1, the best
-    result = train_ok(run_main, tiny_data, run_dir, "--epochs", "10", "--lr", "1e-9", "--val-split", "0.2",
-                   "--early-stop", "2", "--quiet")
+    result = train_ok(
+        run_main,
+        tiny_data,
+        run_dir,
+        "--epochs",
+        "10",
+        "--lr",
+        "1e-9",
+        "--val-split",
+        "0.2",
+        "--early-stop",
+        "2",
+        "--quiet",
+    )
     assert "Early stop: validation accuracy has not improved for 2 epochs (best: epoch 1)" in result.stdout
     rows = read_metrics(run_dir)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -89,8 +102,20 @@ def test_early_stop_stops_when_validation_accuracy_cannot_improve_and_resume_doe
 
 def test_resuming_a_stopped_early_run_without_its_summary_writes_stopped_early(run_main, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    train_ok(run_main, tiny_data, run_dir, "--epochs", "6", "--lr", "1e-9", "--val-split", "0.2", "--early-stop",
-          "1", "--quiet")
+    train_ok(
+        run_main,
+        tiny_data,
+        run_dir,
+        "--epochs",
+        "6",
+        "--lr",
+        "1e-9",
+        "--val-split",
+        "0.2",
+        "--early-stop",
+        "1",
+        "--quiet",
+    )
     (run_dir / "summary.json").unlink()  # killed between the last checkpoint and the summary
     assert run_main("train", "--resume", run_dir).returncode == 0
     summary = json.loads((run_dir / "summary.json").read_text())

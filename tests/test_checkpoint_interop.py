@@ -37,8 +37,12 @@ def tiny(tiny_data):
 def test_fit_with_defaults_ends_with_the_tutorial_loops_weights_bit_for_bit(tiny, tmp_path, epochs):
     expected_model, expected_losses = train_tutorial_model(tiny, epochs)
     reporter = BatchLosses()
-    summary = fit(TrainConfig(epochs=epochs, seed=0, device="cpu", log_every=1), data=tiny,
-                  run_dir=tmp_path / "run", reporter=reporter)
+    summary = fit(
+        TrainConfig(epochs=epochs, seed=0, device="cpu", log_every=1),
+        data=tiny,
+        run_dir=tmp_path / "run",
+        reporter=reporter,
+    )
     actual = load_checkpoint(tmp_path / "run").model_state
     expected = expected_model.state_dict()
     assert list(actual) == list(expected)

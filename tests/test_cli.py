@@ -14,8 +14,15 @@ from trainlab.config import TrainConfig, read_config_file
 
 from conftest import read_metrics, run_cli
 
-METRIC_KEYS = {"epoch", "train_loss", "test_loss", "test_accuracy", "lr", "machine_seconds",
-               "machine_samples_per_second"}
+METRIC_KEYS = {
+    "epoch",
+    "train_loss",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "machine_seconds",
+    "machine_samples_per_second",
+}
 
 
 def train(run_main, tiny_data, run_dir, *flags):
@@ -50,8 +57,19 @@ def test_help_works_without_importing_torch():
 
 def test_train_json_in_a_real_process_leaves_only_the_json_line_on_stdout(tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("train", "--data-dir", str(tiny_data), "--run-dir", str(run_dir), "--epochs", "1",
-                     "--device", "cpu", "--json", env={"OMP_NUM_THREADS": "1"})
+    result = run_cli(
+        "train",
+        "--data-dir",
+        str(tiny_data),
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -74,9 +92,12 @@ def test_train_prints_the_tutorials_lines(run_main, tiny_data, tmp_path):
     for epoch in (1, 2):
         start = lines.index(f"Epoch {epoch}")
         assert lines[start + 1] == "-------------------------------"
-        loss_lines = lines[start + 2:start + 5]
+        loss_lines = lines[start + 2 : start + 5]
         assert [re.fullmatch(r"loss: \d\.\d{6}  \[(.{5})/  640\]", line)[1] for line in loss_lines] == [
-            "   64", "  320", "  576"]  # batches 1, 5 and 9 of 10
+            "   64",
+            "  320",
+            "  576",
+        ]  # batches 1, 5 and 9 of 10
         assert lines[start + 5] == "Test Error: "
         row = metrics[epoch - 1]
         assert lines[start + 6] == f" Accuracy: {100 * row['test_accuracy']:.1f}%, Avg loss: {row['test_loss']:f} "
@@ -113,7 +134,7 @@ def test_run_directory_holds_config_metrics_checkpoint_and_summary(run_main, tin
 
 def test_config_file_values_apply_and_flags_override_them(run_main, tiny_data, tmp_path):
     config_file = tmp_path / "c.toml"
-    config_file.write_text('epochs = 1\nlr = 0.5\nbatch_size = 32\n')
+    config_file.write_text("epochs = 1\nlr = 0.5\nbatch_size = 32\n")
     run_dir = tmp_path / "run"
     train(run_main, tiny_data, run_dir, "--config", config_file, "--lr", "0.02")
     config = TrainConfig.from_dict(read_config_file(run_dir / "config.toml"))
@@ -135,8 +156,9 @@ def test_evaluate_json_reproduces_the_last_epochs_test_figures(run_main, tiny_da
     run_dir = tmp_path / "run"
     train(run_main, tiny_data, run_dir, "--epochs", "2", "--optimizer", "adam")
     last = read_metrics(run_dir)[-1]
-    result = run_main("evaluate", run_dir / "checkpoints" / "last.pt", "--data-dir", tiny_data, "--device", "cpu",
-                      "--json")
+    result = run_main(
+        "evaluate", run_dir / "checkpoints" / "last.pt", "--data-dir", tiny_data, "--device", "cpu", "--json"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -148,7 +170,8 @@ def test_evaluate_json_reproduces_the_last_epochs_test_figures(run_main, tiny_da
 
 
 def test_user_model_trains_from_the_command_line(run_main, tiny_data, tmp_path, monkeypatch):
-    (tmp_path / "cli_user_models.py").write_text(textwrap.dedent("""
+    (tmp_path / "cli_user_models.py").write_text(
+        textwrap.dedent("""
         from torch import nn
 
         class Linear(nn.Module):
@@ -158,12 +181,14 @@ def test_user_model_trains_from_the_command_line(run_main, tiny_data, tmp_path, 
 
             def forward(self, x):
                 return self.layers(x)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     run_dir = tmp_path / "run"
     train(run_main, tiny_data, run_dir, "--epochs", "1", "--model", "cli_user_models:Linear")
-    result = run_main("predict", run_dir, "--test-index", "0", "--data-dir", tiny_data,
-                      "--model", "cli_user_models:Linear")  # the user names it again: a file alone imports nothing
+    result = run_main(
+        "predict", run_dir, "--test-index", "0", "--data-dir", tiny_data, "--model", "cli_user_models:Linear"
+    )  # the user names it again: a file alone imports nothing
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('Predicted: "')
 
@@ -185,8 +210,7 @@ BAD_TRAIN_FLAGS = [
 
 
 @pytest.mark.parametrize(("flags", "message"), BAD_TRAIN_FLAGS, ids=[" ".join(f) for f, _ in BAD_TRAIN_FLAGS])
-def test_bad_training_flags_exit_2_with_one_line_and_no_run_directory(run_main, tiny_data, tmp_path, flags,
-                                                                       message):
+def test_bad_training_flags_exit_2_with_one_line_and_no_run_directory(run_main, tiny_data, tmp_path, flags, message):
     run_dir = tmp_path / "run"
     result = run_main("train", "--data-dir", tiny_data, "--run-dir", run_dir, "--epochs", "1", *flags)
     assert result.returncode == 2
@@ -220,18 +244,28 @@ def test_existing_run_directory_is_not_overwritten(run_main, tiny_data, tmp_path
     ("args", "message"),
     [
         (["evaluate", "{tmp}/missing.pt"], "trainlab evaluate: error: {tmp}/missing.pt: no such checkpoint file"),
-        (["predict", "{tmp}/missing.pt", "--test-index", "0"],
-         "trainlab predict: error: {tmp}/missing.pt: no such checkpoint file"),
-        (["export", "{tmp}/missing.pt", "--format", "state-dict", "--out", "{tmp}/m.pth"],
-         "trainlab export: error: {tmp}/missing.pt: no such checkpoint file"),
-        (["predict", "{pth}", "--model", "mlp", "{tmp}/missing.png"],
-         "trainlab predict: error: {tmp}/missing.png: no such image file"),
+        (
+            ["predict", "{tmp}/missing.pt", "--test-index", "0"],
+            "trainlab predict: error: {tmp}/missing.pt: no such checkpoint file",
+        ),
+        (
+            ["export", "{tmp}/missing.pt", "--format", "state-dict", "--out", "{tmp}/m.pth"],
+            "trainlab export: error: {tmp}/missing.pt: no such checkpoint file",
+        ),
+        (
+            ["predict", "{pth}", "--model", "mlp", "{tmp}/missing.png"],
+            "trainlab predict: error: {tmp}/missing.png: no such image file",
+        ),
         (["predict", "{pth}", "--model", "mlp"], "trainlab predict: error: give image files or --test-index N"),
-        (["predict", "{pth}", "{tmp}/x.png"], "trainlab predict: error: {pth} is a plain state_dict that does not "
-                                              "name its model; pass --model"),
+        (
+            ["predict", "{pth}", "{tmp}/x.png"],
+            "trainlab predict: error: {pth} is a plain state_dict that does not name its model; pass --model",
+        ),
         (["evaluate", "{pth}", "--model", "nope"], "trainlab evaluate: error: unknown model 'nope'"),
-        (["export", "{pth}", "--model", "mlp", "--format", "onnx2", "--out", "{tmp}/m"],
-         "trainlab export: error: argument --format: invalid choice: 'onnx2'"),
+        (
+            ["export", "{pth}", "--model", "mlp", "--format", "onnx2", "--out", "{tmp}/m"],
+            "trainlab export: error: argument --format: invalid choice: 'onnx2'",
+        ),
         (["evaluate"], "trainlab evaluate: error: the following arguments are required: CHECKPOINT"),
         (["fly"], "trainlab: error: argument COMMAND: invalid choice: 'fly'"),
     ],
@@ -257,16 +291,19 @@ def test_predict_takes_image_files_before_or_after_options(run_main, tmp_path):
     torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).state_dict(), pth)
     Image.new("L", (28, 28)).save(tmp_path / "a.png")
     Image.new("L", (28, 28)).save(tmp_path / "b.png")
-    (tmp_path / "models.py").write_text("from torch import nn\n"
-                                       "class Linear(nn.Sequential):\n    def __init__(self):\n"
-                                       "        super().__init__(nn.Flatten(), nn.Linear(784, 10))\n")
+    (tmp_path / "models.py").write_text(
+        "from torch import nn\n"
+        "class Linear(nn.Sequential):\n    def __init__(self):\n"
+        "        super().__init__(nn.Flatten(), nn.Linear(784, 10))\n"
+    )
     import sys as _sys
 
     _sys.path.insert(0, str(tmp_path))
     try:
         before = run_main("predict", pth, tmp_path / "a.png", "--model", "models:Linear", "--top-k", "1")
-        after = run_main("predict", pth, "--model", "models:Linear", "--top-k", "1", tmp_path / "a.png",
-                         tmp_path / "b.png")
+        after = run_main(
+            "predict", pth, "--model", "models:Linear", "--top-k", "1", tmp_path / "a.png", tmp_path / "b.png"
+        )
     finally:
         _sys.path.remove(str(tmp_path))
         _sys.modules.pop("models", None)
@@ -300,8 +337,20 @@ def test_a_failed_start_leaves_no_empty_runs_folder_behind(tmp_path, run_main, m
 
 def test_evaluate_reports_the_runs_own_loss_so_it_matches_the_metrics(tiny_data, tmp_path, run_main):
     run_dir = tmp_path / "run"
-    trained = run_main("train", "--loss", "mse", "--optimizer", "adam", "--epochs", "1", "--data-dir", str(tiny_data),
-                       "--run-dir", str(run_dir), "--quiet")
+    trained = run_main(
+        "train",
+        "--loss",
+        "mse",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "1",
+        "--data-dir",
+        str(tiny_data),
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    )
     assert trained.returncode == 0, trained.stderr
     evaluated = run_main("evaluate", str(run_dir), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
@@ -312,6 +361,7 @@ def test_evaluate_reports_the_runs_own_loss_so_it_matches_the_metrics(tiny_data,
 
 
 # flags made from the config ------------------------------------------------------------------------------------
+
 
 def test_every_config_field_is_a_train_flag_whose_help_shows_the_configs_default(run_main):
     import dataclasses
@@ -326,8 +376,11 @@ def test_every_config_field_is_a_train_flag_whose_help_shows_the_configs_default
         assert "--" + item.name.replace("_", "-") in action.option_strings
         assert action.default is None  # not given: the preset's, the config file's or the config's own value
         if item.default not in (None, dataclasses.MISSING) and not item.metadata.get("default_text"):
-            shown = ("on" if item.default else "off") if isinstance(item.default, bool) else (
-                f"{item.default:g}" if isinstance(item.default, float) else str(item.default))
+            shown = (
+                ("on" if item.default else "off")
+                if isinstance(item.default, bool)
+                else (f"{item.default:g}" if isinstance(item.default, float) else str(item.default))
+            )
             assert action.help.endswith(f"(default: {shown})"), (item.name, action.help)
     assert set(actions) >= {item.name for item in flag_fields()} and "extra" not in actions
     result = run_main("train", "--help")
@@ -343,6 +396,7 @@ def test_dropout_help_names_every_model_kind_that_takes_it(run_main):
 
 # the Python API behind `trainlab evaluate` ---------------------------------------------------------------------
 
+
 def test_evaluate_checkpoint_gives_the_figures_evaluate_prints(tmp_path, run_main):
     import trainlab
 
@@ -350,8 +404,18 @@ def test_evaluate_checkpoint_gives_the_figures_evaluate_prints(tmp_path, run_mai
 
     data_dir, run_dir = train_tiny_run(tmp_path)
     result = trainlab.evaluate_checkpoint(run_dir, device="cpu", data_dir=str(data_dir), download=False)
-    shown = run_main("evaluate", run_dir, "--device", "cpu", "--data-dir", data_dir, "--no-download", "--json",
-                     "--confusion-matrix", tmp_path / "cm.png")
+    shown = run_main(
+        "evaluate",
+        run_dir,
+        "--device",
+        "cpu",
+        "--data-dir",
+        data_dir,
+        "--no-download",
+        "--json",
+        "--confusion-matrix",
+        tmp_path / "cm.png",
+    )
     assert shown.returncode == 0, shown.stderr
     printed = json.loads(shown.stdout.splitlines()[-1])
     assert result.to_dict() == {key: printed[key] for key in result.to_dict()}

@@ -83,8 +83,18 @@ def test_replace_validates_again():
 
 
 def test_toml_round_trip_gives_an_equal_config(tmp_path):
-    original = TrainConfig(model="cnn", loss="nll", optimizer="adam", lr=3e-4, batch_size=128, epochs=3, seed=7,
-                           shuffle=True, data_dir="some/data", extra={"width": 16})
+    original = TrainConfig(
+        model="cnn",
+        loss="nll",
+        optimizer="adam",
+        lr=3e-4,
+        batch_size=128,
+        epochs=3,
+        seed=7,
+        shuffle=True,
+        data_dir="some/data",
+        extra={"width": 16},
+    )
     path = tmp_path / "config.toml"
     path.write_text(original.to_toml())
     assert TrainConfig.from_dict(read_config_file(path)) == original
@@ -98,7 +108,7 @@ def test_toml_round_trip_of_the_defaults(tmp_path):
 
 def test_config_file_keys_may_use_dashes_like_the_flags(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('batch-size = 32\nlr = 0.01\n')
+    path.write_text("batch-size = 32\nlr = 0.01\n")
     assert TrainConfig.from_dict(read_config_file(path)) == TrainConfig(batch_size=32, lr=0.01)
 
 
@@ -148,18 +158,41 @@ def test_shuffle_flag_overrides_the_config_file(tmp_path):
     assert train_config(args).shuffle is True
 
 
-def test_a_config_file_sets_the_run_flags_override_it_and_the_saved_config_reproduces_the_run(run_main, tiny_data,
-                                                                                               tmp_path):
+def test_a_config_file_sets_the_run_flags_override_it_and_the_saved_config_reproduces_the_run(
+    run_main, tiny_data, tmp_path
+):
     config_file = tmp_path / "run.toml"
-    config_file.write_text('optimizer = "adam"\nlr = 0.5\nbatch-size = 32\nepochs = 5\nseed = 7\nshuffle = true\n'
-                           'schedule = "cosine"\nwarmup_epochs = 0.5\nval_split = 0.25\n')
+    config_file.write_text(
+        'optimizer = "adam"\nlr = 0.5\nbatch-size = 32\nepochs = 5\nseed = 7\nshuffle = true\n'
+        'schedule = "cosine"\nwarmup_epochs = 0.5\nval_split = 0.25\n'
+    )
     first = tmp_path / "first"
     train_ok(run_main, tiny_data, first, "--config", config_file, "--lr", "0.003", "--epochs", "2", "--quiet")
     saved = read_config_file(first / "config.toml")
-    assert {key: saved[key] for key in ("optimizer", "lr", "batch_size", "epochs", "seed", "shuffle", "schedule",
-                                        "warmup_epochs", "val_split")} == {
-        "optimizer": "adam", "lr": 0.003, "batch_size": 32, "epochs": 2, "seed": 7, "shuffle": True,
-        "schedule": "cosine", "warmup_epochs": 0.5, "val_split": 0.25}
+    assert {
+        key: saved[key]
+        for key in (
+            "optimizer",
+            "lr",
+            "batch_size",
+            "epochs",
+            "seed",
+            "shuffle",
+            "schedule",
+            "warmup_epochs",
+            "val_split",
+        )
+    } == {
+        "optimizer": "adam",
+        "lr": 0.003,
+        "batch_size": 32,
+        "epochs": 2,
+        "seed": 7,
+        "shuffle": True,
+        "schedule": "cosine",
+        "warmup_epochs": 0.5,
+        "val_split": 0.25,
+    }
     assert len(read_metrics(first)) == 2
     assert json.loads((first / "summary.json").read_text())["steps"] == 2 * 15  # 480 training images / 32
 
@@ -174,8 +207,20 @@ def test_a_config_file_sets_the_run_flags_override_it_and_the_saved_config_repro
 
 def test_preset_values_show_up_in_the_saved_config_and_flags_override_them(run_main, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    train_ok(run_main, tiny_data, run_dir, "--preset", "speedrun", "--model", "mlp", "--epochs", "1", "--precision",
-          "fp32", "--quiet")
+    train_ok(
+        run_main,
+        tiny_data,
+        run_dir,
+        "--preset",
+        "speedrun",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--precision",
+        "fp32",
+        "--quiet",
+    )
     saved = read_config_file(run_dir / "config.toml")
     overridden = {"model": "mlp", "epochs": 1, "precision": "fp32"}
     for key, value in PRESETS["speedrun"].items():

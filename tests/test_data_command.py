@@ -14,8 +14,18 @@ from trainlab.reports.preview import figure_size
 
 from conftest import make_images
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def grid_pixels(path) -> np.ndarray:
@@ -39,8 +49,7 @@ def test_show_draws_the_tutorials_3x3_grid(run_main, tiny_data, tmp_path):
 
 def test_show_with_augment_puts_each_augmented_image_beside_its_original(run_main, tiny_data, tmp_path):
     out = tmp_path / "augmented.png"
-    result = run_main("data", "show", "--data-dir", tiny_data, "--rows", "2", "--cols", "4", "--augment",
-                      "--out", out)
+    result = run_main("data", "show", "--data-dir", tiny_data, "--rows", "2", "--cols", "4", "--augment", "--out", out)
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert image.size == figure_size(2, 8) == (2000, 500)
@@ -49,8 +58,12 @@ def test_show_with_augment_puts_each_augmented_image_beside_its_original(run_mai
 
 def test_show_picks_the_same_samples_for_the_same_seed(run_main, tiny_data, tmp_path):
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
-        assert run_main("data", "show", "--data-dir", tiny_data, "--seed", seed, "--out", tmp_path / f"{name}.png"
-                        ).returncode == 0
+        assert (
+            run_main(
+                "data", "show", "--data-dir", tiny_data, "--seed", seed, "--out", tmp_path / f"{name}.png"
+            ).returncode
+            == 0
+        )
     assert np.array_equal(grid_pixels(tmp_path / "a.png"), grid_pixels(tmp_path / "b.png"))
     assert not np.array_equal(grid_pixels(tmp_path / "a.png"), grid_pixels(tmp_path / "c.png"))
 
@@ -58,7 +71,9 @@ def test_show_picks_the_same_samples_for_the_same_seed(run_main, tiny_data, tmp_
 def test_show_bad_requests_are_one_line_exit_2(run_main, tiny_data, tmp_path):
     result = run_main("data", "show", "--data-dir", tiny_data, "--split", "val", "--out", tmp_path / "x.png")
     assert result.returncode == 2
-    assert result.stderr == "trainlab data: error: there is no val split here; --split val needs --val-split (e.g. 0.1)\n"
+    assert (
+        result.stderr == "trainlab data: error: there is no val split here; --split val needs --val-split (e.g. 0.1)\n"
+    )
     result = run_main("data", "show", "--data-dir", tiny_data, "--rows", "0", "--out", tmp_path / "x.png")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
 
@@ -75,7 +90,9 @@ def test_info_counts_classes_per_split_with_size_channels_and_pixel_statistics(r
     assert (info["splits"]["test"]["height"], info["splits"]["test"]["width"]) == (28, 28)
     test = load_dataset(data_dir=tiny_data, download=False).test
     mean, std = channel_stats(test)
-    assert info["splits"]["test"]["mean"] == pytest.approx(list(mean)) and info["splits"]["test"]["std"] == pytest.approx(list(std))
+    assert info["splits"]["test"]["mean"] == pytest.approx(list(mean)) and info["splits"]["test"][
+        "std"
+    ] == pytest.approx(list(std))
     assert "T-shirt/top" in result.stderr and "pixel mean/std" in result.stderr
 
 
@@ -87,8 +104,16 @@ def test_info_says_when_images_are_streamed(run_main, tmp_path):
         Image.fromarray(image).save(tmp_path / "imgs" / f"{i}.png")
         rows.append(f"{i}.png,{label}")
     (tmp_path / "labels.csv").write_text("\n".join(rows))
-    flags = ["--dataset", "csv", "--annotations", tmp_path / "labels.csv", "--image-dir", tmp_path / "imgs",
-             "--workers", "0"]
+    flags = [
+        "--dataset",
+        "csv",
+        "--annotations",
+        tmp_path / "labels.csv",
+        "--image-dir",
+        tmp_path / "imgs",
+        "--workers",
+        "0",
+    ]
     in_memory = run_main("data", "info", *flags, "--json")
     streamed = run_main("data", "info", *flags, "--memory-budget-mb", "0", "--json")
     assert in_memory.returncode == 0 and streamed.returncode == 0, streamed.stderr
@@ -105,8 +130,13 @@ def test_data_options_are_shared_by_every_command(run_main):
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - argparse keeps them here
     data_actions = commands["data"]._subparsers._group_actions[0].choices  # noqa: SLF001
-    for parser_ in (commands["train"], commands["evaluate"], commands["predict"], data_actions["show"],
-                    data_actions["info"]):
+    for parser_ in (
+        commands["train"],
+        commands["evaluate"],
+        commands["predict"],
+        data_actions["show"],
+        data_actions["info"],
+    ):
         known = {option for action in parser_._actions for option in action.option_strings}  # noqa: SLF001
         assert {flag for flag, _ in DATA_FLAGS} <= known
 
@@ -118,8 +148,19 @@ def test_predict_test_index_reads_a_csv_test_set(run_main, tmp_path, tiny_data):
     (tmp_path / "imgs").mkdir()
     Image.fromarray(images[3]).save(tmp_path / "imgs" / "x.png")
     (tmp_path / "test.csv").write_text(f"x.png,{FASHION_CLASSES[labels[3]]}\n")
-    result = run_main("predict", run, "--test-index", "0", "--dataset", "csv", "--annotations",
-                      tmp_path / "test.csv", "--image-dir", tmp_path / "imgs", "--json")
+    result = run_main(
+        "predict",
+        run,
+        "--test-index",
+        "0",
+        "--dataset",
+        "csv",
+        "--annotations",
+        tmp_path / "test.csv",
+        "--image-dir",
+        tmp_path / "imgs",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["actual"] == FASHION_CLASSES[labels[3]]
     wrong = run_main("evaluate", run, "--dataset", "csv", "--annotations", tmp_path / "test.csv", "--image-size", "32")

@@ -12,8 +12,18 @@ from trainlab.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_bytes
 
 from conftest import make_images, write_fashion_layout, write_idx
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def test_gzipped_and_plain_files_load_to_identical_tensors(tmp_path):

@@ -46,8 +46,15 @@ def idx_images(count: int, prefix: str = "t10k") -> tuple[np.ndarray, np.ndarray
     return make_images(count, seed=3 if prefix == "t10k" else 4)
 
 
-def write_csv_copy(root: Path, images: np.ndarray, labels: np.ndarray, csv_name: str = "labels.csv",
-                   header: bool = False, names: bool = False, start: int = 0) -> Path:
+def write_csv_copy(
+    root: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    csv_name: str = "labels.csv",
+    header: bool = False,
+    names: bool = False,
+    start: int = 0,
+) -> Path:
     """PNG files (in nested folders) plus a CSV of `file name, label` rows, the tutorial's layout."""
     rows = ["file_name,label"] if header else []
     for i, (image, label) in enumerate(zip(images, labels, strict=True), start=start):
@@ -69,8 +76,13 @@ def write_folder_copy(root: Path, images: np.ndarray, labels: np.ndarray, class_
 
 
 def csv_config(root: Path, **changes) -> TrainConfig:
-    values = {"dataset": "csv", "annotations": str(root / "labels.csv"), "image_dir": str(root / "imgs"),
-              "workers": 0, **changes}
+    values = {
+        "dataset": "csv",
+        "annotations": str(root / "labels.csv"),
+        "image_dir": str(root / "imgs"),
+        "workers": 0,
+        **changes,
+    }
     return TrainConfig(**values)
 
 
@@ -95,6 +107,7 @@ def copies(tmp_path_factory):
 
 
 # the acceptance test ----------------------------------------------------------------------------------------
+
 
 def test_a_model_scores_exactly_the_same_on_csv_and_folder_copies_of_its_test_set(copies, run_main):
     root, run = copies["root"], copies["run"]
@@ -129,6 +142,7 @@ def test_csv_and_folder_copies_hold_the_idx_pixels_and_labels(copies):
 
 # CSV annotations --------------------------------------------------------------------------------------------
 
+
 def test_csv_with_header_and_class_names_gives_a_sorted_class_list(tmp_path):
     images, labels = make_images(40, seed=0)
     write_csv_copy(tmp_path, images, labels, header=True, names=True)
@@ -150,8 +164,18 @@ def test_csv_class_names_are_saved_with_the_run_and_used_by_evaluate(tmp_path, r
     images, labels = make_images(120, seed=0)
     write_csv_copy(tmp_path, images, labels, names=True)
     run = tmp_path / "run"
-    flags = ["--dataset", "csv", "--annotations", tmp_path / "labels.csv", "--image-dir", tmp_path / "imgs",
-             "--val-split", "0.2", "--workers", "0"]
+    flags = [
+        "--dataset",
+        "csv",
+        "--annotations",
+        tmp_path / "labels.csv",
+        "--image-dir",
+        tmp_path / "imgs",
+        "--val-split",
+        "0.2",
+        "--workers",
+        "0",
+    ]
     result = run_main("train", *flags, "--epochs", "1", "--run-dir", run, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
@@ -198,15 +222,18 @@ def test_a_separate_test_csv_is_the_test_set(tmp_path):
     assert torch.equal(data.test.images[:, 0], torch.from_numpy(images[40:]))
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ("coat/0/coat3.png", r"labels\.csv line 4: expected two columns `file name, label`, got 'coat/0/coat3\.png'"),
-    ("coat/0/coat3.png, 0, extra", None),  # extra columns are ignored, as the tutorial's iloc[idx, 0/1]
-    ("coat/0/coat3.png,", r"labels\.csv line 4: expected two columns"),
-    ("../outside.png, 1", r"labels\.csv line 4: '\.\./outside\.png' points outside the image directory"),
-    ("a/../../outside.png, 1", r"points outside the image directory"),
-    ("/etc/passwd, 1", r"labels\.csv line 4: '/etc/passwd' is an absolute path"),
-    ("C:\\data\\x.png, 1", r"is an absolute path"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("coat/0/coat3.png", r"labels\.csv line 4: expected two columns `file name, label`, got 'coat/0/coat3\.png'"),
+        ("coat/0/coat3.png, 0, extra", None),  # extra columns are ignored, as the tutorial's iloc[idx, 0/1]
+        ("coat/0/coat3.png,", r"labels\.csv line 4: expected two columns"),
+        ("../outside.png, 1", r"labels\.csv line 4: '\.\./outside\.png' points outside the image directory"),
+        ("a/../../outside.png, 1", r"points outside the image directory"),
+        ("/etc/passwd, 1", r"labels\.csv line 4: '/etc/passwd' is an absolute path"),
+        ("C:\\data\\x.png, 1", r"is an absolute path"),
+    ],
+)
 def test_bad_csv_rows_are_named_by_line(tmp_path, row, message):
     images, labels = make_images(3, seed=0)
     write_csv_copy(tmp_path, images, labels)
@@ -244,8 +271,11 @@ def test_a_missing_file_stops_with_its_line_or_is_skipped_and_counted(tmp_path):
     write_csv_copy(tmp_path, images, labels)
     with open(tmp_path / "labels.csv", "a") as handle:
         handle.write("gone.png, 1\n")
-    with pytest.raises(DataError, match=r"1 of 11 images in labels\.csv cannot be read: .*labels\.csv line 11: "
-                                        r"gone\.png does not exist in .*--skip-bad-images"):
+    with pytest.raises(
+        DataError,
+        match=r"1 of 11 images in labels\.csv cannot be read: .*labels\.csv line 11: "
+        r"gone\.png does not exist in .*--skip-bad-images",
+    ):
         load_split(csv_config(tmp_path), "train")
     data = load_dataset(csv_config(tmp_path, skip_bad_images=True, test_annotations=str(tmp_path / "labels.csv")))
     assert len(data.train) == 10
@@ -253,6 +283,7 @@ def test_a_missing_file_stops_with_its_line_or_is_skipped_and_counted(tmp_path):
 
 
 # images as users have them ------------------------------------------------------------------------------------
+
 
 def write_mixed_folder(root: Path) -> Path:
     """Two classes in every format and mode the issue lists, of several sizes, plus a nested folder."""
@@ -304,8 +335,11 @@ def test_unreadable_images_are_counted_and_named_or_skipped(tmp_path):
     (root / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "dog" / "empty.jpg").write_bytes(b"")
     config = TrainConfig(dataset="folder", image_dir=str(root), workers=0, image_size=24, channels=1)
-    with pytest.raises(DataError, match=r"^2 of 9 images in .*tree cannot be read: .*cat/broken\.png: cannot be read "
-                                        r"as an image .*dog/empty\.jpg: cannot be read as an image.*--skip-bad-images"):
+    with pytest.raises(
+        DataError,
+        match=r"^2 of 9 images in .*tree cannot be read: .*cat/broken\.png: cannot be read "
+        r"as an image .*dog/empty\.jpg: cannot be read as an image.*--skip-bad-images",
+    ):
         load_split(config, "train")
     skipped = load_split(config.replace(skip_bad_images=True), "train")
     assert len(skipped) == 7
@@ -341,6 +375,7 @@ def test_bad_files_are_one_line_and_exit_2_on_the_command_line(tmp_path, run_mai
 
 
 # the decoded cache ------------------------------------------------------------------------------------------
+
 
 def test_the_cache_is_reused_without_decoding(tmp_path, monkeypatch):
     images, labels = make_images(30, seed=0)
@@ -395,6 +430,7 @@ def test_a_read_only_image_directory_works_without_a_cache(tmp_path):
 
 # streaming larger-than-memory data --------------------------------------------------------------------------
 
+
 def test_over_the_memory_budget_images_are_streamed_with_the_same_batches(tmp_path):
     images, labels = make_images(90, seed=0)
     write_csv_copy(tmp_path, images, labels)
@@ -419,8 +455,9 @@ def test_training_on_streamed_data_gives_the_same_run(tmp_path):
 
     images, labels = make_images(96, seed=0)
     write_csv_copy(tmp_path, images, labels)
-    config = csv_config(tmp_path, val_split=0.25, epochs=2, shuffle=True, normalize=True, augment=True,
-                        batch_size=16, lr=0.05)
+    config = csv_config(
+        tmp_path, val_split=0.25, epochs=2, shuffle=True, normalize=True, augment=True, batch_size=16, lr=0.05
+    )
     memory = fit(config, run_dir=tmp_path / "memory")
     streamed = fit(config.replace(memory_budget_mb=0.0), run_dir=tmp_path / "stream")
     for key in ("train_loss", "test_loss", "test_accuracy", "val_accuracy"):
@@ -438,6 +475,7 @@ def test_a_file_that_breaks_while_streaming_is_named(tmp_path):
 
 
 # built-in data sets -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("spec", [MNIST, KMNIST], ids=["mnist", "kmnist"])
 def test_mnist_and_kmnist_read_torchvisions_layout(tmp_path, spec):
@@ -477,8 +515,11 @@ def write_cifar(root: Path, per_batch: int = 4) -> tuple[np.ndarray, list[int]]:
         data = test_data if name == "test_batch" else rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         batch_labels = test_labels if name == "test_batch" else [int(v) for v in rng.integers(0, 10, per_batch)]
         with open(folder / name, "wb") as handle:
-            pickle.dump({"batch_label": name, "labels": batch_labels, "data": data, "filenames": ["x.png"] * per_batch},
-                        handle, protocol=2)
+            pickle.dump(
+                {"batch_label": name, "labels": batch_labels, "data": data, "filenames": ["x.png"] * per_batch},
+                handle,
+                protocol=2,
+            )
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": ["airplane"]}, handle, protocol=2)
     return test_data, test_labels
@@ -528,17 +569,21 @@ def test_cifar10_download_checks_the_archive_and_extracts_only_the_batches(tmp_p
 
 # options ----------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"dataset": "csv"}, "--dataset csv needs --annotations"),
-    ({"dataset": "folder"}, "--dataset folder needs --image-dir"),
-    ({"dataset": "imagenet"}, "unknown dataset 'imagenet'; choose one of: fashion-mnist, mnist"),
-    ({"annotations": "labels.csv"}, "--annotations/--test-annotations are for --dataset csv"),
-    ({"image_size": 32}, "--image-size: only for --dataset csv or folder"),
-    ({"dataset": "folder", "image_dir": "x", "channels": 2}, "channels must be 1 (gray) or 3 (RGB)"),
-    ({"dataset": "folder", "image_dir": "x", "image_size": 0}, "image_size must be >= 1"),
-    ({"dataset": "folder", "image_dir": "x", "workers": -1}, "workers must be >= 0"),
-    ({"dataset": "folder", "image_dir": "x", "memory_budget_mb": -5}, "memory_budget_mb must be >= 0"),
-])
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"dataset": "csv"}, "--dataset csv needs --annotations"),
+        ({"dataset": "folder"}, "--dataset folder needs --image-dir"),
+        ({"dataset": "imagenet"}, "unknown dataset 'imagenet'; choose one of: fashion-mnist, mnist"),
+        ({"annotations": "labels.csv"}, "--annotations/--test-annotations are for --dataset csv"),
+        ({"image_size": 32}, "--image-size: only for --dataset csv or folder"),
+        ({"dataset": "folder", "image_dir": "x", "channels": 2}, "channels must be 1 (gray) or 3 (RGB)"),
+        ({"dataset": "folder", "image_dir": "x", "image_size": 0}, "image_size must be >= 1"),
+        ({"dataset": "folder", "image_dir": "x", "workers": -1}, "workers must be >= 0"),
+        ({"dataset": "folder", "image_dir": "x", "memory_budget_mb": -5}, "memory_budget_mb must be >= 0"),
+    ],
+)
 def test_data_options_are_validated_in_the_config(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**values)
@@ -547,7 +592,15 @@ def test_data_options_are_validated_in_the_config(values, message):
 def test_data_options_round_trip_through_toml(tmp_path):
     from trainlab.config import read_config_file
 
-    config = TrainConfig(dataset="csv", annotations="a.csv", image_dir="imgs", image_size=32, channels=3,
-                         skip_bad_images=True, workers=2, memory_budget_mb=512.0)
+    config = TrainConfig(
+        dataset="csv",
+        annotations="a.csv",
+        image_dir="imgs",
+        image_size=32,
+        channels=3,
+        skip_bad_images=True,
+        workers=2,
+        memory_budget_mb=512.0,
+    )
     (tmp_path / "c.toml").write_text(config.to_toml())
     assert TrainConfig.from_dict(read_config_file(tmp_path / "c.toml")) == config

@@ -53,8 +53,9 @@ def mirror(tmp_path, monkeypatch):
     md5 = {name: hashlib.md5(content).hexdigest() for name, content in contents.items()}  # noqa: S324
 
     def use(*folders: str, md5_changes: dict[str, str] | None = None) -> dict[str, bytes]:
-        spec = dataclasses.replace(FASHION_MNIST, mirrors=tuple(f"{base}{folder}/" for folder in folders),
-                                   md5={**md5, **(md5_changes or {})})
+        spec = dataclasses.replace(
+            FASHION_MNIST, mirrors=tuple(f"{base}{folder}/" for folder in folders), md5={**md5, **(md5_changes or {})}
+        )
         monkeypatch.setitem(BUILTIN_DATASETS, "fashion-mnist", spec)
         return contents
 
@@ -180,7 +181,8 @@ def test_a_full_disk_while_writing_a_download_is_one_clear_error_and_leaves_noth
 
 
 def test_a_gzip_bomb_from_a_mirror_is_refused_uninflated_naming_its_url_and_the_next_mirror_is_used(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     import tracemalloc
     import zlib
 
@@ -207,7 +209,9 @@ def test_a_gzip_bomb_from_a_mirror_is_refused_uninflated_naming_its_url_and_the_
     with pytest.raises(DataError) as raised:
         download.download_file("x", md5, ("http://bomb/",), tmp_path / "no" / "x")
     message = str(raised.value)
-    assert "http://bomb/x.gz: inflates to more than its IDX header declares (7,856 bytes for shape (10, 28, 28)); " \
-           "the file is corrupt or a decompression bomb: not stored" in message
+    assert (
+        "http://bomb/x.gz: inflates to more than its IDX header declares (7,856 bytes for shape (10, 28, 28)); "
+        "the file is corrupt or a decompression bomb: not stored" in message
+    )
     assert "\n" not in message
     assert all_files(tmp_path / "no") == []

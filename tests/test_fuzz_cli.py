@@ -43,9 +43,12 @@ def bad(tmp_path_factory, trained) -> Path:
     (folder / "notes.toml").write_text("lr = 0.1\n\xff\n", encoding="latin-1")
     (folder / "empty_dir").mkdir()
     _, run_dir = trained
-    for name, metrics in (("run_list_rows", b'[1, 2]\n{"epoch": 1}\n'), ("run_binary_metrics", b"\xba\xff\x00" * 50),
-                          ("run_text_accuracy", b'{"epoch": 1, "test_accuracy": "high"}\n'),
-                          ("run_no_metrics", None)):
+    for name, metrics in (
+        ("run_list_rows", b'[1, 2]\n{"epoch": 1}\n'),
+        ("run_binary_metrics", b"\xba\xff\x00" * 50),
+        ("run_text_accuracy", b'{"epoch": 1, "test_accuracy": "high"}\n'),
+        ("run_no_metrics", None),
+    ):
         (folder / name).mkdir()
         (folder / name / "config.toml").write_bytes((run_dir / "config.toml").read_bytes())
         if metrics is not None:
@@ -65,8 +68,12 @@ def snapshot_tree(*folders: Path) -> dict[str, tuple[int, int]]:
 
     Decoded-image caches are left out: trainlab keeps them beside csv/folder images on purpose, valid for the next run.
     """
-    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, 0)
-            for folder in folders for p in [folder, *sorted(folder.rglob("*"))] if ".trainlab-cache" not in p.parts}
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, 0)
+        for folder in folders
+        for p in [folder, *sorted(folder.rglob("*"))]
+        if ".trainlab-cache" not in p.parts
+    }
 
 
 def fill(argv: list[str], **places: Path) -> list[str]:
@@ -86,8 +93,21 @@ def assert_refused(result, fragment: str, work: Path, before: dict, *folders: Pa
 
 # --- train ----------------------------------------------------------------------------------------------------------
 
-TRAIN = ["train", "--data-dir", "{data}", "--run-dir", "{work}/run", "--no-download", "--device", "cpu", "--quiet",
-         "--epochs", "1", "--threads", "1"]
+TRAIN = [
+    "train",
+    "--data-dir",
+    "{data}",
+    "--run-dir",
+    "{work}/run",
+    "--no-download",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--epochs",
+    "1",
+    "--threads",
+    "1",
+]
 FOLDER = ["--dataset", "folder", "--image-dir", "{bad}/images"]
 
 TRAIN_CASES = [
@@ -148,8 +168,10 @@ TRAIN_CASES = [
     (["--init-from", "{bad}/empty_dir"], "{bad}/empty_dir: run directory has no checkpoints/last.pt"),
     (["--data-dir", ""], "argument --data-dir: expected a file or folder name"),  # was: silently ./data
     (["--data-dir", "{bad}/binary.bin"], "train-images-idx3-ubyte (or .gz) not found"),
-    ([*FOLDER, "--image-size", "2", "--model", "cnn", "--val-split", "0.5"],
-     "the cnn halves its input twice, so it needs images of at least 4x4 pixels, got 2x2"),  # was: RuntimeError
+    (
+        [*FOLDER, "--image-size", "2", "--model", "cnn", "--val-split", "0.5"],
+        "the cnn halves its input twice, so it needs images of at least 4x4 pixels, got 2x2",
+    ),  # was: RuntimeError
     ([*FOLDER, "--augment", "--augment-padding", "8", "--image-size", "8"], "augment_padding must be smaller"),
     (["--dataset", "folder", "--image-dir", "{bad}/binary.bin"], "image directory {bad}/binary.bin does not exist"),
     (["--dataset", "csv", "--annotations", "{bad}/empty_dir"], "cannot be read"),
@@ -158,8 +180,9 @@ TRAIN_CASES = [
 
 
 @pytest.mark.parametrize(("flags", "fragment"), TRAIN_CASES, ids=[" ".join(f) for f, _ in TRAIN_CASES])
-def test_bad_train_input_is_one_line_and_leaves_no_run_directory(flags, fragment, tiny_data, bad, tmp_path,
-                                                                 run_main, monkeypatch):
+def test_bad_train_input_is_one_line_and_leaves_no_run_directory(
+    flags, fragment, tiny_data, bad, tmp_path, run_main, monkeypatch
+):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)  # so that a default runs/... or ./data would show up here
@@ -177,10 +200,30 @@ def test_resume_with_an_empty_name_is_refused_rather_than_starting_a_new_run(run
 
 # --- lr-find, evaluate, predict, export, runs, plot, summary, data --------------------------------------------------
 
-LR_FIND = ["lr-find", "--data-dir", "{data}", "--no-download", "--device", "cpu", "--threads", "1",
-           "--out", "{work}/lr.png"]
-EVALUATE = ["evaluate", "{run}", "--data-dir", "{data}", "--device", "cpu", "--threads", "1",
-            "--confusion-matrix", "{work}/cm.png"]
+LR_FIND = [
+    "lr-find",
+    "--data-dir",
+    "{data}",
+    "--no-download",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--out",
+    "{work}/lr.png",
+]
+EVALUATE = [
+    "evaluate",
+    "{run}",
+    "--data-dir",
+    "{data}",
+    "--device",
+    "cpu",
+    "--threads",
+    "1",
+    "--confusion-matrix",
+    "{work}/cm.png",
+]
 PREDICT = ["predict", "{run}", "--data-dir", "{data}", "--device", "cpu", "--threads", "1"]
 EXPORT = ["export", "{run}", "--format", "state-dict"]
 SHOW = ["data", "show", "--data-dir", "{data}", "--no-download", "--threads", "1", "--out", "{work}/s.png"]
@@ -284,8 +327,10 @@ COMMAND_CASES = [
     (SHOW + ["--threads", HUGE], "--threads must be <= 1,024"),
     (SHOW + ["--device", "x"], "argument --device: unknown device 'x'"),  # was: ignored
     (SHOW + ["--image-size", "0"], "image_size must be >= 1, got 0"),
-    (["data", "show", *FOLDER, "--augment", "--augment-padding", "8", "--out", "{work}/s.png"],
-     "augment_padding must be smaller than the images' 8 pixels, got 8"),  # the size is known once loaded
+    (
+        ["data", "show", *FOLDER, "--augment", "--augment-padding", "8", "--out", "{work}/s.png"],
+        "augment_padding must be smaller than the images' 8 pixels, got 8",
+    ),  # the size is known once loaded
     (INFO + ["--val-split", "-1"], "val_split must be >= 0"),
     (INFO + ["--workers", "-1"], "workers must be >= 0"),
     (INFO + ["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
@@ -295,8 +340,9 @@ COMMAND_CASES = [
 
 
 @pytest.mark.parametrize(("argv", "fragment"), COMMAND_CASES, ids=[" ".join(a) for a, _ in COMMAND_CASES])
-def test_bad_input_to_every_command_is_one_line_and_writes_nothing(argv, fragment, trained, bad, tmp_path, run_main,
-                                                                  monkeypatch):
+def test_bad_input_to_every_command_is_one_line_and_writes_nothing(
+    argv, fragment, trained, bad, tmp_path, run_main, monkeypatch
+):
     data_dir, run_dir = trained
     work = tmp_path / "work"
     work.mkdir()
@@ -307,10 +353,13 @@ def test_bad_input_to_every_command_is_one_line_and_writes_nothing(argv, fragmen
     assert_refused(result, fragment.format(**places), work, before, bad, data_dir, run_dir)
 
 
-@pytest.mark.parametrize(("argv", "fragment"), [
-    (["train", "--threads", "1000000", "--epochs", "1"], "threads must be <= 1,024"),  # was: a segmentation fault
-    (["summary", "--num-classes", HUGE], "--num-classes must be between 1 and 10,000"),  # was: C++ frames on stderr
-])
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["train", "--threads", "1000000", "--epochs", "1"], "threads must be <= 1,024"),  # was: a segmentation fault
+        (["summary", "--num-classes", HUGE], "--num-classes must be between 1 and 10,000"),  # was: C++ frames on stderr
+    ],
+)
 def test_bad_input_in_a_real_process_is_one_line(argv, fragment, tmp_path):
     result = run_cli(*argv, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"}, timeout=60)
     assert_one_line_error(result, fragment)
@@ -321,14 +370,21 @@ def test_bad_input_in_a_real_process_is_one_line(argv, fragment, tmp_path):
 
 FIELDS = [f for f in dataclasses.fields(TrainConfig)]
 TEXT_FIELDS = {f.name for f in FIELDS if f.type in ("str", "str | None")}
-NUMBER_FIELDS = {f.name for f in FIELDS if isinstance(f.default, (int, float)) and not isinstance(f.default, bool)
-                 } | {"image_size", "channels", "workers", "memory_budget_mb"}
-TOML_CASES = ([(f.name, "{x = 1}") for f in FIELDS]  # a table where no key takes one (extra: an unknown argument)
-              + [(f.name, '"x"') for f in FIELDS if f.name not in TEXT_FIELDS]  # a string for a number, flag or list
-              + [(name, "true") for name in sorted(NUMBER_FIELDS)]  # a boolean for a number
-              + [(name, "[1, 2]") for name in sorted(NUMBER_FIELDS | TEXT_FIELDS)]  # an array
-              + [(name, "nan") for name in sorted(NUMBER_FIELDS)] + [(name, "inf") for name in sorted(NUMBER_FIELDS)]
-              + [(name, '""') for name in sorted(TEXT_FIELDS)])  # an empty name or path
+NUMBER_FIELDS = {f.name for f in FIELDS if isinstance(f.default, (int, float)) and not isinstance(f.default, bool)} | {
+    "image_size",
+    "channels",
+    "workers",
+    "memory_budget_mb",
+}
+TOML_CASES = (
+    [(f.name, "{x = 1}") for f in FIELDS]  # a table where no key takes one (extra: an unknown argument)
+    + [(f.name, '"x"') for f in FIELDS if f.name not in TEXT_FIELDS]  # a string for a number, flag or list
+    + [(name, "true") for name in sorted(NUMBER_FIELDS)]  # a boolean for a number
+    + [(name, "[1, 2]") for name in sorted(NUMBER_FIELDS | TEXT_FIELDS)]  # an array
+    + [(name, "nan") for name in sorted(NUMBER_FIELDS)]
+    + [(name, "inf") for name in sorted(NUMBER_FIELDS)]
+    + [(name, '""') for name in sorted(TEXT_FIELDS)]
+)  # an empty name or path
 PASSED_AS_FLAGS = {"data_dir": ["--data-dir", "{data}"], "device": ["--device", "cpu"], "threads": ["--threads", "1"]}
 
 
@@ -339,8 +395,9 @@ def test_the_config_file_cases_cover_every_field():
 
 
 @pytest.mark.parametrize(("key", "value"), TOML_CASES, ids=[f"{k}={v}" for k, v in TOML_CASES])
-def test_a_wrong_typed_value_in_a_config_file_is_one_line_naming_the_file(key, value, tiny_data, tmp_path, run_main,
-                                                                          monkeypatch):
+def test_a_wrong_typed_value_in_a_config_file_is_one_line_naming_the_file(
+    key, value, tiny_data, tmp_path, run_main, monkeypatch
+):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -361,7 +418,8 @@ def test_top_k_above_the_classes_lists_them_all_with_a_warning(trained, run_main
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout.splitlines()[-1])["top_k"]) == 10
     assert result.stderr.strip().splitlines()[-1] == (
-        "trainlab predict: warning: --top-k 11 is more than the model's 10 classes; listing all 10")
+        "trainlab predict: warning: --top-k 11 is more than the model's 10 classes; listing all 10"
+    )
 
 
 def test_a_png_written_under_another_suffix_is_written_with_a_warning(trained, tmp_path, run_main):
@@ -370,8 +428,10 @@ def test_a_png_written_under_another_suffix_is_written_with_a_warning(trained, t
     result = run_main("plot", run_dir, "--out", out)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
-    assert result.stderr == f"trainlab plot: warning: {out} does not end in .png; a PNG image is written to it all " \
-                            "the same\n"
+    assert (
+        result.stderr == f"trainlab plot: warning: {out} does not end in .png; a PNG image is written to it all "
+        "the same\n"
+    )
 
 
 def test_more_threads_than_cpus_work_with_a_warning(trained, run_main, monkeypatch):
@@ -385,8 +445,10 @@ def test_more_threads_than_cpus_work_with_a_warning(trained, run_main, monkeypat
     finally:
         torch.set_num_threads(threads)
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "trainlab data: warning: --threads 3 is more than the 2 CPUs here; they will " \
-                            "compete for them\n"
+    assert (
+        result.stderr == "trainlab data: warning: --threads 3 is more than the 2 CPUs here; they will "
+        "compete for them\n"
+    )
 
 
 def test_a_warning_never_joins_an_error_line(trained, tmp_path, run_main):

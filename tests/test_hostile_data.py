@@ -37,7 +37,9 @@ def write_pngs(folder: Path, names: list[str]) -> None:
 def write_labelled_csv(root: Path, labels: list[str]) -> Path:
     names = [f"img{i}.png" for i in range(len(labels))]
     write_pngs(root, names)
-    (root / "labels.csv").write_text("file_name,label\n" + "".join(f"{n},{label}\n" for n, label in zip(names, labels, strict=True)))
+    (root / "labels.csv").write_text(
+        "file_name,label\n" + "".join(f"{n},{label}\n" for n, label in zip(names, labels, strict=True))
+    )
     return root / "labels.csv"
 
 
@@ -50,8 +52,19 @@ def folder_config(root: Path, **options) -> TrainConfig:
 
 
 def train_args(data_dir: Path, run_dir: Path) -> list:
-    return ["train", "--data-dir", data_dir, "--run-dir", run_dir, "--no-download", "--device", "cpu", "--quiet",
-            "--epochs", "1"]
+    return [
+        "train",
+        "--data-dir",
+        data_dir,
+        "--run-dir",
+        run_dir,
+        "--no-download",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--epochs",
+        "1",
+    ]
 
 
 # --- labels ----------------------------------------------------------------------------------------------------------
@@ -62,15 +75,20 @@ def test_a_mistyped_huge_integer_label_is_refused_naming_its_line(tmp_path):
     with pytest.raises(DataError) as caught:
         load_split(csv_config(csv), "train")
     message = str(caught.value)
-    assert message.startswith(f"{csv} line 5: label 100000000 would make 100,000,001 classes, more than the "
-                              "10,000 classes trainlab accepts; is it a typo?")
+    assert message.startswith(
+        f"{csv} line 5: label 100000000 would make 100,000,001 classes, more than the "
+        "10,000 classes trainlab accepts; is it a typo?"
+    )
     assert "\n" not in message
 
 
 def test_a_sparse_integer_label_is_taken_for_a_typo_and_its_line_named(tmp_path):
     csv = write_labelled_csv(tmp_path, ["0", "1", "2", "3", "150", "2"])
-    with pytest.raises(DataError, match=r"labels\.csv line 6: label 150 would make 151 classes, but only 5 "
-                                        r"different labels appear; is it a typo\?"):
+    with pytest.raises(
+        DataError,
+        match=r"labels\.csv line 6: label 150 would make 151 classes, but only 5 "
+        r"different labels appear; is it a typo\?",
+    ):
         load_split(csv_config(csv), "train")
 
 
@@ -119,8 +137,9 @@ def drawn_figure(monkeypatch, count: int, tmp_path: Path):
     save = plots.save_figure
     monkeypatch.setattr(plots, "save_figure", lambda figure, path: (kept.append(figure), save(figure, path))[1])
     matrix = torch.arange(count * count).reshape(count, count) % 7
-    path = plots.confusion_matrix_plot(matrix, tuple(f"class number {i} with a long name" for i in range(count)),
-                                       tmp_path / f"matrix{count}.png")
+    path = plots.confusion_matrix_plot(
+        matrix, tuple(f"class number {i} with a long name" for i in range(count)), tmp_path / f"matrix{count}.png"
+    )
     with Image.open(path) as image:
         size = image.size
     return kept[0].axes[0], size
@@ -213,14 +232,18 @@ def test_a_gzip_bomb_is_refused_before_it_is_inflated(tmp_path):
         tracemalloc.stop()
     assert str(caught.value) == (
         f"{path}: inflates to more than its IDX header declares (7,856 bytes for shape (10, 28, 28)); the file is "
-        "corrupt or a decompression bomb: delete it and download it again")
+        "corrupt or a decompression bomb: delete it and download it again"
+    )
     assert peak < 16 * 2**20  # bytes: the 200 MB were never held
 
 
 def test_a_gzip_whose_header_declares_more_than_2_gib_is_refused_unread(tmp_path):
     path = write_gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", (100_000, 1000, 1000), zeros=2**20)
-    with pytest.raises(DataError, match=r"declares shape \(100000, 1000, 1000\) \(100,000,000,016 bytes\), more "
-                                        r"than the 2,147,483,648 bytes trainlab reads"):
+    with pytest.raises(
+        DataError,
+        match=r"declares shape \(100000, 1000, 1000\) \(100,000,000,016 bytes\), more "
+        r"than the 2,147,483,648 bytes trainlab reads",
+    ):
         read_bytes(path)
 
 
@@ -267,20 +290,29 @@ def test_a_linked_image_outside_the_data_folder_is_refused_naming_the_link(tmp_p
     write_pngs(tmp_path / "elsewhere", ["secret.png"])
     link = tree / "dog" / "secret.png"
     os.symlink(tmp_path / "elsewhere" / "secret.png", link)
-    with pytest.raises(DataError, match=rf"^{link}: a link to .*elsewhere/secret\.png, outside the data folder "
-                                        r".*; links out of the data folder are not followed"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{link}: a link to .*elsewhere/secret\.png, outside the data folder "
+        r".*; links out of the data folder are not followed",
+    ):
         load_split(folder_config(tree), "train")
 
 
 # --- damaged runs ----------------------------------------------------------------------------------------------------
 
 
-def write_run(folder: Path, config: str = 'model = "cnn"\noptimizer = "adam"\nlr = 0.01\nepochs = 2\n',
-              metrics: str | None = None, summary: str = '{"status": "finished"}') -> Path:
+def write_run(
+    folder: Path,
+    config: str = 'model = "cnn"\noptimizer = "adam"\nlr = 0.01\nepochs = 2\n',
+    metrics: str | None = None,
+    summary: str = '{"status": "finished"}',
+) -> Path:
     folder.mkdir(parents=True)
     (folder / "config.toml").write_text(config)
-    rows = [{"epoch": 1, "test_accuracy": 0.5, "machine_seconds": 3.0},
-            {"epoch": 2, "test_accuracy": 0.75, "machine_seconds": 4.0}]
+    rows = [
+        {"epoch": 1, "test_accuracy": 0.5, "machine_seconds": 3.0},
+        {"epoch": 2, "test_accuracy": 0.75, "machine_seconds": 4.0},
+    ]
     lines = "".join(json.dumps(row) + "\n" for row in rows)
     (folder / "metrics.jsonl").write_text(metrics if metrics is not None else lines)
     (folder / "summary.json").write_text(summary)
@@ -302,12 +334,23 @@ def test_runs_lists_the_good_runs_and_marks_each_damaged_one(runs_folder, run_ma
     result = run_main("runs", runs_folder)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert rows[str(runs_folder / "a-good")].split() == [str(runs_folder / "a-good"), "cnn", "adam", "0.01", "2/2",
-                                                         "-", "75.0%", "7s", "finished"]
-    for name, reason in (("b-bad-config", "damaged: config.toml cannot be read (Invalid value"),
-                         ("c-bad-metrics", "damaged: metrics.jsonl: cannot be read (Expecting value"),
-                         ("d-bad-summary", "damaged: summary.json cannot be read (Expecting"),
-                         ("e-summary-list", "damaged: summary.json is not a JSON object")):
+    assert rows[str(runs_folder / "a-good")].split() == [
+        str(runs_folder / "a-good"),
+        "cnn",
+        "adam",
+        "0.01",
+        "2/2",
+        "-",
+        "75.0%",
+        "7s",
+        "finished",
+    ]
+    for name, reason in (
+        ("b-bad-config", "damaged: config.toml cannot be read (Invalid value"),
+        ("c-bad-metrics", "damaged: metrics.jsonl: cannot be read (Expecting value"),
+        ("d-bad-summary", "damaged: summary.json cannot be read (Expecting"),
+        ("e-summary-list", "damaged: summary.json is not a JSON object"),
+    ):
         cells = rows[str(runs_folder / name)].split(None, 8)
         assert cells[1:8] == ["-"] * 7, cells
         assert cells[8].startswith(reason), cells[8]
@@ -371,5 +414,8 @@ def test_a_csv_row_reaching_out_of_the_image_directory_through_a_linked_folder_i
     (images / "linked").symlink_to(outside)
     (images / "labels.csv").write_text("a.png, 0\nlinked/secret.png, 1\n")
     result = run_main("data", "info", "--dataset", "csv", "--annotations", images / "labels.csv")
-    assert_one_line_error(result, "labels.csv line 2: linked/secret.png leads out of the image directory",
-                          "links out of the data folder are not followed")
+    assert_one_line_error(
+        result,
+        "labels.csv line 2: linked/secret.png leads out of the image directory",
+        "links out of the data folder are not followed",
+    )

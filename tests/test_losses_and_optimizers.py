@@ -1,4 +1,5 @@
-"""Losses, optimizers and precisions: every loss with every optimizer learns, the formulas hold, every precision trains."""
+"""Losses, optimizers and precisions: every loss with every optimizer learns, the formulas hold, every
+precision trains."""
 
 from __future__ import annotations
 
@@ -28,8 +29,14 @@ LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 LR = {"sgd": 0.05, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}  # sgd with momentum 0.9
 # The loss of a model that outputs equal logits for 10 classes (uniform softmax, sigmoid 0.5), from each formula.
-UNIFORM_LOSS = {"cross-entropy": math.log(10), "nll": math.log(10), "mse": (0.9 ** 2 + 9 * 0.1 ** 2) / 10,
-                "l1": (0.9 + 9 * 0.1) / 10, "bce": math.log(2), "bce-with-logits": math.log(2)}
+UNIFORM_LOSS = {
+    "cross-entropy": math.log(10),
+    "nll": math.log(10),
+    "mse": (0.9**2 + 9 * 0.1**2) / 10,
+    "l1": (0.9 + 9 * 0.1) / 10,
+    "bce": math.log(2),
+    "bce-with-logits": math.log(2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +67,7 @@ def test_every_loss_with_every_optimizer_trains_200_steps_and_learns_the_bands(b
     # a freshly initialised net is close to uniform outputs, so the loss starts near its formula's value
     assert initial_loss == pytest.approx(UNIFORM_LOSS[loss], rel=0.1)
     for _ in range(10):  # 10 epochs x 20 batches of 32 = 200 steps
-        batches = ((images[i:i + 32], labels[i:i + 32]) for i in range(0, 640, 32))
+        batches = ((images[i : i + 32], labels[i : i + 32]) for i in range(0, 640, 32))
         train_one_epoch(model, batches, loss_fn, opt, preprocess)
     final_loss, accuracy = whole_set()
     assert final_loss < 0.5 * initial_loss
@@ -77,7 +84,8 @@ def test_cross_entropy_of_index_targets_equals_that_of_one_hot_probabilities():
     assert by_index.item() == pytest.approx(by_hand.item(), abs=1e-6)
     assert make_loss("nll", 10)(logits, target).item() == pytest.approx(by_index.item(), abs=1e-6)
     assert make_loss("bce", 10)(logits, target).item() == pytest.approx(
-        make_loss("bce-with-logits", 10)(logits, target).item(), abs=1e-5)
+        make_loss("bce-with-logits", 10)(logits, target).item(), abs=1e-5
+    )
 
 
 @pytest.mark.parametrize("smoothing", [0.1, 0.3])
@@ -96,11 +104,25 @@ def test_label_smoothing_mixes_the_loss_with_the_mean_over_all_classes(smoothing
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_every_precision_trains_the_cnn_in_channels_last(precision, tiny_data, tmp_path):
     data = load_dataset(data_dir=tiny_data, download=False)
-    summary = fit(TrainConfig(model="cnn", precision=precision, channels_last=True, optimizer="adam", lr=3e-3,
-                              epochs=4, batch_size=32, device="cpu", threads=1, extra={"width": 8}),
-                  data=data, run_dir=tmp_path / "run")  # narrow: fp16 on a CPU is emulated and slow
+    summary = fit(
+        TrainConfig(
+            model="cnn",
+            precision=precision,
+            channels_last=True,
+            optimizer="adam",
+            lr=3e-3,
+            epochs=4,
+            batch_size=32,
+            device="cpu",
+            threads=1,
+            extra={"width": 8},
+        ),
+        data=data,
+        run_dir=tmp_path / "run",
+    )  # narrow: fp16 on a CPU is emulated and slow
     assert summary["test_accuracy"] >= 0.95
     payload = load_checkpoint(tmp_path / "run").payload
     assert (payload["scaler_state"] is not None) == (precision == "fp16")  # fp16 trains with a grad scaler
-    assert all(value.dtype == torch.float32 for key, value in payload["model_state"].items()
-               if value.is_floating_point())  # autocast never changes the stored weights
+    assert all(
+        value.dtype == torch.float32 for key, value in payload["model_state"].items() if value.is_floating_point()
+    )  # autocast never changes the stored weights

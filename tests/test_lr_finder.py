@@ -33,8 +33,20 @@ def assert_png_has_a_drawing(path, min_width=300, min_height=200):
 
 def test_lr_find_suggests_an_lr_with_its_rule_and_confidence_and_plots_the_curve(run_main, tiny_data, tmp_path):
     plot = tmp_path / "lr.png"
-    result = run_main("lr-find", "--data-dir", tiny_data, "--device", "cpu", "--steps", "60", "--batch-size", "32",
-                      "--out", plot, "--json")
+    result = run_main(
+        "lr-find",
+        "--data-dir",
+        tiny_data,
+        "--device",
+        "cpu",
+        "--steps",
+        "60",
+        "--batch-size",
+        "32",
+        "--out",
+        plot,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -92,6 +104,8 @@ def test_suggested_lr_trains_the_tutorial_mlp_at_least_as_well_as_the_default(re
     for optimizer in ("sgd", "adam"):
         config = TrainConfig(optimizer=optimizer, epochs=3, device="cpu")
         suggested = find_lr(config, data).suggestion
-        accuracy = {lr: fit(config.replace(lr=lr), data=data, run_dir=tmp_path / f"{optimizer}-{lr:g}")
-                    ["test_accuracy"] for lr in (1e-3, suggested)}
+        accuracy = {
+            lr: fit(config.replace(lr=lr), data=data, run_dir=tmp_path / f"{optimizer}-{lr:g}")["test_accuracy"]
+            for lr in (1e-3, suggested)
+        }
         assert accuracy[suggested] >= accuracy[1e-3] + margin[optimizer], (optimizer, suggested, accuracy)

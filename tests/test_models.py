@@ -21,13 +21,15 @@ from conftest import train_ok, write_fashion_layout
 from tutorial_code import TutorialNeuralNetwork
 
 TUTORIAL_KEYS = [
-    "linear_relu_stack.0.weight", "linear_relu_stack.0.bias",
-    "linear_relu_stack.2.weight", "linear_relu_stack.2.bias",
-    "linear_relu_stack.4.weight", "linear_relu_stack.4.bias",
+    "linear_relu_stack.0.weight",
+    "linear_relu_stack.0.bias",
+    "linear_relu_stack.2.weight",
+    "linear_relu_stack.2.bias",
+    "linear_relu_stack.4.weight",
+    "linear_relu_stack.4.bias",
 ]
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
-
 
 
 def test_mlp_has_the_tutorials_669706_parameters_and_keys():
@@ -157,16 +159,34 @@ def test_summary_json_gives_the_counts(run_main):
     import json
 
     result = run_main("summary", "--model", "mlp", "--json")
-    assert json.loads(result.stdout.splitlines()[-1]) == {"total_parameters": 669_706,
-                                                          "trainable_parameters": 669_706,
-                                                          "forward_flops": 2 * 668_672,
-                                                          "forward_macs": 668_672}
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "total_parameters": 669_706,
+        "trainable_parameters": 669_706,
+        "forward_flops": 2 * 668_672,
+        "forward_macs": 668_672,
+    }
 
 
 def test_frozen_parameters_do_not_change_while_the_others_train_ok(run_main, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
-    train_ok(run_main, tiny_data, run_dir, "--epochs", "1", "--optimizer", "adamw", "--lr", "0.01", "--weight-decay",
-          "0.1", "--freeze", "linear_relu_stack.0", "--freeze", "linear_relu_stack.4.bias", "--quiet")
+    train_ok(
+        run_main,
+        tiny_data,
+        run_dir,
+        "--epochs",
+        "1",
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.01",
+        "--weight-decay",
+        "0.1",
+        "--freeze",
+        "linear_relu_stack.0",
+        "--freeze",
+        "linear_relu_stack.4.bias",
+        "--quiet",
+    )
     assert read_config_file(run_dir / "config.toml")["freeze"] == ["linear_relu_stack.0", "linear_relu_stack.4.bias"]
     torch.manual_seed(0)  # the run's seed: its initial weights
     initial = create_model("mlp").state_dict()
@@ -179,11 +199,19 @@ def test_frozen_parameters_do_not_change_while_the_others_train_ok(run_main, tin
 def test_summary_marks_frozen_parameters_and_counts_the_trainable_ones(run_main):
     result = run_main("summary", "--model", "mlp", "--freeze", "linear_relu_stack.0")
     assert result.returncode == 0, result.stderr
-    table = {line.split()[0]: line.split()[-1] for line in result.stdout.splitlines()
-             if line.startswith("linear_relu_stack.") and line.split()[-1] in ("yes", "no")}
-    assert table == {"linear_relu_stack.0.weight": "no", "linear_relu_stack.0.bias": "no",
-                     "linear_relu_stack.2.weight": "yes", "linear_relu_stack.2.bias": "yes",
-                     "linear_relu_stack.4.weight": "yes", "linear_relu_stack.4.bias": "yes"}
+    table = {
+        line.split()[0]: line.split()[-1]
+        for line in result.stdout.splitlines()
+        if line.startswith("linear_relu_stack.") and line.split()[-1] in ("yes", "no")
+    }
+    assert table == {
+        "linear_relu_stack.0.weight": "no",
+        "linear_relu_stack.0.bias": "no",
+        "linear_relu_stack.2.weight": "yes",
+        "linear_relu_stack.2.bias": "yes",
+        "linear_relu_stack.4.weight": "yes",
+        "linear_relu_stack.4.bias": "yes",
+    }
     assert "Total parameters: 669,706" in result.stdout
     assert f"Trainable parameters: {669_706 - (784 * 512 + 512):,}" in result.stdout
 
@@ -201,8 +229,18 @@ def test_summary_totals_are_the_models_parameter_counts(run_main, model):
 def test_summary_trainable_count_of_a_frozen_torchvision_backbone(run_main):
     model = create_model("tv:resnet18", (1, 28, 28), 10)
     head = sum(p.numel() for name, p in model.named_parameters() if name.startswith("net.fc."))
-    result = run_main("summary", "--model", "tv:resnet18", "--freeze", "net.layer", "--freeze", "net.conv1",
-                      "--freeze", "net.bn1", "--json")
+    result = run_main(
+        "summary",
+        "--model",
+        "tv:resnet18",
+        "--freeze",
+        "net.layer",
+        "--freeze",
+        "net.conv1",
+        "--freeze",
+        "net.bn1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["trainable_parameters"] == head == 512 * 10 + 10
 
@@ -213,14 +251,20 @@ def test_dropout_reaches_the_cnn(run_main, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     train_ok(run_main, tiny_data, run_dir, "--config", config_file, "--quiet")
     assert read_config_file(run_dir / "config.toml")["dropout"] == 0.3
-    trainer = Trainer(TrainConfig(model="cnn", dropout=0.3, extra={"width": 8}, device="cpu"), run_dir,
-                      load_dataset(data_dir=tiny_data, download=False), None, Reporter())
+    trainer = Trainer(
+        TrainConfig(model="cnn", dropout=0.3, extra={"width": 8}, device="cpu"),
+        run_dir,
+        load_dataset(data_dir=tiny_data, download=False),
+        None,
+        Reporter(),
+    )
     assert [m.p for m in trainer.model.modules() if isinstance(m, nn.Dropout)] == [0.3]
 
 
 def test_dropout_for_the_mlp_is_refused_with_one_line(run_main, tiny_data, tmp_path):
-    result = run_main("train", "--data-dir", tiny_data, "--run-dir", tmp_path / "run", "--model", "mlp",
-                      "--dropout", "0.3")
+    result = run_main(
+        "train", "--data-dir", tiny_data, "--run-dir", tmp_path / "run", "--model", "mlp", "--dropout", "0.3"
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("trainlab train: error: ")
@@ -232,8 +276,9 @@ def test_dropout_for_the_mlp_is_refused_with_one_line(run_main, tiny_data, tmp_p
 @pytest.mark.parametrize(("model", "extra", "lr"), [("cnn", {"width": 16}, 3e-3), ("resnet", {"width": 8}, 1e-2)])
 def test_conv_nets_learn_the_bands_in_two_epochs(tiny_data, tmp_path, model, extra, lr):
     data = load_dataset(data_dir=tiny_data, download=False)
-    config = TrainConfig(model=model, extra=extra, optimizer="adam", lr=lr, epochs=2, batch_size=32, shuffle=True,
-                         device="cpu")
+    config = TrainConfig(
+        model=model, extra=extra, optimizer="adam", lr=lr, epochs=2, batch_size=32, shuffle=True, device="cpu"
+    )
     summary = fit(config, data=data, run_dir=tmp_path / "run")
     assert summary["test_accuracy"] >= 0.95
 
@@ -263,8 +308,13 @@ def test_local_weights_load_into_a_tv_model_and_the_skipped_head_is_reported(tmp
     torch.save(pretrained, path)
     data_dir = write_fashion_layout(tmp_path / "data", train_count=20, test_count=10)
     messages = Messages()
-    trainer = Trainer(TrainConfig(model="tv:resnet18", weights=str(path), device="cpu"), tmp_path / "run",
-                      load_dataset(data_dir=data_dir, download=False), None, messages)
+    trainer = Trainer(
+        TrainConfig(model="tv:resnet18", weights=str(path), device="cpu"),
+        tmp_path / "run",
+        load_dataset(data_dir=data_dir, download=False),
+        None,
+        messages,
+    )
     loaded = trainer.model.net.state_dict()
     for key, value in pretrained.items():
         assert torch.equal(loaded[key], value) == (not key.startswith("fc.")), key
@@ -277,8 +327,19 @@ def test_local_weights_load_into_a_tv_model_and_the_skipped_head_is_reported(tmp
 def test_frozen_batch_norm_keeps_its_running_statistics(tiny_data, tmp_path):
     data = load_dataset(data_dir=tiny_data, download=False)
     torch.manual_seed(0)
-    fit(TrainConfig(model="cnn", epochs=1, batch_size=64, optimizer="adam", freeze=["features.0"], device="cpu",
-                    extra={"width": 8}), data=data, run_dir=tmp_path / "run")
+    fit(
+        TrainConfig(
+            model="cnn",
+            epochs=1,
+            batch_size=64,
+            optimizer="adam",
+            freeze=["features.0"],
+            device="cpu",
+            extra={"width": 8},
+        ),
+        data=data,
+        run_dir=tmp_path / "run",
+    )
     state = load_checkpoint(tmp_path / "run").model_state
     assert torch.equal(state["features.0.1.running_mean"], torch.zeros(8))  # untouched: still the initial values
     assert torch.equal(state["features.0.1.running_var"], torch.ones(8))
@@ -292,8 +353,24 @@ def test_resuming_a_tv_run_does_not_need_its_weights_file_any_more(tmp_path, run
     torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), path)
     data_dir = write_fashion_layout(tmp_path / "data", train_count=64, test_count=16)
     run_dir = tmp_path / "run"
-    first = run_main("train", "--model", "tv:resnet18", "--weights", str(path), "--epochs", "2", "--batch-size",
-                     "32", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--threads", "1", "--quiet")
+    first = run_main(
+        "train",
+        "--model",
+        "tv:resnet18",
+        "--weights",
+        str(path),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert first.returncode == 0, first.stderr
     metrics = (run_dir / "metrics.jsonl").read_text().splitlines()
     (run_dir / "metrics.jsonl").write_text(metrics[0] + "\n")

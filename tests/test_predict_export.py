@@ -48,8 +48,9 @@ def test_predict_test_index_prints_the_tutorials_line(trained, run_main):
 
 
 def test_predict_test_index_json(trained, run_main):
-    result = run_main("predict", trained["run"], "--test-index", "5", "--data-dir", trained["data_dir"], "--json",
-                      "--top-k", "2")
+    result = run_main(
+        "predict", trained["run"], "--test-index", "5", "--data-dir", trained["data_dir"], "--json", "--top-k", "2"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1
@@ -211,8 +212,9 @@ def test_export_onnx_without_its_packages_says_what_to_install(trained, run_main
     import importlib.util
 
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "onnxscript" else real_find_spec(name, *args))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "onnxscript" else real_find_spec(name, *args)
+    )
     result = run_main("export", trained["run"], "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert result.returncode == 2
     assert result.stderr == "trainlab export: error: ONNX export needs onnxscript: pip install 'trainlab[onnx]'\n"

@@ -58,8 +58,18 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
 
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
-    return ["train", "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--no-download", "--device", "cpu",
-            "--quiet", *extra]
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        "--no-download",
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]
 
 
 def no_temporary_files(run_dir: Path) -> bool:
@@ -71,11 +81,17 @@ def no_temporary_files(run_dir: Path) -> bool:
 
 def test_sigkill_at_many_moments_then_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
     """The CI version of scripts/fault_injection.py (trainlab.testing.fault_injection): 5 real SIGKILLs (before
-    the first checkpoint, during a training step, during evaluation, during a checkpoint write, just after an epoch-end checkpoint)."""
+    the first checkpoint, during a training step, during evaluation, during a checkpoint write, just after an
+    epoch-end checkpoint)."""
     report = fault_injection.run_fault_injection(tmp_path, kills=5, seed=7)
     assert report.differences == []
-    assert report.moments_hit() == {"before first checkpoint", "training step", "evaluation", "checkpoint write",
-                                    "after epoch checkpoint"}, report.kills
+    assert report.moments_hit() == {
+        "before first checkpoint",
+        "training step",
+        "evaluation",
+        "checkpoint write",
+        "after epoch checkpoint",
+    }, report.kills
 
 
 # --- graceful stop ---------------------------------------------------------------------------------------------
@@ -98,17 +114,30 @@ def send_at_batch(monkeypatch, batch: int, *signals: signal.Signals) -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_epoch_saves_a_checkpoint_and_the_resumed_run_is_bit_identical(
-        signum, tiny_data, tmp_path, run_main, monkeypatch):
-    settings = ("--epochs", "2", "--batch-size", "32", "--shuffle", "--augment", "--optimizer", "adam",
-                "--log-every", "1")
+    signum, tiny_data, tmp_path, run_main, monkeypatch
+):
+    settings = (
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--shuffle",
+        "--augment",
+        "--optimizer",
+        "adam",
+        "--log-every",
+        "1",
+    )
     clean = run_main(*train_args(tiny_data, tmp_path / "clean", *settings))
     assert clean.returncode == 0, clean.stderr
 
     send_at_batch(monkeypatch, 27, signum)  # epoch 2, batch 7 of 20
     stopped = run_main(*train_args(tiny_data, tmp_path / "stopped", *settings))
     assert stopped.returncode == 128 + signum
-    assert f"{signum.name} received: checkpoint saved; resume with: trainlab train --resume " \
-           f"{tmp_path / 'stopped'}" in stopped.stderr
+    assert (
+        f"{signum.name} received: checkpoint saved; resume with: trainlab train --resume "
+        f"{tmp_path / 'stopped'}" in stopped.stderr
+    )
     checkpoint = last_checkpoint(tmp_path / "stopped")
     assert (checkpoint["epoch"], checkpoint["epoch_progress"]["batch"], checkpoint["step"]) == (1, 7, 27)
     assert len(metrics_rows(tmp_path / "stopped")) == 1
@@ -124,8 +153,9 @@ def test_signal_mid_epoch_saves_a_checkpoint_and_the_resumed_run_is_bit_identica
 
 def test_a_second_ctrl_c_stops_at_once_without_writing(tiny_data, tmp_path, run_main, monkeypatch):
     send_at_batch(monkeypatch, 7, signal.SIGINT, signal.SIGINT)
-    result = run_main(*train_args(tiny_data, tmp_path / "run", "--epochs", "1", "--checkpoint-every", "5",
-                                  "--log-every", "1"))
+    result = run_main(
+        *train_args(tiny_data, tmp_path / "run", "--epochs", "1", "--checkpoint-every", "5", "--log-every", "1")
+    )
     assert result.returncode == 128 + signal.SIGINT
     assert result.stderr.strip() == "interrupted"
     assert last_checkpoint(tmp_path / "run")["step"] == 5  # the checkpoint before the Ctrl-Cs, untouched
@@ -140,23 +170,29 @@ def wait_until(condition, timeout: float = 120.0) -> None:
 
 
 def test_sigterm_to_a_real_process_leaves_a_resumable_checkpoint_and_a_second_trainer_is_locked_out(
-        tiny_data, tmp_path, run_main):
+    tiny_data, tmp_path, run_main
+):
     run_dir = tmp_path / "run"
     settings = ("--epochs", "3", "--batch-size", "4", "--checkpoint-every", "40")
     process = subprocess.Popen(
         [sys.executable, "-m", "trainlab", *train_args(tiny_data, run_dir, *settings)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # the first checkpoint says training is under way, with the graceful-stop handlers installed
         wait_until(lambda: (run_dir / "checkpoints" / "last.pt").is_file() or process.poll() is not None)
         files_before = sorted(p.name for p in run_dir.iterdir())
 
-        for second in (["train", "--resume", run_dir],
-                       train_args(tiny_data, run_dir, "--epochs", "1", "--overwrite")):
+        for second in (["train", "--resume", run_dir], train_args(tiny_data, run_dir, "--epochs", "1", "--overwrite")):
             refused = run_main(*second)
             assert refused.returncode == 2
-            assert refused.stderr.strip() == (f"trainlab train: error: another trainlab process is training into "
-                                               f"{run_dir}; wait for it or choose another --run-dir")
+            assert refused.stderr.strip() == (
+                f"trainlab train: error: another trainlab process is training into "
+                f"{run_dir}; wait for it or choose another --run-dir"
+            )
         assert sorted(p.name for p in run_dir.iterdir()) == files_before  # --overwrite cleared nothing
 
         process.send_signal(signal.SIGTERM)
@@ -165,8 +201,9 @@ def test_sigterm_to_a_real_process_leaves_a_resumable_checkpoint_and_a_second_tr
         if process.poll() is None:
             process.kill()
     assert process.returncode == 128 + signal.SIGTERM, stderr
-    assert stderr.strip().splitlines()[-1] == (f"SIGTERM received: checkpoint saved; resume with: "
-                                               f"trainlab train --resume {run_dir}")
+    assert stderr.strip().splitlines()[-1] == (
+        f"SIGTERM received: checkpoint saved; resume with: trainlab train --resume {run_dir}"
+    )
     stopped_at = last_checkpoint(run_dir)["step"]
     assert stopped_at > 0
 
@@ -233,8 +270,20 @@ def test_init_from_starts_a_new_run_from_trained_weights_with_a_fresh_optimizer(
     assert run_main(*train_args(tiny_data, tmp_path / "first", "--epochs", "1", "--optimizer", "adam")).returncode == 0
     trained = last_checkpoint(tmp_path / "first")
 
-    result = run_main(*train_args(tiny_data, tmp_path / "second", "--epochs", "1", "--optimizer", "adam",
-                                  "--lr", "1e-12", "--init-from", tmp_path / "first"))
+    result = run_main(
+        *train_args(
+            tiny_data,
+            tmp_path / "second",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "1e-12",
+            "--init-from",
+            tmp_path / "first",
+        )
+    )
     assert result.returncode == 0, result.stderr
     assert "Initialized weights from" in result.stdout
     second = last_checkpoint(tmp_path / "second")
@@ -253,8 +302,12 @@ PLAIN_TYPES = (str, int, float, bool, type(None), torch.Tensor)
 
 def plain_types_only(value, where="checkpoint") -> list[str]:
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in
-                ([] if isinstance(k, (str, int)) else [f"{where}: key {k!r}"]) + plain_types_only(v, f"{where}/{k}")]
+        return [
+            p
+            for k, v in value.items()
+            for p in ([] if isinstance(k, (str, int)) else [f"{where}: key {k!r}"])
+            + plain_types_only(v, f"{where}/{k}")
+        ]
     if isinstance(value, (list, tuple)):
         return [p for i, v in enumerate(value) for p in plain_types_only(v, f"{where}[{i}]")]
     return [] if isinstance(value, PLAIN_TYPES) else [f"{where}: {type(value).__name__}"]
@@ -262,11 +315,25 @@ def plain_types_only(value, where="checkpoint") -> list[str]:
 
 def test_checkpoint_holds_the_whole_training_state_in_plain_types(tiny_data, tmp_path, run_main):
     run_dir = tmp_path / "run"
-    assert run_main(*train_args(tiny_data, run_dir, "--epochs", "1", "--schedule", "cosine",
-                                "--checkpoint-every", "3")).returncode == 0
+    assert (
+        run_main(
+            *train_args(tiny_data, run_dir, "--epochs", "1", "--schedule", "cosine", "--checkpoint-every", "3")
+        ).returncode
+        == 0
+    )
     payload = last_checkpoint(run_dir)
-    assert {"model_state", "optimizer_state", "scheduler_state", "scaler_state", "epoch", "step", "rng",
-            "epoch_progress", "metrics", "config"} <= set(payload)
+    assert {
+        "model_state",
+        "optimizer_state",
+        "scheduler_state",
+        "scaler_state",
+        "epoch",
+        "step",
+        "rng",
+        "epoch_progress",
+        "metrics",
+        "config",
+    } <= set(payload)
     assert {"python", "numpy", "torch"} <= set(payload["rng"])
     assert payload["scheduler_state"] is not None
     assert payload["config"]["checkpoint_every"] == 3
@@ -281,8 +348,13 @@ def test_every_torch_load_in_trainlab_is_weights_only_but_the_trusted_pickle_pat
             if not isinstance(function, ast.FunctionDef):
                 continue
             for call in ast.walk(function):
-                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "load"
-                        and isinstance(call.func.value, ast.Name) and call.func.value.id == "torch"):
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "load"
+                    and isinstance(call.func.value, ast.Name)
+                    and call.func.value.id == "torch"
+                ):
                     loads += 1
                     weights_only = [k.value for k in call.keywords if k.arg == "weights_only"]
                     if not (weights_only and isinstance(weights_only[0], ast.Constant) and weights_only[0].value):
@@ -292,8 +364,9 @@ def test_every_torch_load_in_trainlab_is_weights_only_but_the_trusted_pickle_pat
 
 
 def test_weights_that_became_non_finite_are_never_saved(tiny_data, tmp_path):
-    trainer = Trainer(TrainConfig(device="cpu"), tmp_path, load_dataset(data_dir=tiny_data, download=False),
-                      None, ConsoleReporter())
+    trainer = Trainer(
+        TrainConfig(device="cpu"), tmp_path, load_dataset(data_dir=tiny_data, download=False), None, ConsoleReporter()
+    )
     trainer.save()
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
     with torch.no_grad():
@@ -307,12 +380,15 @@ def test_weights_that_became_non_finite_are_never_saved(tiny_data, tmp_path):
 
 
 def test_a_nan_loss_stops_the_run_naming_the_step_and_the_remedy_and_keeps_the_last_good_checkpoint(
-        tiny_data, tmp_path, run_main):
+    tiny_data, tmp_path, run_main
+):
     run_dir = tmp_path / "run"
     result = run_main(*train_args(tiny_data, run_dir, "--epochs", "2", "--lr", "1e6", "--checkpoint-every", "2"))
     assert result.returncode == 2
-    assert result.stderr.strip() == ("trainlab train: error: loss became nan at step 3 (epoch batch 3); "
-                                     "lower the learning rate or set --grad-clip 1.0")
+    assert result.stderr.strip() == (
+        "trainlab train: error: loss became nan at step 3 (epoch batch 3); "
+        "lower the learning rate or set --grad-clip 1.0"
+    )
     good = load_checkpoint(run_dir).payload
     assert good["step"] == 2
     assert all(tensor.isfinite().all() for tensor in good["model_state"].values())
@@ -344,18 +420,22 @@ def malicious_files(folder: Path, marker: Path) -> list[Path]:
     return [folder / "zip.pt", folder / "legacy.pt", folder / "plain.pkl", folder / "run"]
 
 
-def test_a_checkpoint_whose_unpickling_would_run_code_is_refused_and_the_code_never_runs(
-        tiny_data, tmp_path, run_main):
+def test_a_checkpoint_whose_unpickling_would_run_code_is_refused_and_the_code_never_runs(tiny_data, tmp_path, run_main):
     marker = tmp_path / "marker"
     for path in malicious_files(tmp_path, marker):
-        for command in (["evaluate", path, "--data-dir", tiny_data], ["predict", path, "--test-index", "0"],
-                        ["export", path, "--format", "safetensors", "--out", tmp_path / "out.safetensors"],
-                        train_args(tiny_data, tmp_path / "new", "--init-from", path)):
+        for command in (
+            ["evaluate", path, "--data-dir", tiny_data],
+            ["predict", path, "--test-index", "0"],
+            ["export", path, "--format", "safetensors", "--out", tmp_path / "out.safetensors"],
+            train_args(tiny_data, tmp_path / "new", "--init-from", path),
+        ):
             result = run_main(*command)
             assert result.returncode == 2, (command, result.stderr)
             assert len(result.stderr.strip().splitlines()) == 1
-            assert "holds pickled Python objects (builtins.open)" in result.stderr \
-                or "holds pickled Python objects (io.open)" in result.stderr, result.stderr
+            assert (
+                "holds pickled Python objects (builtins.open)" in result.stderr
+                or "holds pickled Python objects (io.open)" in result.stderr
+            ), result.stderr
             assert "refused" in result.stderr and "--trust-pickle" in result.stderr
     assert not marker.exists()
     assert not (tmp_path / "new").exists() and not (tmp_path / "out.safetensors").exists()
@@ -368,8 +448,9 @@ def test_a_whole_pickled_model_loads_only_with_trust_pickle_and_a_warning(tiny_d
     assert refused.returncode == 2
     assert "holds pickled Python objects (trainlab.models.mlp.NeuralNetwork)" in refused.stderr
     with pytest.warns(UserWarning, match="--trust-pickle runs code from the file"):
-        trusted = run_main("evaluate", tmp_path / "model.pth", "--data-dir", tiny_data, "--model", "mlp",
-                           "--trust-pickle")
+        trusted = run_main(
+            "evaluate", tmp_path / "model.pth", "--data-dir", tiny_data, "--model", "mlp", "--trust-pickle"
+        )
     assert trusted.returncode == 0, trusted.stderr
 
 

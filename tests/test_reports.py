@@ -45,8 +45,13 @@ def runs(tmp_path_factory):
     assert sgd[0] == 0, sgd[2]
     adam = cli(*common, "--run-dir", root / "runs" / "adam", "--epochs", "1", "--optimizer", "adam", "--quiet")
     assert adam[0] == 0, adam[2]
-    return {"root": root / "runs", "data": data_dir, "sgd": root / "runs" / "sgd", "adam": root / "runs" / "adam",
-            "stdout": sgd[1]}
+    return {
+        "root": root / "runs",
+        "data": data_dir,
+        "sgd": root / "runs" / "sgd",
+        "adam": root / "runs" / "adam",
+        "stdout": sgd[1],
+    }
 
 
 def png_pixels(path) -> np.ndarray:
@@ -65,6 +70,7 @@ def assert_drawn(pixels: np.ndarray, min_width: int, min_height: int) -> None:
 
 
 # the PNG reports -----------------------------------------------------------------------------------------------
+
 
 def test_a_run_draws_learning_curves_confusion_matrix_and_top_losses(runs):
     paths = [runs["sgd"] / name for name in REPORTS]
@@ -100,17 +106,28 @@ def test_most_confidently_wrong_lists_only_wrong_predictions_most_confident_firs
 
 # confusion matrix and per-class figures ------------------------------------------------------------------------
 
+
 def test_evaluate_confusion_matrix_counts_every_test_image_and_its_diagonal_is_the_accuracy(runs):
-    code, stdout, stderr = cli("evaluate", runs["sgd"], "--data-dir", runs["data"], "--device", "cpu", "--json",
-                               "--confusion-matrix", runs["root"].parent / "matrix.png")
+    code, stdout, stderr = cli(
+        "evaluate",
+        runs["sgd"],
+        "--data-dir",
+        runs["data"],
+        "--device",
+        "cpu",
+        "--json",
+        "--confusion-matrix",
+        runs["root"].parent / "matrix.png",
+    )
     assert code == 0, stderr
     figures = json.loads(stdout.splitlines()[-1])
     matrix = torch.tensor(figures["confusion_matrix"])
     assert matrix.shape == (10, 10)
     assert int(matrix.sum()) == figures["samples"] == 160
     assert int(matrix.trace()) == figures["correct"]
-    assert int(matrix.trace()) / int(matrix.sum()) == figures["accuracy"] == read_metrics(runs["sgd"])[-1][
-        "test_accuracy"]
+    assert (
+        int(matrix.trace()) / int(matrix.sum()) == figures["accuracy"] == read_metrics(runs["sgd"])[-1]["test_accuracy"]
+    )
     assert matrix.sum(dim=1).tolist() == [16] * 10  # rows are the true classes: 16 test images each
     assert [row["support"] for row in figures["per_class"]] == [16] * 10
     # the same counts as tallying the predictions one by one
@@ -149,6 +166,7 @@ def test_per_class_precision_and_recall_match_a_hand_count():
 
 # run listings and comparison plots -----------------------------------------------------------------------------
 
+
 def test_runs_lists_each_run_with_model_optimizer_lr_epochs_and_accuracy(runs):
     code, stdout, stderr = cli("runs", runs["root"])
     assert code == 0, stderr
@@ -158,11 +176,23 @@ def test_runs_lists_each_run_with_model_optimizer_lr_epochs_and_accuracy(runs):
     best = max(row["val_accuracy"] for row in sgd_metrics)
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {str(runs["sgd"]), str(runs["adam"])}
-    assert rows[str(runs["sgd"])][1:7] == ["mlp", "sgd", "0.01", "2/2", f"{100 * best:.1f}%",
-                                           f"{100 * sgd_metrics[-1]['test_accuracy']:.1f}%"]
+    assert rows[str(runs["sgd"])][1:7] == [
+        "mlp",
+        "sgd",
+        "0.01",
+        "2/2",
+        f"{100 * best:.1f}%",
+        f"{100 * sgd_metrics[-1]['test_accuracy']:.1f}%",
+    ]
     assert rows[str(runs["sgd"])][-1] == "finished"
-    assert rows[str(runs["adam"])][1:7] == ["mlp", "adam", "0.001", "1/1", "-",
-                                            f"{100 * adam_metrics[-1]['test_accuracy']:.1f}%"]
+    assert rows[str(runs["adam"])][1:7] == [
+        "mlp",
+        "adam",
+        "0.001",
+        "1/1",
+        "-",
+        f"{100 * adam_metrics[-1]['test_accuracy']:.1f}%",
+    ]
 
 
 def test_runs_json_gives_the_same_rows_as_numbers(runs):
@@ -172,7 +202,12 @@ def test_runs_json_gives_the_same_rows_as_numbers(runs):
     sgd = listed[str(runs["sgd"])]
     metrics = read_metrics(runs["sgd"])
     assert {key: sgd[key] for key in ("model", "optimizer", "lr", "epochs", "status")} == {
-        "model": "mlp", "optimizer": "sgd", "lr": 0.01, "epochs": "2/2", "status": "finished"}
+        "model": "mlp",
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "epochs": "2/2",
+        "status": "finished",
+    }
     assert sgd["best_val_accuracy"] == max(row["val_accuracy"] for row in metrics)
     assert sgd["test_accuracy"] == metrics[-1]["test_accuracy"]
     assert sgd["machine_seconds"] == pytest.approx(sum(row["machine_seconds"] for row in metrics))
@@ -182,8 +217,10 @@ def test_runs_json_gives_the_same_rows_as_numbers(runs):
 def test_runs_of_a_missing_folder_is_one_line_exit_2(tmp_path):
     code, stdout, stderr = cli("runs", tmp_path / "nowhere")
     assert code == 2
-    assert stderr == f"trainlab runs: error: {tmp_path / 'nowhere'}: no such directory; runs are written to runs/ " \
-                     "unless --run-dir says otherwise\n"
+    assert (
+        stderr == f"trainlab runs: error: {tmp_path / 'nowhere'}: no such directory; runs are written to runs/ "
+        "unless --run-dir says otherwise\n"
+    )
 
 
 def test_plot_overlays_runs_into_one_png(runs, tmp_path):
@@ -204,6 +241,7 @@ def test_plot_refuses_a_folder_that_is_not_a_run_and_writes_nothing(runs, tmp_pa
 
 # TensorBoard ---------------------------------------------------------------------------------------------------
 
+
 def test_tensorboard_events_hold_one_scalar_per_epoch_equal_to_the_metrics(runs):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -212,14 +250,19 @@ def test_tensorboard_events_hold_one_scalar_per_epoch_equal_to_the_metrics(runs)
     events.Reload()
     assert {"loss/train", "accuracy/test", "accuracy/val", "loss/test", "lr"} <= set(events.Tags()["scalars"])
     metrics = read_metrics(runs["sgd"])
-    for tag, key in (("loss/train", "train_loss"), ("accuracy/test", "test_accuracy"),
-                     ("accuracy/val", "val_accuracy"), ("lr", "lr")):
+    for tag, key in (
+        ("loss/train", "train_loss"),
+        ("accuracy/test", "test_accuracy"),
+        ("accuracy/val", "val_accuracy"),
+        ("lr", "lr"),
+    ):
         scalars = events.Scalars(tag)
         assert [event.step for event in scalars] == [1, 2], tag
         assert [event.value for event in scalars] == pytest.approx([row[key] for row in metrics], rel=1e-6), tag
 
 
 # the console ---------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_splits(tmp_path_factory):
@@ -228,8 +271,12 @@ def tiny_splits(tmp_path_factory):
 
 def console_output(splits, run_dir, **options) -> str:
     stream = io.StringIO()
-    fit(TrainConfig(epochs=2, device="cpu", log_every=2), data=splits, run_dir=run_dir,
-        reporter=ConsoleReporter(stream, **options))
+    fit(
+        TrainConfig(epochs=2, device="cpu", log_every=2),
+        data=splits,
+        run_dir=run_dir,
+        reporter=ConsoleReporter(stream, **options),
+    )
     return stream.getvalue()
 
 
@@ -264,8 +311,9 @@ def test_the_console_is_a_terminal_bar_only_on_a_tty():
 
 def test_quiet_prints_one_line_per_epoch(runs, tmp_path):
     run_dir = tmp_path / "run"
-    code, stdout, stderr = cli("train", "--data-dir", runs["data"], "--run-dir", run_dir, "--device", "cpu",
-                               "--epochs", "3", "--quiet")
+    code, stdout, stderr = cli(
+        "train", "--data-dir", runs["data"], "--run-dir", run_dir, "--device", "cpu", "--epochs", "3", "--quiet"
+    )
     assert code == 0, stderr
     lines = stdout.splitlines()
     accuracies = [row["test_accuracy"] for row in read_metrics(run_dir)]

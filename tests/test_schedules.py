@@ -21,8 +21,9 @@ from conftest import (
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 
 
-def scheduled_lrs(kind: str, total: int, warmup: int = 0, step_every: int = 1, gamma: float = 0.1,
-                  lr: float = 0.1) -> list[float]:
+def scheduled_lrs(
+    kind: str, total: int, warmup: int = 0, step_every: int = 1, gamma: float = 0.1, lr: float = 0.1
+) -> list[float]:
     """The lr of each of `total` optimizer steps under make_scheduler."""
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
     scheduler = make_scheduler(kind, optimizer, lr, total, warmup, step_every, gamma)
@@ -74,8 +75,8 @@ def test_onecycle_peaks_at_the_warmup_end_and_ends_near_zero(warmup, peak):
     assert max(range(100), key=lrs.__getitem__) == peak
     assert lrs[peak] == pytest.approx(0.1)
     assert lrs[0] == pytest.approx(0.1 / 25)  # OneCycleLR's div_factor
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))  # rises
-    assert all(a > b for a, b in zip(lrs[peak:-1], lrs[peak + 1:], strict=True))  # then falls
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))  # rises
+    assert all(a > b for a, b in zip(lrs[peak:-1], lrs[peak + 1 :], strict=True))  # then falls
     assert lrs[-1] < 0.1 * 1e-3
 
 
@@ -84,13 +85,17 @@ def test_onecycle_peaks_at_the_warmup_end_and_ends_near_zero(warmup, peak):
     [
         ("step", ["--step-epochs", "2", "--step-gamma", "0.1"], [1, 1, 0.1, 0.1]),
         # one warmup epoch of 10 steps, then 30 cosine steps: epoch starts at t = 0, 10, 20 of 30
-        ("cosine", ["--warmup-epochs", "1"], [0.1, 1, 0.5 * (1 + math.cos(math.pi / 3)),
-                                               0.5 * (1 + math.cos(2 * math.pi / 3))]),
+        (
+            "cosine",
+            ["--warmup-epochs", "1"],
+            [0.1, 1, 0.5 * (1 + math.cos(math.pi / 3)), 0.5 * (1 + math.cos(2 * math.pi / 3))],
+        ),
         ("none", ["--warmup-epochs", "2"], [0.05, 0.55, 1, 1]),
     ],
 )
-def test_the_lr_logged_per_epoch_is_the_schedules_lr_at_the_epochs_first_step(run_main, tiny_data, tmp_path,
-                                                                               schedule, flags, factors):
+def test_the_lr_logged_per_epoch_is_the_schedules_lr_at_the_epochs_first_step(
+    run_main, tiny_data, tmp_path, schedule, flags, factors
+):
     run_dir = tmp_path / "run"
     train_ok(run_main, tiny_data, run_dir, "--epochs", "4", "--lr", "0.2", "--schedule", schedule, "--quiet", *flags)
     assert [row["lr"] for row in read_metrics(run_dir)] == pytest.approx([0.2 * f for f in factors], rel=1e-9)

@@ -39,8 +39,13 @@ class GroupRun:
         self.stdout_path, self.stderr_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
         log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stdout_path, "w") as stdout, open(self.stderr_path, "w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "trainlab", *args], stdout=stdout, stderr=stderr,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "trainlab", *args],
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def wait_for_checkpoint_after(self, checkpoint: Path, before: int | None) -> None:
         """Until checkpoint exists with another mtime (ns) than `before`; fails if the run exits first."""
@@ -76,10 +81,34 @@ class GroupRun:
 def test_sigterm_to_the_process_group_while_streaming_saves_a_checkpoint_exits_143_and_resumes(tmp_path):
     image_dir = write_class_folders(tmp_path / "images", count=600)
     run_dir, last = tmp_path / "run", tmp_path / "run" / "checkpoints" / "last.pt"
-    run = GroupRun(tmp_path / "first", "train", "--dataset", "folder", "--image-dir", str(image_dir),
-                   "--val-split", "0.1", "--memory-budget-mb", "0", "--workers", "2", "--epochs", "50",
-                   "--batch-size", "16", "--shuffle", "--run-dir", str(run_dir), "--device", "cpu", "--threads", "1",
-                   "--checkpoint-every", "5", "--quiet")
+    run = GroupRun(
+        tmp_path / "first",
+        "train",
+        "--dataset",
+        "folder",
+        "--image-dir",
+        str(image_dir),
+        "--val-split",
+        "0.1",
+        "--memory-budget-mb",
+        "0",
+        "--workers",
+        "2",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "16",
+        "--shuffle",
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "5",
+        "--quiet",
+    )
     code, _, stderr = run.stop_once_checkpointed(last, before=None)
     assert code == 128 + signal.SIGTERM, stderr
     assert f"SIGTERM received: checkpoint saved; resume with: trainlab train --resume {run_dir}" in stderr

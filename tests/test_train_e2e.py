@@ -16,8 +16,9 @@ def test_public_api_trains_and_predicts(tiny_data, tmp_path):
     from trainlab import Predictor, TrainConfig, create_model, fit, load_dataset
 
     data = load_dataset(data_dir=tiny_data, download=False)
-    summary = fit(TrainConfig(optimizer="adam", epochs=3, batch_size=32, device="cpu"), data=data,
-                  run_dir=tmp_path / "run")
+    summary = fit(
+        TrainConfig(optimizer="adam", epochs=3, batch_size=32, device="cpu"), data=data, run_dir=tmp_path / "run"
+    )
     assert summary["status"] == "finished"
     assert summary["epochs"] == 3
     assert summary["steps"] == 3 * 20
@@ -37,8 +38,12 @@ def test_fit_trains_the_users_own_module_in_place(tiny_data, tmp_path):
     data = load_dataset(data_dir=tiny_data, download=False)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
     initial = [p.detach().clone() for p in model.parameters()]
-    summary = fit(TrainConfig(optimizer="adam", lr=3e-3, epochs=3, batch_size=32, device="cpu"), model=model,
-                  data=data, run_dir=tmp_path / "run")
+    summary = fit(
+        TrainConfig(optimizer="adam", lr=3e-3, epochs=3, batch_size=32, device="cpu"),
+        model=model,
+        data=data,
+        run_dir=tmp_path / "run",
+    )
     assert summary["test_accuracy"] >= 0.9
     assert not all(torch.equal(a, b) for a, b in zip(initial, model.parameters(), strict=True))
     saved = load_checkpoint(tmp_path / "run").model_state
@@ -58,8 +63,9 @@ def test_different_seeds_start_from_different_weights(tiny_data, tmp_path):
     from trainlab import TrainConfig, fit, load_dataset
 
     data = load_dataset(data_dir=tiny_data, download=False)
-    rows = [fit(TrainConfig(epochs=1, seed=seed, device="cpu"), data=data, run_dir=tmp_path / str(seed))
-            for seed in (0, 1)]
+    rows = [
+        fit(TrainConfig(epochs=1, seed=seed, device="cpu"), data=data, run_dir=tmp_path / str(seed)) for seed in (0, 1)
+    ]
     assert rows[0]["train_loss"] != rows[1]["train_loss"]
 
 
@@ -67,8 +73,19 @@ def test_different_seeds_start_from_different_weights(tiny_data, tmp_path):
 def test_tutorial_defaults_on_real_fashion_mnist_reach_the_tutorials_accuracy(real_data, tmp_path):
     """Two epochs of the Quickstart (MLP, SGD lr 1e-3, batch 64, seed 0): about 49.5% then 59.2%."""
     run_dir = tmp_path / "run"
-    result = run_cli("train", "--data-dir", str(real_data), "--epochs", "2", "--run-dir", str(run_dir),
-                     "--device", "cpu", env={"OMP_NUM_THREADS": "1"}, timeout=600)
+    result = run_cli(
+        "train",
+        "--data-dir",
+        str(real_data),
+        "--epochs",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--device",
+        "cpu",
+        env={"OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     loss_lines = [line for line in lines if line.startswith("loss: ")]
@@ -85,7 +102,8 @@ def test_tutorial_defaults_on_real_fashion_mnist_reach_the_tutorials_accuracy(re
 
 
 def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it_when_the_user_names_it(
-        tiny_data, tmp_path, monkeypatch):
+    tiny_data, tmp_path, monkeypatch
+):
     import sys
 
     from trainlab import Predictor, TrainConfig, fit, load_dataset
@@ -108,7 +126,7 @@ def test_a_users_own_module_is_recorded_so_the_checkpoint_rebuilds_it_when_the_u
 
     data = load_dataset(data_dir=tiny_data, download=False)
     summary = fit(TrainConfig(epochs=1, optimizer="adam"), model=Tiny(), data=data, run_dir=tmp_path / "run")
-    assert "model = \"userpkg.nets:Tiny\"" in (tmp_path / "run" / "config.toml").read_text()
+    assert 'model = "userpkg.nets:Tiny"' in (tmp_path / "run" / "config.toml").read_text()
     with pytest.raises(ConfigError, match="pass --model userpkg.nets:Tiny or --trust-model-code"):
         Predictor.from_checkpoint(tmp_path / "run")  # the file alone never imports code
     predictor = Predictor.from_checkpoint(tmp_path / "run", model="userpkg.nets:Tiny")
@@ -125,11 +143,20 @@ def test_compiled_training_saves_plain_keys_that_load_into_an_uncompiled_model(t
     from trainlab.checkpoint import load_checkpoint
 
     data = load_dataset(data_dir=tiny_data, download=False)
-    summary = fit(TrainConfig(epochs=2, optimizer="adam", compile=True, threads=1, data_dir=str(tiny_data)), data=data,
-                  run_dir=tmp_path / "compiled")
+    summary = fit(
+        TrainConfig(epochs=2, optimizer="adam", compile=True, threads=1, data_dir=str(tiny_data)),
+        data=data,
+        run_dir=tmp_path / "compiled",
+    )
     state = load_checkpoint(tmp_path / "compiled").model_state
-    assert list(state) == ["linear_relu_stack.0.weight", "linear_relu_stack.0.bias", "linear_relu_stack.2.weight",
-                           "linear_relu_stack.2.bias", "linear_relu_stack.4.weight", "linear_relu_stack.4.bias"]
+    assert list(state) == [
+        "linear_relu_stack.0.weight",
+        "linear_relu_stack.0.bias",
+        "linear_relu_stack.2.weight",
+        "linear_relu_stack.2.bias",
+        "linear_relu_stack.4.weight",
+        "linear_relu_stack.4.bias",
+    ]
     evaluated = run_main("evaluate", str(tmp_path / "compiled"), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout.splitlines()[-1])["accuracy"] == summary["test_accuracy"]

@@ -35,20 +35,24 @@ def crafted_checkpoint(run_dir: Path, path: Path, model: str, marker: Path) -> P
 CODE = "subprocess:getoutput"  # called with cmd=..., it would run a shell command
 
 
-@pytest.mark.parametrize("command", [
-    ["evaluate", "{ckpt}"],
-    ["predict", "{ckpt}", "--test-index", "0"],
-    ["export", "{ckpt}", "--format", "state-dict", "--out", "{tmp}/out.pth"],
-    ["export", "{ckpt}", "--format", "onnx", "--out", "{tmp}/out.onnx"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "{ckpt}"],
+        ["predict", "{ckpt}", "--test-index", "0"],
+        ["export", "{ckpt}", "--format", "state-dict", "--out", "{tmp}/out.pth"],
+        ["export", "{ckpt}", "--format", "onnx", "--out", "{tmp}/out.onnx"],
+    ],
+)
 def test_a_checkpoint_naming_code_as_its_model_never_runs_it(command, trained, tmp_path, run_main):
     data_dir, run_dir = trained
     marker = tmp_path / "ran"
     checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
     args = [part.format(ckpt=checkpoint, tmp=tmp_path) for part in command]
     result = run_main(*args, "--data-dir", data_dir) if command[0] != "export" else run_main(*args)
-    assert_one_line_error(result, "names the model 'subprocess:getoutput'", "so it was not imported",
-                          "--trust-model-code")
+    assert_one_line_error(
+        result, "names the model 'subprocess:getoutput'", "so it was not imported", "--trust-model-code"
+    )
     assert not marker.exists()
     assert not (tmp_path / "out.pth").exists() and not (tmp_path / "out.onnx").exists()
 
@@ -70,8 +74,9 @@ def test_a_config_file_naming_code_needs_the_same_model_on_the_command_line(tiny
     marker = tmp_path / "ran"
     config = tmp_path / "run.toml"
     config.write_text(f'model = "{CODE}"\nepochs = 1\n[extra]\ncmd = "touch {marker}"\n')
-    result = run_main("train", "--config", config, "--data-dir", tiny_data, "--run-dir", tmp_path / "run",
-                      "--no-download")
+    result = run_main(
+        "train", "--config", config, "--data-dir", tiny_data, "--run-dir", tmp_path / "run", "--no-download"
+    )
     assert_one_line_error(result, f"config file {config} names the model 'subprocess:getoutput'")
     assert not marker.exists() and not (tmp_path / "run").exists()
 
@@ -80,8 +85,21 @@ def test_init_from_a_crafted_checkpoint_takes_only_its_weights(trained, tmp_path
     data_dir, run_dir = trained
     marker = tmp_path / "ran"
     checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
-    result = run_main("train", "--init-from", checkpoint, "--data-dir", data_dir, "--run-dir", tmp_path / "run",
-                      "--epochs", "1", "--quiet", "--no-download", "--device", "cpu")
+    result = run_main(
+        "train",
+        "--init-from",
+        checkpoint,
+        "--data-dir",
+        data_dir,
+        "--run-dir",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--no-download",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     assert f"Initialized weights from {checkpoint}" in result.stdout
     assert not marker.exists()
@@ -133,7 +151,8 @@ def user_module(tmp_path, monkeypatch):
 
 
 def test_a_users_class_named_by_a_checkpoint_is_built_only_when_the_user_names_or_trusts_it(
-        trained, tmp_path, run_main, user_module):
+    trained, tmp_path, run_main, user_module
+):
     data_dir, run_dir = trained
     name, marker = user_module
     payload = load_checkpoint(run_dir).payload
@@ -169,10 +188,24 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run_and_touches_nothing(tiny_d
     (project / "notes.txt").write_text("my notes")
     (project / "src" / "model.py").write_text("print('mine')")
     before = snapshot(project)
-    result = run_main("train", "--run-dir", project, "--overwrite", "--data-dir", tiny_data, "--epochs", "1",
-                      "--no-download", "--quiet")
-    assert_one_line_error(result, "--overwrite replaces only a trainlab run directory or an empty folder",
-                          "notes.txt", "nothing was touched")
+    result = run_main(
+        "train",
+        "--run-dir",
+        project,
+        "--overwrite",
+        "--data-dir",
+        tiny_data,
+        "--epochs",
+        "1",
+        "--no-download",
+        "--quiet",
+    )
+    assert_one_line_error(
+        result,
+        "--overwrite replaces only a trainlab run directory or an empty folder",
+        "notes.txt",
+        "nothing was touched",
+    )
     assert snapshot(project) == before
     assert sorted(p.name for p in project.iterdir()) == ["notes.txt", "src"]
 
@@ -183,8 +216,9 @@ def test_overwrite_refuses_a_run_directory_holding_a_users_file(trained, tmp_pat
     shutil.copytree(run_dir, copy)
     (copy / "checkpoints" / "keep.txt").write_text("mine")
     before = snapshot(copy)
-    result = run_main("train", "--run-dir", copy, "--overwrite", "--data-dir", data_dir, "--epochs", "1",
-                      "--no-download", "--quiet")
+    result = run_main(
+        "train", "--run-dir", copy, "--overwrite", "--data-dir", data_dir, "--epochs", "1", "--no-download", "--quiet"
+    )
     assert_one_line_error(result, "checkpoints/keep.txt", "which no run writes")
     assert snapshot(copy) == before
 
@@ -195,19 +229,35 @@ def test_overwrite_replaces_a_run_and_fills_an_empty_folder(trained, tmp_path, r
     shutil.copytree(run_dir, copy)
     (tmp_path / "empty").mkdir()
     for target in (copy, tmp_path / "empty"):
-        result = run_main("train", "--run-dir", target, "--overwrite", "--data-dir", data_dir, "--epochs", "1",
-                          "--no-download", "--quiet", "--seed", "3")
+        result = run_main(
+            "train",
+            "--run-dir",
+            target,
+            "--overwrite",
+            "--data-dir",
+            data_dir,
+            "--epochs",
+            "1",
+            "--no-download",
+            "--quiet",
+            "--seed",
+            "3",
+        )
         assert result.returncode == 0, result.stderr
         assert "seed = 3" in (target / "config.toml").read_text()
 
 
-@pytest.mark.parametrize(("out", "problem"), [
-    ("folder", "is a folder; give the name of a file to write"),
-    ("notes.txt", "exists and is not a PyTorch file, so it was not replaced"),
-    ("checkpoint", "is the checkpoint being exported"),
-])
-def test_export_never_replaces_a_folder_another_kind_of_file_or_its_own_checkpoint(out, problem, trained, tmp_path,
-                                                                                   run_main):
+@pytest.mark.parametrize(
+    ("out", "problem"),
+    [
+        ("folder", "is a folder; give the name of a file to write"),
+        ("notes.txt", "exists and is not a PyTorch file, so it was not replaced"),
+        ("checkpoint", "is the checkpoint being exported"),
+    ],
+)
+def test_export_never_replaces_a_folder_another_kind_of_file_or_its_own_checkpoint(
+    out, problem, trained, tmp_path, run_main
+):
     _, run_dir = trained
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -215,8 +265,9 @@ def test_export_never_replaces_a_folder_another_kind_of_file_or_its_own_checkpoi
     (tmp_path / "notes.txt").write_text("my notes")
     target = copy / "checkpoints" / "last.pt" if out == "checkpoint" else tmp_path / out
     before = snapshot(tmp_path)
-    assert_one_line_error(run_main("export", copy / "checkpoints" / "last.pt", "--format", "state-dict",
-                                   "--out", target), problem)
+    assert_one_line_error(
+        run_main("export", copy / "checkpoints" / "last.pt", "--format", "state-dict", "--out", target), problem
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -247,8 +298,9 @@ def test_resume_never_writes_through_a_symlink_in_the_run_directory(link, traine
     config = (copy / "config.toml").read_text().replace("epochs = 1", "epochs = 2")
     (copy / "config.toml").write_text(config)
     before = snapshot(tmp_path)
-    assert_one_line_error(run_main("train", "--resume", copy), f"holds symbolic links ({link})",
-                          "never writes through links")
+    assert_one_line_error(
+        run_main("train", "--resume", copy), f"holds symbolic links ({link})", "never writes through links"
+    )
     assert snapshot(tmp_path) == before
 
 
@@ -282,7 +334,7 @@ def three_class_run(tmp_path):
             (root / split / name).mkdir(parents=True)
             for i in range(count):
                 pixels = rng.integers(0, 50, (12, 12, 3), dtype=np.uint8)
-                pixels[4 * label:4 * label + 4] = 220
+                pixels[4 * label : 4 * label + 4] = 220
                 Image.fromarray(pixels).save(root / split / name / f"{i}.png")
     config = TrainConfig(dataset="folder", image_dir=str(root), epochs=3, lr=0.05, shuffle=True, threads=1)
     fit(config, run_dir=tmp_path / "run")
@@ -291,7 +343,8 @@ def three_class_run(tmp_path):
 
 @pytest.mark.parametrize(("export_format", "name"), [("state-dict", "model.pth"), ("safetensors", "model.safetensors")])
 def test_an_export_of_a_three_class_model_predicts_and_evaluates_without_more_flags(
-        export_format, name, three_class_run, tmp_path, run_main):
+    export_format, name, three_class_run, tmp_path, run_main
+):
     run_dir, root = three_class_run
     out = tmp_path / name
     assert run_main("export", run_dir, "--format", export_format, "--out", out).returncode == 0
@@ -306,8 +359,10 @@ def test_an_export_of_a_three_class_model_predicts_and_evaluates_without_more_fl
     from_run = run_main("evaluate", run_dir, "--json")
     from_export = run_main("evaluate", out, "--dataset", "folder", "--image-dir", root, "--json")
     assert from_export.returncode == 0, from_export.stderr
-    assert from_export.stdout.splitlines()[-1].split('"accuracy": ')[1][:8] == \
-        from_run.stdout.splitlines()[-1].split('"accuracy": ')[1][:8]
+    assert (
+        from_export.stdout.splitlines()[-1].split('"accuracy": ')[1][:8]
+        == from_run.stdout.splitlines()[-1].split('"accuracy": ')[1][:8]
+    )
 
 
 def test_the_tutorials_code_loads_a_state_dict_export_with_its_description(trained, tmp_path, run_main):

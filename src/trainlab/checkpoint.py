@@ -49,7 +49,7 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for key, value in state.items():
         for prefix in WRAPPER_PREFIXES:
             while key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         cleaned[key] = value
     return cleaned
 
@@ -82,8 +82,11 @@ class TrainingState:
 
     def to_payload(self) -> dict[str, Any]:
         """The dict torch.save writes (shallow: tensors are not copied)."""
-        return {"format": FORMAT, "format_version": FORMAT_VERSION,
-                **{item.name: getattr(self, item.name) for item in fields(self)}}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **{item.name: getattr(self, item.name) for item in fields(self)},
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], path: str | os.PathLike) -> TrainingState:
@@ -101,8 +104,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     try:
         return atomic_write(path, lambda handle: torch.save(payload, handle))
     except FileWriteError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path}: {exc.reason}; the previous checkpoint is intact"
-                              ) from None
+        raise CheckpointError(
+            f"cannot write checkpoint {path}: {exc.reason}; the previous checkpoint is intact"
+        ) from None
 
 
 @dataclass
@@ -133,11 +137,13 @@ class LoadedCheckpoint:
         return self.info.get("preprocessing")
 
 
-def export_description(model_name: str, extra: dict[str, Any], classes: tuple[str, ...],
-                       preprocessing: dict[str, Any]) -> str:
+def export_description(
+    model_name: str, extra: dict[str, Any], classes: tuple[str, ...], preprocessing: dict[str, Any]
+) -> str:
     """The JSON an exported weights file carries so that trainlab can rebuild its model."""
-    return json.dumps({"config": {"model": model_name, "extra": extra}, "classes": list(classes),
-                       "preprocessing": preprocessing})
+    return json.dumps(
+        {"config": {"model": model_name, "extra": extra}, "classes": list(classes), "preprocessing": preprocessing}
+    )
 
 
 def read_description(text: Any, path: Path) -> dict[str, Any]:
@@ -147,15 +153,25 @@ def read_description(text: Any, path: Path) -> dict[str, Any]:
     try:
         values = json.loads(text)
         config, classes, preprocessing = values["config"], values["classes"], values["preprocessing"]
-        if not (isinstance(config, dict) and isinstance(config.get("model"), str)
-                and isinstance(config.get("extra", {}), dict) and isinstance(preprocessing, dict)
-                and isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        if not (
+            isinstance(config, dict)
+            and isinstance(config.get("model"), str)
+            and isinstance(config.get("extra", {}), dict)
+            and isinstance(preprocessing, dict)
+            and isinstance(classes, list)
+            and classes
+            and all(isinstance(c, str) for c in classes)
+        ):
             raise ValueError("unexpected value types")
     except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: its trainlab metadata is damaged ({exc}); pass --model and use a trainlab "
-                              "checkpoint") from None
-    return {"config": {"model": config["model"], "extra": config.get("extra", {})}, "classes": classes,
-            "preprocessing": preprocessing}
+        raise CheckpointError(
+            f"{path}: its trainlab metadata is damaged ({exc}); pass --model and use a trainlab checkpoint"
+        ) from None
+    return {
+        "config": {"model": config["model"], "extra": config.get("extra", {})},
+        "classes": classes,
+        "preprocessing": preprocessing,
+    }
 
 
 def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -230,7 +246,11 @@ def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
                 f"({FORMAT_VERSION}); upgrade trainlab"
             )
         return LoadedCheckpoint(path, "trainlab", obj["model_state"], obj)
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+    if (
+        isinstance(obj, dict)
+        and obj
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    ):
         root = (getattr(obj, "_metadata", None) or {}).get("", {})
         description = read_description(root.get(EXPORT_METADATA_KEY) if isinstance(root, dict) else None, path)
         return LoadedCheckpoint(path, "state_dict", clean_state_dict(obj), description=description)
@@ -270,7 +290,8 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
     unexpected = [k for k in state if k not in expected]
     misshaped = [
         f"{k} {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected if k in state and state[k].shape != expected[k].shape
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
     ]
     if missing or unexpected or misshaped:
         parts = []
@@ -284,7 +305,8 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str =
             raise CheckpointError(
                 f"{source} has this model's layers but other sizes ({'; '.join(parts)}): it was trained for "
                 "another number of classes or image size; use its trainlab checkpoint or an export made by trainlab, "
-                "which record them")
+                "which record them"
+            )
         raise CheckpointError(
             f"{source} does not fit this model ({'; '.join(parts)}); is it from another model? try --model"
         )

@@ -1,8 +1,8 @@
 """The run directory's layout: the one place its file and folder names are spelled.
 
-    RUN_DIR/config.toml  metrics.jsonl  summary.json  .lock
-            checkpoints/last.pt  checkpoints/best.pt
-            learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/
+RUN_DIR/config.toml  metrics.jsonl  summary.json  .lock
+        checkpoints/last.pt  checkpoints/best.pt
+        learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/
 """
 
 from __future__ import annotations

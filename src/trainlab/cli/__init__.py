@@ -1,10 +1,10 @@
 """The command line: parses, calls the Python API, prints. Heavy imports happen inside the commands.
 
-    options.py      argument types, the flags made from TrainConfig's fields, output, one-line errors
-    train.py        train, lr-find
-    checkpoints.py  evaluate, predict, export
-    data.py         data show, data info
-    runs.py         runs, plot, summary
+options.py      argument types, the flags made from TrainConfig's fields, output, one-line errors
+train.py        train, lr-find
+checkpoints.py  evaluate, predict, export
+data.py         data show, data info
+runs.py         runs, plot, summary
 """
 
 from __future__ import annotations
@@ -99,8 +99,11 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug shows the traceback
         if args.debug:
             raise
-        print(f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
-              "the traceback)", file=sys.stderr)
+        print(
+            f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
+            "the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 

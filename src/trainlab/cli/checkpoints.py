@@ -27,30 +27,44 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
     add_checkpoint_options(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
-    evaluate.add_argument("--confusion-matrix", metavar="PNG", type=path_argument,
-                          help="where to draw the confusion matrix (default: in the run directory, else beside the "
-                               "checkpoint; a name not ending in .png: a warning)")
+    evaluate.add_argument(
+        "--confusion-matrix",
+        metavar="PNG",
+        type=path_argument,
+        help="where to draw the confusion matrix (default: in the run directory, else beside the "
+        "checkpoint; a name not ending in .png: a warning)",
+    )
     add_data_options(evaluate, note=DATA_NOTE)
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser("predict", help="predict the class of images")
     add_checkpoint_options(predict)
-    predict.add_argument("images", nargs="*", metavar="IMAGE", type=path_argument,
-                         help="PNG/JPEG/... files of any size and mode")
+    predict.add_argument(
+        "images", nargs="*", metavar="IMAGE", type=path_argument, help="PNG/JPEG/... files of any size and mode"
+    )
     predict.add_argument("--test-index", type=int, help="predict test-set image N and show its true class")
-    predict.add_argument("--top-k", type=int, default=3,
-                         help="how many classes to list (default: 3; more than the model's classes: a warning)")
+    predict.add_argument(
+        "--top-k",
+        type=int,
+        default=3,
+        help="how many classes to list (default: 3; more than the model's classes: a warning)",
+    )
     add_data_options(predict, note=DATA_NOTE)
     add_output_options(predict)
     predict.set_defaults(handler=cmd_predict)
 
-    export = commands.add_parser("export",
-                                 help="write the model as a state_dict, safetensors, TorchScript or ONNX file")
+    export = commands.add_parser(
+        "export", help="write the model as a state_dict, safetensors, TorchScript or ONNX file"
+    )
     add_checkpoint_options(export)
-    export.add_argument("--format", required=True, choices=("state-dict", "safetensors", "torchscript", "onnx"),
-                        help="state-dict (the tutorial's model.pth), safetensors, or a TorchScript/ONNX graph that "
-                             "takes uint8 images and includes the preprocessing")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("state-dict", "safetensors", "torchscript", "onnx"),
+        help="state-dict (the tutorial's model.pth), safetensors, or a TorchScript/ONNX graph that "
+        "takes uint8 images and includes the preprocessing",
+    )
     export.add_argument("--out", required=True, type=path_argument, help="output file")
     add_output_options(export)
     export.set_defaults(handler=cmd_export)
@@ -62,10 +76,16 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
     from trainlab.reports.console import format_test_block
     from trainlab.reports.plots import confusion_matrix_plot
 
-    result = evaluate_checkpoint(args.checkpoint, model=args.model, device=args.device or "auto",
-                                 batch_size=args.batch_size, trust_pickle=args.trust_pickle,
-                                 trust_model_code=args.trust_model_code, download=not args.no_download,
-                                 **given(args, DATA_KEYS))
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        model=args.model,
+        device=args.device or "auto",
+        batch_size=args.batch_size,
+        trust_pickle=args.trust_pickle,
+        trust_model_code=args.trust_model_code,
+        download=not args.no_download,
+        **given(args, DATA_KEYS),
+    )
     for note in result.notes:  # csv/folder data: in memory or streamed, cached or decoded
         out.say(note)
     out.say(f"Evaluating {result.checkpoint} on {result.samples} test images")
@@ -106,11 +126,15 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
         from trainlab.training import resolve_device
 
         device = resolve_device(args.device)
-    predictor = Predictor.from_checkpoint(loaded, model=args.model, device=device,
-                                          trust_model_code=args.trust_model_code)
+    predictor = Predictor.from_checkpoint(
+        loaded, model=args.model, device=device, trust_model_code=args.trust_model_code
+    )
     if args.top_k > len(predictor.classes):
-        warn(args, f"--top-k {args.top_k} is more than the model's {len(predictor.classes)} classes; listing all "
-                   f"{len(predictor.classes)}")
+        warn(
+            args,
+            f"--top-k {args.top_k} is more than the model's {len(predictor.classes)} classes; listing all "
+            f"{len(predictor.classes)}",
+        )
     if args.test_index is not None:
         return predict_test_image(args, out, loaded, predictor)
     predictions = predictor.predict_files(args.images, args.top_k)
@@ -119,7 +143,9 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
         out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
         for rank, (name, probability) in enumerate(prediction.top, start=1):
             out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
-    out.result({"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]})
+    out.result(
+        {"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]}
+    )
     return EXIT_OK
 
 
@@ -132,7 +158,7 @@ def predict_test_image(args: argparse.Namespace, out: Output, loaded, predictor)
         out.say(note)
     if not 0 <= args.test_index < len(test):
         raise TrainlabError(f"--test-index must be between 0 and {len(test) - 1}, got {args.test_index}")
-    prediction = predictor.predict(test.images[args.test_index:args.test_index + 1], args.top_k)[0]
+    prediction = predictor.predict(test.images[args.test_index : args.test_index + 1], args.top_k)[0]
     actual = test.classes[int(test.labels[args.test_index])]
     out.say(f'Predicted: "{prediction.label}", Actual: "{actual}"')
     out.result({**prediction.to_dict(), "test_index": args.test_index, "actual": actual})

@@ -48,6 +48,7 @@ def warn(args: argparse.Namespace, text: str) -> None:
 
 # argument types ---------------------------------------------------------------------------------------------
 
+
 def path_argument(text: str) -> str:
     """A file or folder name; an empty one would silently mean the current folder or the default."""
     if not text.strip():
@@ -83,6 +84,7 @@ KINDS = {"path": path_argument, "name": name_argument, "device": device_argument
 
 
 # flags <-> config keys --------------------------------------------------------------------------------------
+
 
 def flag_of(key: str) -> str:
     """The command-line flag of a config key: val_split -> --val-split."""
@@ -138,8 +140,9 @@ RUNTIME_KEYS = ("device", "threads")  # how, not what: every command that comput
 PATH_KEYS = tuple(key for key, item in FIELDS.items() if item.metadata.get("kind") == "path")
 
 
-def add_config_flags(parser: argparse.ArgumentParser, keys: tuple[str, ...],
-                     groups: dict[str, argparse._ArgumentGroup] | None = None) -> dict[str, argparse._ArgumentGroup]:
+def add_config_flags(
+    parser: argparse.ArgumentParser, keys: tuple[str, ...], groups: dict[str, argparse._ArgumentGroup] | None = None
+) -> dict[str, argparse._ArgumentGroup]:
     """Add the flags of these config keys to parser, in --help groups (data, model, optimization, ...)."""
     groups = {} if groups is None else groups
     for group in GROUPS:
@@ -152,8 +155,9 @@ def add_config_flags(parser: argparse.ArgumentParser, keys: tuple[str, ...],
     return groups
 
 
-def add_data_options(parser: argparse.ArgumentParser, extra_keys: tuple[str, ...] = (),
-                     note: str | None = None, all_groups: bool = False) -> dict[str, argparse._ArgumentGroup]:
+def add_data_options(
+    parser: argparse.ArgumentParser, extra_keys: tuple[str, ...] = (), note: str | None = None, all_groups: bool = False
+) -> dict[str, argparse._ArgumentGroup]:
     """The data source flags (and extra_keys), --device, --threads and --no-download; all_groups: make every
     --help group first, so that they are listed in their order (data, model, optimization, ...)."""
     groups = {"data": parser.add_argument_group("data", note)}
@@ -170,16 +174,25 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_trust_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust-model-code", action="store_true",
-                        help="build a package.module:Class model that a checkpoint or config file names (imports "
-                             "and runs that module: trusted files only; --model NAME trusts that one model)")
+    parser.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="build a package.module:Class model that a checkpoint or config file names (imports "
+        "and runs that module: trusted files only; --model NAME trusts that one model)",
+    )
 
 
 def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=path_argument,
-                        help="run directory, trainlab checkpoint or state_dict file")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        type=path_argument,
+        help="run directory, trainlab checkpoint or state_dict file",
+    )
     parser.add_argument("--model", type=name_argument, help="model of a plain state_dict file (e.g. mlp)")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow loading a whole pickled model (runs code from the file: trusted files only)")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow loading a whole pickled model (runs code from the file: trusted files only)",
+    )
     add_trust_option(parser)
-

@@ -23,26 +23,41 @@ MAX_INPUT_CHANNELS = 64  # summary --input-size C; trainlab's own data has 1 or 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     runs = commands.add_parser("runs", help="list runs as a table")
-    runs.add_argument("directory", nargs="?", default="runs", type=path_argument,
-                      help="folder of run directories (default: runs)")
+    runs.add_argument(
+        "directory", nargs="?", default="runs", type=path_argument, help="folder of run directories (default: runs)"
+    )
     add_output_options(runs)
     runs.set_defaults(handler=cmd_runs)
 
     plot = commands.add_parser("plot", help="overlay the learning curves of several runs")
     plot.add_argument("runs", nargs="+", metavar="RUN", type=path_argument, help="run directories")
-    plot.add_argument("--out", type=path_argument, default="runs_compared.png",
-                      help="PNG file to write (default: runs_compared.png; a name not ending in .png: a warning)")
+    plot.add_argument(
+        "--out",
+        type=path_argument,
+        default="runs_compared.png",
+        help="PNG file to write (default: runs_compared.png; a name not ending in .png: a warning)",
+    )
     add_output_options(plot)
     plot.set_defaults(handler=cmd_plot)
 
     summary = commands.add_parser("summary", help="print a model and its parameters")
     summary.add_argument("--model", type=name_argument, default="mlp", help="model name (default: mlp)")
-    summary.add_argument("--input-size", default="1,28,28",
-                         help=f"C,H,W of one input, H and W at most {MAX_IMAGE_SIZE} (default: 1,28,28)")
-    summary.add_argument("--num-classes", type=int, default=10,
-                         help=f"number of classes, 1 to {MAX_CLASSES:,} (default: 10)")
-    summary.add_argument("--freeze", action="append", metavar="PREFIX", type=name_argument, default=[],
-                         help="show parameters starting with PREFIX as frozen (repeatable)")
+    summary.add_argument(
+        "--input-size",
+        default="1,28,28",
+        help=f"C,H,W of one input, H and W at most {MAX_IMAGE_SIZE} (default: 1,28,28)",
+    )
+    summary.add_argument(
+        "--num-classes", type=int, default=10, help=f"number of classes, 1 to {MAX_CLASSES:,} (default: 10)"
+    )
+    summary.add_argument(
+        "--freeze",
+        action="append",
+        metavar="PREFIX",
+        type=name_argument,
+        default=[],
+        help="show parameters starting with PREFIX as frozen (repeatable)",
+    )
     add_output_options(summary)
     summary.set_defaults(handler=cmd_summary)
 
@@ -92,9 +107,11 @@ def check_metrics_rows(run_dir: Path, metrics: list) -> None:
         if not damaged:
             damaged = any(not is_number(value) for key, value in row.items() if key.endswith(("_loss", "_accuracy")))
         if damaged:
-            raise TrainlabError(f"{run_dir / METRICS_FILE}: row {line} is not an epoch's figures (expected a JSON "
-                                "object with a whole epoch number and numeric losses and accuracies); the file is "
-                                "damaged, so it cannot be plotted")
+            raise TrainlabError(
+                f"{run_dir / METRICS_FILE}: row {line} is not an epoch's figures (expected a JSON "
+                "object with a whole epoch number and numeric losses and accuracies); the file is "
+                "damaged, so it cannot be plotted"
+            )
 
 
 def cmd_summary(args: argparse.Namespace, out: Output) -> int:
@@ -108,8 +125,10 @@ def cmd_summary(args: argparse.Namespace, out: Output) -> int:
     if len(input_size) != 3 or min(input_size) < 1:
         raise TrainlabError(f"--input-size must be C,H,W such as 1,28,28, got {args.input_size!r}")
     if input_size[0] > MAX_INPUT_CHANNELS or max(input_size[1:]) > MAX_IMAGE_SIZE:
-        raise TrainlabError(f"--input-size must have at most {MAX_INPUT_CHANNELS} channels and {MAX_IMAGE_SIZE} "
-                            f"pixels a side, got {args.input_size!r}")
+        raise TrainlabError(
+            f"--input-size must have at most {MAX_INPUT_CHANNELS} channels and {MAX_IMAGE_SIZE} "
+            f"pixels a side, got {args.input_size!r}"
+        )
     if not 1 <= args.num_classes <= MAX_CLASSES:
         raise TrainlabError(f"--num-classes must be between 1 and {MAX_CLASSES:,}, got {args.num_classes:,}")
     model = create_model(args.model, input_size, args.num_classes)

@@ -35,33 +35,49 @@ RECIPE_KEYS = tuple(key for key in TRAIN_KEYS if key not in (*DATA_KEYS, *RUNTIM
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    train = commands.add_parser("train", help="train a model (defaults: the tutorial's)",
-                                description="Train a model; flags override --config, which overrides defaults.")
+    train = commands.add_parser(
+        "train",
+        help="train a model (defaults: the tutorial's)",
+        description="Train a model; flags override --config, which overrides defaults.",
+    )
     add_recipe_options(train, "TOML file with any of the flags below as keys")
     run = add_config_flags(train, RECIPE_KEYS, add_data_options(train, all_groups=True))["run"]
     run.add_argument("--run-dir", type=path_argument, help="where the run is written (default: runs/<time stamp>)")
-    run.add_argument("--resume", metavar="RUN_DIR", type=path_argument,
-                     help="continue a stopped run exactly where it stopped")
+    run.add_argument(
+        "--resume", metavar="RUN_DIR", type=path_argument, help="continue a stopped run exactly where it stopped"
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    run.add_argument("--init-from", metavar="CHECKPOINT", type=path_argument,
-                     help="start from these weights with a fresh optimizer")
-    run.add_argument("--allow-other-data", action="store_true",
-                     help="with --resume: continue even though the data differs from what the run was trained on")
+    run.add_argument(
+        "--init-from", metavar="CHECKPOINT", type=path_argument, help="start from these weights with a fresh optimizer"
+    )
+    run.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="with --resume: continue even though the data differs from what the run was trained on",
+    )
     run.add_argument("--quiet", action="store_true", help="one line per epoch")
     add_trust_option(train)
     add_output_options(train)
     train.set_defaults(handler=cmd_train)
 
-    lr_find = commands.add_parser("lr-find", help="learning-rate range test: plot loss against lr, suggest an lr",
-                                  description="Train a throwaway copy of the model while the lr rises exponentially.")
+    lr_find = commands.add_parser(
+        "lr-find",
+        help="learning-rate range test: plot loss against lr, suggest an lr",
+        description="Train a throwaway copy of the model while the lr rises exponentially.",
+    )
     add_recipe_options(lr_find, "TOML file with train flags as keys")
     add_config_flags(lr_find, RECIPE_KEYS, add_data_options(lr_find, all_groups=True))
     lr_find.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the range (default: 1e-7)")
     lr_find.add_argument("--end-lr", type=float, default=10.0, help="last lr of the range (default: 10)")
-    lr_find.add_argument("--steps", type=int, default=200,
-                         help=f"number of steps, 10 to {MAX_LR_STEPS:,} (default: 200)")
-    lr_find.add_argument("--out", type=path_argument, default="lr_find.png",
-                         help="PNG plot to write (default: lr_find.png; a name not ending in .png: a warning)")
+    lr_find.add_argument(
+        "--steps", type=int, default=200, help=f"number of steps, 10 to {MAX_LR_STEPS:,} (default: 200)"
+    )
+    lr_find.add_argument(
+        "--out",
+        type=path_argument,
+        default="lr_find.png",
+        help="PNG plot to write (default: lr_find.png; a name not ending in .png: a warning)",
+    )
     add_trust_option(lr_find)
     add_output_options(lr_find)
     lr_find.set_defaults(handler=cmd_lr_find)
@@ -69,8 +85,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def add_recipe_options(parser: Parser, config_help: str) -> None:
     parser.add_argument("--config", type=path_argument, help=config_help)
-    parser.add_argument("--preset", type=name_argument, help="named recipe applied before --config and flags: "
-                        "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)")
+    parser.add_argument(
+        "--preset",
+        type=name_argument,
+        help="named recipe applied before --config and flags: "
+        "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)",
+    )
 
 
 def train_config(args: argparse.Namespace):
@@ -83,11 +103,19 @@ def train_config(args: argparse.Namespace):
 
         from_file = read_config_file(args.config)
         if "model" in from_file or "extra" in from_file:  # the file's model, unless --model replaces it
-            check_model_from_file(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
-                                  f"config file {args.config}", named_by_user=args.model,
-                                  trusted=args.trust_model_code)
-            check_built_in_model(args.model or from_file.get("model", "mlp"), from_file.get("extra", {}),
-                                 args.config, name_from_file=args.model is None)
+            check_model_from_file(
+                args.model or from_file.get("model", "mlp"),
+                from_file.get("extra", {}),
+                f"config file {args.config}",
+                named_by_user=args.model,
+                trusted=args.trust_model_code,
+            )
+            check_built_in_model(
+                args.model or from_file.get("model", "mlp"),
+                from_file.get("extra", {}),
+                args.config,
+                name_from_file=args.model is None,
+            )
         values.update(from_file)
     values.update(given(args, TRAIN_KEYS))
     if values.get("lr") == "auto":
@@ -113,16 +141,19 @@ def check_built_in_model(name: str, extra: dict[str, Any], config_file: str, nam
         return
     if name not in list_models():
         if name_from_file:
-            raise ConfigError(f"{config_file}: unknown model {name!r}; choose one of: {', '.join(list_models())}, "
-                              "tv:NAME (torchvision), or your own as package.module:Class")
+            raise ConfigError(
+                f"{config_file}: unknown model {name!r}; choose one of: {', '.join(list_models())}, "
+                "tv:NAME (torchvision), or your own as package.module:Class"
+            )
         return  # the flag's model: refused with the flag's message when it is built
     model_class = registered_class(name)
     if model_class is not None:
         try:
             inspect.signature(model_class).bind_partial(**extra)
         except TypeError as exc:
-            raise ConfigError(f"{config_file}: model {name!r} cannot be built with these arguments (extra): "
-                              f"{exc}") from None
+            raise ConfigError(
+                f"{config_file}: model {name!r} cannot be built with these arguments (extra): {exc}"
+            ) from None
 
 
 def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:
@@ -131,8 +162,9 @@ def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argpa
 
     if not args.config or str(error).startswith(str(args.config)):
         return error
-    from_file = {key for key in read_config_file(args.config)
-                 if getattr(args, key, None) is None or key not in TRAIN_KEYS}
+    from_file = {
+        key for key in read_config_file(args.config) if getattr(args, key, None) is None or key not in TRAIN_KEYS
+    }
     try:
         TrainConfig.from_dict({key: value for key, value in values.items() if key not in from_file})
     except TrainlabError:
@@ -140,8 +172,9 @@ def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argpa
     return type(error)(f"{args.config}: {error}")
 
 
-def run_lr_finder(config, args: argparse.Namespace, out: Output, start_lr: float = 1e-7, end_lr: float = 10.0,
-                  steps: int = 200):
+def run_lr_finder(
+    config, args: argparse.Namespace, out: Output, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 200
+):
     """The lr range test for `config`, reported on the human stream."""
     from trainlab.data import load_dataset
     from trainlab.training.lr_finder import find_lr
@@ -158,8 +191,10 @@ def run_lr_finder(config, args: argparse.Namespace, out: Output, start_lr: float
     data = load_dataset(config, download=not args.no_download)
     result = find_lr(config, data, start_lr=start_lr, end_lr=end_lr, steps=steps)
     out.say(f"lr range test: {len(result.lrs)} steps from {start_lr:g} to {result.lrs[-1]:.3g}")
-    out.say(f"Suggested lr: {result.suggestion:.3g} ({result.confidence} confidence; steepest descent at "
-            f"{result.steepest:.3g})")
+    out.say(
+        f"Suggested lr: {result.suggestion:.3g} ({result.confidence} confidence; steepest descent at "
+        f"{result.steepest:.3g})"
+    )
     out.say(f"Rule: {result.rule}")
     for note in result.notes:
         out.say(f"Note: {note}")
@@ -194,11 +229,15 @@ def resumed_config(args: argparse.Namespace):
     from trainlab.training import load_run_config
 
     if args.config or args.preset or args.run_dir or args.init_from:
-        raise TrainlabError("--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from")
+        raise TrainlabError(
+            "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from"
+        )
     ignored = [flag_of(key) for key in given(args, RECIPE_KEYS)]
     if ignored or args.overwrite:
-        raise TrainlabError(f"--resume continues a run exactly as it was configured; drop "
-                            f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}")
+        raise TrainlabError(
+            f"--resume continues a run exactly as it was configured; drop "
+            f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}"
+        )
     return load_run_config(args.resume, trust_model_code=args.trust_model_code)
 
 
@@ -220,8 +259,16 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         reporter = Reporters(reporter, TensorBoardReporter())
     if args.allow_other_data and not args.resume:
         raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
-    summary = fit(config, run_dir=run_dir, resume=bool(args.resume), overwrite=args.overwrite,
-                  init_from=args.init_from, download=not args.no_download, reporter=reporter,
-                  allow_other_data=args.allow_other_data, reports=True)
+    summary = fit(
+        config,
+        run_dir=run_dir,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        init_from=args.init_from,
+        download=not args.no_download,
+        reporter=reporter,
+        allow_other_data=args.allow_other_data,
+        reports=True,
+    )
     out.result(summary)
     return EXIT_OK

@@ -21,8 +21,19 @@ from trainlab.data.transforms import Preprocessing, one_hot
 from trainlab.errors import DataError
 
 __all__ = [
-    "BatchLoader", "DatasetSplits", "ImageData", "Preprocessing", "epoch_order", "load_dataset",
-    "load_split", "load_splits", "one_hot", "resolve_data_dir", "BUILTIN_DATASETS", "DATASETS", "make_loader",
+    "BatchLoader",
+    "DatasetSplits",
+    "ImageData",
+    "Preprocessing",
+    "epoch_order",
+    "load_dataset",
+    "load_split",
+    "load_splits",
+    "one_hot",
+    "resolve_data_dir",
+    "BUILTIN_DATASETS",
+    "DATASETS",
+    "make_loader",
 ]
 
 
@@ -50,10 +61,15 @@ def data_config(source: TrainConfig | str, data_dir: str | os.PathLike | None) -
     return TrainConfig(dataset=source, data_dir=str(data_dir) if data_dir is not None else None)
 
 
-def load_splits(source: TrainConfig | str, splits: tuple[str, ...] = ("train", "test"),
-                data_dir: str | os.PathLike | None = None, download: bool = True, *,
-                classes: tuple[str, ...] | None = None, image_shape: tuple[int, int, int] | None = None,
-                ) -> tuple[dict[str, ImageData], list[str]]:
+def load_splits(
+    source: TrainConfig | str,
+    splits: tuple[str, ...] = ("train", "test"),
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    classes: tuple[str, ...] | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+) -> tuple[dict[str, ImageData], list[str]]:
     """The named splits of a data set, and lines saying how csv/folder images are held (memory or stream)."""
     config = data_config(source, data_dir)
     unknown = [split for split in splits if split not in ("train", "test")]
@@ -77,9 +93,15 @@ def load_splits(source: TrainConfig | str, splits: tuple[str, ...] = ("train", "
     return loaded, []
 
 
-def load_split(source: TrainConfig | str, split: str, data_dir: str | os.PathLike | None = None,
-               download: bool = True, *, classes: tuple[str, ...] | None = None,
-               image_shape: tuple[int, int, int] | None = None) -> ImageData:
+def load_split(
+    source: TrainConfig | str,
+    split: str,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    classes: tuple[str, ...] | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+) -> ImageData:
     """One split ("train" or "test") of a data set.
 
     source: a TrainConfig (its data options are used) or a built-in name. For csv/folder data, `classes`
@@ -90,16 +112,22 @@ def load_split(source: TrainConfig | str, split: str, data_dir: str | os.PathLik
     return loaded[split]
 
 
-def load_dataset(source: TrainConfig | str = "fashion-mnist", data_dir: str | os.PathLike | None = None,
-                 download: bool = True, *, classes: tuple[str, ...] | None = None,
-                 image_shape: tuple[int, int, int] | None = None) -> DatasetSplits:
+def load_dataset(
+    source: TrainConfig | str = "fashion-mnist",
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    *,
+    classes: tuple[str, ...] | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+) -> DatasetSplits:
     """The train and test splits of a data set: a built-in name, or a TrainConfig for any kind (csv/folder too)."""
     loaded, notes = load_splits(source, ("train", "test"), data_dir, download, classes=classes, image_shape=image_shape)
     return DatasetSplits(loaded["train"], loaded["test"], notes)
 
 
-def make_loader(data: ImageData, batch_size: int, shuffle: bool = False,
-                seed: int = 0) -> BatchLoader | StreamingLoader:
+def make_loader(
+    data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0
+) -> BatchLoader | StreamingLoader:
     """BatchLoader for data in memory, StreamingLoader for file-backed data: the same interface and batches."""
     if is_streaming(data):
         return StreamingLoader(data, batch_size, shuffle, seed)

@@ -45,8 +45,12 @@ def random_flip(images: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
 
 
-def random_erase(images: torch.Tensor, probability: float, scale: tuple[float, float] = (0.02, 0.25),
-                 ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+def random_erase(
+    images: torch.Tensor,
+    probability: float,
+    scale: tuple[float, float] = (0.02, 0.25),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
     """With `probability`, one rectangle per image (area fraction in `scale`, aspect in `ratio`) set to zero."""
     n, _, h, w = images.shape
     device = images.device
@@ -60,6 +64,11 @@ def random_erase(images: torch.Tensor, probability: float, scale: tuple[float, f
     apply = torch.rand(n, device=device) < probability
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
-    inside = ((rows >= y0.view(-1, 1, 1)) & (rows < (y0 + eh).view(-1, 1, 1))
-              & (cols >= x0.view(-1, 1, 1)) & (cols < (x0 + ew).view(-1, 1, 1)) & apply.view(-1, 1, 1))
+    inside = (
+        (rows >= y0.view(-1, 1, 1))
+        & (rows < (y0 + eh).view(-1, 1, 1))
+        & (cols >= x0.view(-1, 1, 1))
+        & (cols < (x0 + ew).view(-1, 1, 1))
+        & apply.view(-1, 1, 1)
+    )
     return images.masked_fill(inside.unsqueeze(1), 0)

@@ -33,8 +33,7 @@ class IdxDatasetSpec:
 FASHION_MNIST = IdxDatasetSpec(
     name="fashion-mnist",
     folder="FashionMNIST",
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     md5={
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
         "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -51,8 +50,18 @@ FASHION_MNIST = IdxDatasetSpec(
 MNIST = IdxDatasetSpec(
     name="mnist",
     folder="MNIST",
-    classes=("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four",
-             "5 - five", "6 - six", "7 - seven", "8 - eight", "9 - nine"),
+    classes=(
+        "0 - zero",
+        "1 - one",
+        "2 - two",
+        "3 - three",
+        "4 - four",
+        "5 - five",
+        "6 - six",
+        "7 - seven",
+        "8 - eight",
+        "9 - nine",
+    ),
     md5={
         "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",

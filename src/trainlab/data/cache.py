@@ -63,8 +63,12 @@ def read_cache(path: Path) -> DecodedImages | None:
 
 def write_cache(path: Path, decoded: DecodedImages) -> bool:
     """Store atomically and drop older versions of the same source; False when the folder is not writable."""
-    payload = {"version": CACHE_VERSION, "shape": list(decoded.shape), "images": decoded.images.contiguous(),
-               "bad": [[index, message] for index, message in decoded.bad]}
+    payload = {
+        "version": CACHE_VERSION,
+        "shape": list(decoded.shape),
+        "images": decoded.images.contiguous(),
+        "bad": [[index, message] for index, message in decoded.bad],
+    }
     if path.parent.is_symlink():  # never written through a link: the cache folder must be trainlab's own
         return False
     try:

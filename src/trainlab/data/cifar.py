@@ -89,8 +89,10 @@ def read_batches(paths: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise DataError(f"{path}: 'data' is {data.dtype} {data.shape}; expected uint8 (N, 3072)")
         if data.shape[0] == 0:
-            raise DataError(f"{path}: holds no images; delete {path.parent} and extract cifar-10-python.tar.gz "
-                            "again (or allow downloading)")
+            raise DataError(
+                f"{path}: holds no images; delete {path.parent} and extract cifar-10-python.tar.gz "
+                "again (or allow downloading)"
+            )
         batch_labels = np.asarray(batch_labels, dtype=np.int64)
         if batch_labels.shape != (data.shape[0],):
             raise DataError(f"{path}: {data.shape[0]} images but {batch_labels.size} labels")

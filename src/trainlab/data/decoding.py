@@ -182,15 +182,21 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def read_in_batches(paths: Sequence[str], read: Callable[[str], Any], batches: Sequence[list[int]],
-                    workers: int = 0) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
+def read_in_batches(
+    paths: Sequence[str], read: Callable[[str], Any], batches: Sequence[list[int]], workers: int = 0
+) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
     """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
     workers = min(workers, len(batches))
     if workers:
         import_decoders()  # once here, before the workers fork, rather than once in every worker
     loader = torch.utils.data.DataLoader(
-        FileBatches(paths, read), sampler=batches, batch_size=None, num_workers=workers,
-        collate_fn=_unchanged, prefetch_factor=2 if workers else None, persistent_workers=False,
+        FileBatches(paths, read),
+        sampler=batches,
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_unchanged,
+        prefetch_factor=2 if workers else None,
+        persistent_workers=False,
         worker_init_fn=ignore_stop_signals,
         generator=torch.Generator(),  # its seed draw must not advance the global RNG (augmentation, dropout)
     )
@@ -214,7 +220,9 @@ def image_paths_under(folder: Path) -> list[Path]:
             if path.is_symlink():
                 target = Path(os.path.realpath(path))
                 if target != root and root not in target.parents:
-                    raise DataError(f"{path}: a link to {target}, outside the data folder {folder}; links out of "
-                                    "the data folder are not followed: copy the file into it instead")
+                    raise DataError(
+                        f"{path}: a link to {target}, outside the data folder {folder}; links out of "
+                        "the data folder are not followed: copy the file into it instead"
+                    )
             found.append(path)
     return sorted(found)

@@ -22,8 +22,15 @@ def fetch(url: str, timeout: float = 30.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https mirrors
         total = int(response.headers.get("Content-Length") or 0) or None
         parts = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], file=sys.stderr,
-                  disable=None, leave=False) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=url.rsplit("/", 1)[-1],
+            file=sys.stderr,
+            disable=None,
+            leave=False,
+        ) as bar:
             while chunk := response.read(CHUNK):
                 parts.append(chunk)
                 bar.update(len(chunk))
@@ -57,8 +64,9 @@ def download_file(name: str, md5: str, mirrors: tuple[str, ...], target: Path, m
         try:
             write_bytes_atomically(target, content)
         except FileWriteError as exc:
-            raise DataError(f"cannot write {target}: {exc.reason}; free some space or choose another "
-                            "--data-dir") from None
+            raise DataError(
+                f"cannot write {target}: {exc.reason}; free some space or choose another --data-dir"
+            ) from None
         return
     raise DataError(
         f"could not download {name} ({'; '.join(failures)}); without internet, put the files in "

@@ -66,8 +66,9 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
 
 
-def file_sources(config: TrainConfig, splits: tuple[str, ...], need_train: bool
-                 ) -> tuple[FileSet | None, FileSet | None]:
+def file_sources(
+    config: TrainConfig, splits: tuple[str, ...], need_train: bool
+) -> tuple[FileSet | None, FileSet | None]:
     """(train files, test files) as the options describe them; test is None for a single CSV or tree.
 
     The training files are read only when needed: for the train split, as the only source, or for the classes.
@@ -86,8 +87,13 @@ def file_sources(config: TrainConfig, splits: tuple[str, ...], need_train: bool
     return read_class_folders(root), None
 
 
-def plan_parts(config: TrainConfig, splits: tuple[str, ...], train: FileSet | None, test: FileSet | None,
-               labels: dict[int, torch.Tensor]) -> dict[str, Part]:
+def plan_parts(
+    config: TrainConfig,
+    splits: tuple[str, ...],
+    train: FileSet | None,
+    test: FileSet | None,
+    labels: dict[int, torch.Tensor],
+) -> dict[str, Part]:
     """Which files each split gets; a single CSV or tree is split by --val-split (its test part held out)."""
     parts: dict[str, Part] = {}
     if test is not None:
@@ -101,7 +107,9 @@ def plan_parts(config: TrainConfig, splits: tuple[str, ...], train: FileSet | No
         keep, held = stratified_indices(labels[id(train)], config.val_split, TEST_HOLDOUT_SEED)
         parts = {"train": Part(train, keep.tolist()), "test": Part(train, held.tolist())}
     elif "train" in splits and "test" in splits:
-        other = "--test-annotations TEST.csv" if config.dataset == "csv" else f"{train.root}/train and {train.root}/test"
+        other = (
+            "--test-annotations TEST.csv" if config.dataset == "csv" else f"{train.root}/train and {train.root}/test"
+        )
         raise NoTestSet(
             f"{train.name} is the only source of images, so there is no test set: give {other}, or "
             "--val-split 0.1 to hold out a seeded, stratified part of it for testing"
@@ -111,9 +119,12 @@ def plan_parts(config: TrainConfig, splits: tuple[str, ...], train: FileSet | No
     return {split: parts[split] for split in splits}
 
 
-def load_image_files(config: TrainConfig, splits: tuple[str, ...] = ("train", "test"),
-                     classes: tuple[str, ...] | None = None,
-                     image_shape: tuple[int, int, int] | None = None) -> tuple[dict[str, ImageData], list[str]]:
+def load_image_files(
+    config: TrainConfig,
+    splits: tuple[str, ...] = ("train", "test"),
+    classes: tuple[str, ...] | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+) -> tuple[dict[str, ImageData], list[str]]:
     """The requested splits of a csv/folder data set, and lines saying how they are held (memory or stream).
 
     classes: map labels onto these (a checkpoint's); default: the training labels' classes.
@@ -150,8 +161,10 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
     rows = [row_of[index] for index in part.indices if index in row_of]
     indices = [index for index in part.indices if index in row_of]
     if part.indices and not rows:  # every file of the split was skipped as unreadable (--skip-bad-images)
-        raise DataError(f"{part.files.name}: holds no images once the {len(part.indices)} unreadable one(s) are "
-                        "skipped; fix the files or the paths (--image-dir) rather than skipping them")
+        raise DataError(
+            f"{part.files.name}: holds no images once the {len(part.indices)} unreadable one(s) are "
+            "skipped; fix the files or the paths (--image-dir) rather than skipping them"
+        )
     row_index = torch.tensor(rows, dtype=torch.long)
     images = ready.images.select(row_index) if isinstance(ready.images, FileBackedImages) else ready.images[row_index]
     return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes)
@@ -167,8 +180,11 @@ def survey(files: FileSet, wanted: tuple, workers: int) -> Survey:
         unreadable = {i for i, _ in cached.bad}
         present = [i for i in range(len(files)) if i not in unreadable]
         return Survey(files, cached.shape, present, cached.bad, cache_path, cached, scanned=False)
-    bad = [(i, f"{files.where[i]}: {files.paths[i]} does not exist in {files.root}")
-           for i, stat in enumerate(stats) if stat is None]
+    bad = [
+        (i, f"{files.where[i]}: {files.paths[i]} does not exist in {files.root}")
+        for i, stat in enumerate(stats)
+        if stat is None
+    ]
     present = [i for i, stat in enumerate(stats) if stat is not None]
     if all(v is not None for v in wanted):
         return Survey(files, tuple(wanted), present, bad, cache_path, None, scanned=False)
@@ -186,15 +202,19 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
             headers, unreadable = scan_headers(files, present, workers)
             present, bad = sorted(headers), sorted(bad + unreadable)
         check_bad(files, bad, skip_bad)
-        note = (f"{files.name}: {len(present)} images {shape_text(shape)} streamed from the files by "
-                f"{workers} DataLoader worker(s): decoded, the data would take {total / 2**20:,.1f} MB, over the "
-                f"memory budget of {budget / 2**20:,.1f} MB (--memory-budget-mb)")
+        note = (
+            f"{files.name}: {len(present)} images {shape_text(shape)} streamed from the files by "
+            f"{workers} DataLoader worker(s): decoded, the data would take {total / 2**20:,.1f} MB, over the "
+            f"memory budget of {budget / 2**20:,.1f} MB (--memory-budget-mb)"
+        )
         paths = [files.absolute(i) for i in present]
         return Prepared(present, FileBackedImages(paths, shape, workers), [note, *skipped_note(files, bad)])
     if survey.cached is not None:
         check_bad(files, survey.bad, skip_bad)
-        note = (f"{files.name}: {len(survey.present)} images {shape_text(shape)} in memory, read from the cache "
-                f"{survey.cache_path}")
+        note = (
+            f"{files.name}: {len(survey.present)} images {shape_text(shape)} in memory, read from the cache "
+            f"{survey.cache_path}"
+        )
         return Prepared(survey.present, survey.cached.images, [note, *skipped_note(files, survey.bad)])
     paths = [files.absolute(i) for i in range(len(files))]
     good, images, failed = decode_files(paths, shape, survey.present, workers)
@@ -206,10 +226,11 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
     return Prepared(good, images, [note, *skipped_note(files, bad)])
 
 
-def scan_headers(files: FileSet, indices: list[int], workers: int
-                 ) -> tuple[dict[int, tuple[int, int, int]], list[tuple[int, str]]]:
+def scan_headers(
+    files: FileSet, indices: list[int], workers: int
+) -> tuple[dict[int, tuple[int, int, int]], list[tuple[int, str]]]:
     """(index -> (channels, height, width)) of the readable files, and the unreadable ones, from headers only."""
-    chunks = [indices[start:start + 1024] for start in range(0, len(indices), 1024)]
+    chunks = [indices[start : start + 1024] for start in range(0, len(indices), 1024)]
     paths = [files.absolute(i) for i in range(len(files))]
     found: dict[int, tuple[int, int, int]] = {}
     failed: list[tuple[int, str]] = []
@@ -239,10 +260,14 @@ def check_bad(files: FileSet, bad: list[tuple[int, str]], skip_bad: bool) -> Non
     shown = "; ".join(message for _, message in bad[:SHOWN_BAD_FILES])
     more = f"; and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
     if len(bad) == len(files):
-        raise DataError(f"none of the {len(files)} images in {files.name} can be read (is --image-dir right? the "
-                        f"file names are looked up in {files.root}): {shown}{more}")
-    raise DataError(f"{len(bad)} of {len(files)} images in {files.name} cannot be read: {shown}{more}. "
-                    "Fix or remove them, or pass --skip-bad-images to leave them out")
+        raise DataError(
+            f"none of the {len(files)} images in {files.name} can be read (is --image-dir right? the "
+            f"file names are looked up in {files.root}): {shown}{more}"
+        )
+    raise DataError(
+        f"{len(bad)} of {len(files)} images in {files.name} cannot be read: {shown}{more}. "
+        "Fix or remove them, or pass --skip-bad-images to leave them out"
+    )
 
 
 def skipped_note(files: FileSet, bad: list[tuple[int, str]]) -> list[str]:
@@ -259,4 +284,3 @@ def nbytes(count: int, shape: tuple[int, int, int]) -> int:
 
 def shape_text(shape: tuple[int, int, int]) -> str:
     return "x".join(str(v) for v in shape)
-

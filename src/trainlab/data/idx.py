@@ -65,15 +65,19 @@ def _read_declared(stream: BinaryIO, source: str, remedy: str) -> bytes:
     head += stream.read(4 * ndim)
     if len(head) < 4 + 4 * ndim:
         return head
-    shape = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     declared = len(head) + math.prod(shape)
     if declared > MAX_IDX_BYTES:
-        raise DataError(f"{source}: IDX header declares shape {tuple(shape)} ({declared:,} bytes), more than the "
-                        f"{MAX_IDX_BYTES:,} bytes trainlab reads; the file is corrupt or not a data set for it")
+        raise DataError(
+            f"{source}: IDX header declares shape {tuple(shape)} ({declared:,} bytes), more than the "
+            f"{MAX_IDX_BYTES:,} bytes trainlab reads; the file is corrupt or not a data set for it"
+        )
     body = stream.read(declared - len(head) + 1)  # one byte more than declared tells a file that holds more
     if len(head) + len(body) > declared:
-        raise DataError(f"{source}: inflates to more than its IDX header declares ({declared:,} bytes for shape "
-                        f"{tuple(shape)}); the file is corrupt or a decompression bomb: {remedy}")
+        raise DataError(
+            f"{source}: inflates to more than its IDX header declares ({declared:,} bytes for shape "
+            f"{tuple(shape)}); the file is corrupt or a decompression bomb: {remedy}"
+        )
     return head + body
 
 
@@ -113,8 +117,10 @@ def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> tup
     images = parse_idx(read_bytes(images_path), IMAGES_MAGIC, str(images_path))
     labels = parse_idx(read_bytes(labels_path), LABELS_MAGIC, str(labels_path))
     if images.shape[0] == 0:
-        raise DataError(f"{images_path}: holds no images (its IDX header declares 0); delete it and download it "
-                        "again, or point --data-dir at a complete copy")
+        raise DataError(
+            f"{images_path}: holds no images (its IDX header declares 0); delete it and download it "
+            "again, or point --data-dir at a complete copy"
+        )
     if images.shape[0] != labels.shape[0]:
         raise DataError(
             f"{images_path}: holds {images.shape[0]} images but {labels_path} holds {labels.shape[0]} labels; "
@@ -122,7 +128,5 @@ def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> tup
         )
     if labels.numel() and int(labels.max()) >= num_classes:
         bad = int((labels >= num_classes).nonzero()[0, 0])
-        raise DataError(
-            f"{labels_path}: label {int(labels[bad])} at index {bad} is out of range 0-{num_classes - 1}"
-        )
+        raise DataError(f"{labels_path}: label {int(labels[bad])} at index {bad} is out of range 0-{num_classes - 1}")
     return images.unsqueeze(1), labels.long()

@@ -42,7 +42,9 @@ class ImageData:
         return ImageData(images, self.labels[index.to(self.labels.device)], self.classes)
 
 
-def epoch_order(size: int, epoch: int, seed: int, shuffle: bool, device: torch.device | str = "cpu") -> torch.Tensor | None:
+def epoch_order(
+    size: int, epoch: int, seed: int, shuffle: bool, device: torch.device | str = "cpu"
+) -> torch.Tensor | None:
     """The sample order of one epoch: a seeded permutation, or None for the file order.
 
     The permutation depends only on (seed, epoch), so a resumed run sees exactly the same batches.
@@ -111,7 +113,7 @@ def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]
     chunk = max(1, (1 << 24) // max(1, math.prod(data.image_shape)))  # images per step: ~16M pixels, 128 MB as int64
     total, squares = [0] * channels, [0] * channels
     for start in range(0, len(data), chunk):
-        images = data.images[start:start + chunk].to(torch.int64)
+        images = data.images[start : start + chunk].to(torch.int64)
         sums = images.sum(dim=(0, 2, 3)).tolist()
         square_sums = images.square().sum(dim=(0, 2, 3)).tolist()
         total = [a + int(b) for a, b in zip(total, sums, strict=True)]
@@ -119,5 +121,7 @@ def channel_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]
     count = len(data) * data.image_shape[1] * data.image_shape[2]  # pixels per channel
     mean = tuple(s / count / 255 for s in total)
     # unbiased variance, as torch.std: (n * sum(x^2) - sum(x)^2) / (n (n - 1)), in exact integers
-    std = tuple(((count * q - s * s) / (count * max(count - 1, 1))) ** 0.5 / 255 for s, q in zip(total, squares, strict=True))
+    std = tuple(
+        ((count * q - s * s) / (count * max(count - 1, 1))) ** 0.5 / 255 for s, q in zip(total, squares, strict=True)
+    )
     return mean, std

@@ -53,11 +53,12 @@ def memory_budget_bytes(budget_mb: float | None) -> int:
     return int(physical * DEFAULT_MEMORY_FRACTION) if physical else 4 << 30
 
 
-def decode_files(paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int],
-                 workers: int) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
+def decode_files(
+    paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int], workers: int
+) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
     """Decode paths[indices] to uint8 (n, C, H, W): (decoded indices, images, failures naming the files)."""
     read = functools.partial(load_image, preprocessing=InputShape(*shape))
-    chunks = [list(indices[start:start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
+    chunks = [list(indices[start : start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
     use_workers = workers if len(indices) >= PARALLEL_DECODE_MINIMUM else 0
     done: list[int] = []
     parts: list[torch.Tensor] = []
@@ -76,8 +77,9 @@ class FileBackedImages:
 
     dtype = torch.uint8
 
-    def __init__(self, paths: Sequence[str], shape: tuple[int, int, int], workers: int,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self, paths: Sequence[str], shape: tuple[int, int, int], workers: int, device: torch.device | str = "cpu"
+    ):
         self.paths = list(paths)
         self.image_shape = tuple(shape)
         self.workers = workers
@@ -114,7 +116,9 @@ class FileBackedImages:
 
     def select(self, index: torch.Tensor | Sequence[int]) -> FileBackedImages:
         """A subset, without decoding anything."""
-        return FileBackedImages([self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device)
+        return FileBackedImages(
+            [self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device
+        )
 
     def to(self, device: torch.device | str) -> FileBackedImages:
         return FileBackedImages(self.paths, self.image_shape, self.workers, device)
@@ -125,8 +129,9 @@ class FileBackedImages:
 
 def raise_if_failed(failed: list[tuple[int, str]]) -> None:
     if failed:
-        raise DataError(f"{failed[0][1]} (while streaming; the file changed or is damaged: fix or remove it "
-                        f"and run again)")
+        raise DataError(
+            f"{failed[0][1]} (while streaming; the file changed or is damaged: fix or remove it and run again)"
+        )
 
 
 def is_streaming(data: ImageData) -> bool:
@@ -147,8 +152,10 @@ class StreamingLoader(BatchLoader):
         size = len(self.data)
         order = epoch_order(size, epoch, self.seed, self.shuffle)
         order_list = order.tolist() if order is not None else list(range(size))
-        chunks = [order_list[start:start + self.batch_size]
-                  for start in range(start_batch * self.batch_size, size, self.batch_size)]
+        chunks = [
+            order_list[start : start + self.batch_size]
+            for start in range(start_batch * self.batch_size, size, self.batch_size)
+        ]
         read = functools.partial(load_image, preprocessing=InputShape(*self.files.image_shape))
         labels = self.data.labels
         for indices, images, failed in read_in_batches(self.files.paths, read, chunks, self.files.workers):
@@ -158,4 +165,3 @@ class StreamingLoader(BatchLoader):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.batches()
-

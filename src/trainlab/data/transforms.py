@@ -19,7 +19,9 @@ class Preprocessing:
 
     def to_dict(self) -> dict:
         return {
-            "channels": self.channels, "height": self.height, "width": self.width,
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
             "mean": list(self.mean) if self.mean is not None else None,
             "std": list(self.std) if self.std is not None else None,
         }
@@ -28,8 +30,11 @@ class Preprocessing:
     def from_dict(cls, values: dict) -> Preprocessing:
         mean, std = values.get("mean"), values.get("std")
         return cls(
-            channels=int(values["channels"]), height=int(values["height"]), width=int(values["width"]),
-            mean=tuple(mean) if mean is not None else None, std=tuple(std) if std is not None else None,
+            channels=int(values["channels"]),
+            height=int(values["height"]),
+            width=int(values["width"]),
+            mean=tuple(mean) if mean is not None else None,
+            std=tuple(std) if std is not None else None,
         )
 
     def __call__(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -37,8 +37,9 @@ def checkpoint_data_config(saved: dict[str, Any] | None, given: dict[str, Any] |
     return TrainConfig.from_dict(values, source="data options")
 
 
-def load_test_split(loaded: LoadedCheckpoint, predictor: Predictor, given: dict[str, Any] | None = None,
-                    download: bool = True) -> tuple[ImageData, list[str]]:
+def load_test_split(
+    loaded: LoadedCheckpoint, predictor: Predictor, given: dict[str, Any] | None = None, download: bool = True
+) -> tuple[ImageData, list[str]]:
     """The test split the data options name, decoded to the model's input shape, labels on its classes; and
     notes on how the images were read (in memory or streamed, cached or decoded)."""
     given = given or {}
@@ -46,19 +47,28 @@ def load_test_split(loaded: LoadedCheckpoint, predictor: Predictor, given: dict[
     prep = predictor.preprocessing
     shape = (prep.channels, prep.height, prep.width)
     from_files = config.dataset in FILE_DATASETS
-    for name, value, fits in (("--channels", given.get("channels"), (prep.channels,)),
-                              ("--image-size", given.get("image_size"), (prep.height, prep.width))):
+    for name, value, fits in (
+        ("--channels", given.get("channels"), (prep.channels,)),
+        ("--image-size", given.get("image_size"), (prep.height, prep.width)),
+    ):
         if value is not None and value not in fits:
-            raise TrainlabError(f"{name} {value} does not fit the model, which takes {prep.channels}x{prep.height}x"
-                                f"{prep.width} images; leave it out")
-    splits, notes = load_splits(config, ("test",), download=download,
-                                classes=predictor.classes if from_files else None,
-                                image_shape=shape if from_files else None)
+            raise TrainlabError(
+                f"{name} {value} does not fit the model, which takes {prep.channels}x{prep.height}x"
+                f"{prep.width} images; leave it out"
+            )
+    splits, notes = load_splits(
+        config,
+        ("test",),
+        download=download,
+        classes=predictor.classes if from_files else None,
+        image_shape=shape if from_files else None,
+    )
     test = splits["test"]
     if test.image_shape != shape or len(test.classes) != len(predictor.classes):
         raise TrainlabError(
             f"{config.dataset} has {len(test.classes)} classes of {'x'.join(map(str, test.image_shape))} images but "
-            f"the model takes {'x'.join(map(str, shape))} images in {len(predictor.classes)} classes")
+            f"the model takes {'x'.join(map(str, shape))} images in {len(predictor.classes)} classes"
+        )
     return test, notes
 
 
@@ -77,14 +87,28 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "accuracy": self.accuracy, "samples": self.samples, "correct": self.correct,
-                "checkpoint": str(self.checkpoint), "per_class": self.per_class,
-                "confusion_matrix": self.confusion_matrix.tolist()}
+        return {
+            "loss": self.loss,
+            "accuracy": self.accuracy,
+            "samples": self.samples,
+            "correct": self.correct,
+            "checkpoint": str(self.checkpoint),
+            "per_class": self.per_class,
+            "confusion_matrix": self.confusion_matrix.tolist(),
+        }
 
 
-def evaluate_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, *, model: str | None = None,
-                        device: str = "auto", batch_size: int = 1000, trust_pickle: bool = False,
-                        trust_model_code: bool = False, download: bool = True, **data_options: Any) -> Evaluation:
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike | LoadedCheckpoint,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    batch_size: int = 1000,
+    trust_pickle: bool = False,
+    trust_model_code: bool = False,
+    download: bool = True,
+    **data_options: Any,
+) -> Evaluation:
     """Test a checkpoint on its own test split, or on the data that `data_options` (config keys such as
     dataset, data_dir, annotations, image_dir) name; returns accuracy, loss, per-class figures and the
     confusion matrix. `model` names the model of a plain state_dict file."""
@@ -103,9 +127,18 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint, *, mod
     test, notes = load_test_split(loaded, predictor, data_options, download)
     saved = loaded.config or {}  # the run's own loss, so "Avg loss" matches its metrics
     loss_fn = make_loss(saved.get("loss", "cross-entropy"), len(predictor.classes), saved.get("label_smoothing", 0.0))
-    result = evaluate(predictor.model, test.to(device), loss_fn, predictor.preprocessing, batch_size,
-                      return_predictions=True)
+    result = evaluate(
+        predictor.model, test.to(device), loss_fn, predictor.preprocessing, batch_size, return_predictions=True
+    )
     matrix = confusion_matrix(result["predictions"], test.labels, len(predictor.classes))
-    return Evaluation(checkpoint=loaded.path, classes=predictor.classes, samples=result["samples"],
-                      correct=result["correct"], accuracy=result["accuracy"], loss=result["loss"],
-                      confusion_matrix=matrix, per_class=per_class_report(matrix, predictor.classes), notes=notes)
+    return Evaluation(
+        checkpoint=loaded.path,
+        classes=predictor.classes,
+        samples=result["samples"],
+        correct=result["correct"],
+        accuracy=result["accuracy"],
+        loss=result["loss"],
+        confusion_matrix=matrix,
+        per_class=per_class_report(matrix, predictor.classes),
+        notes=notes,
+    )

@@ -37,12 +37,17 @@ class PreprocessedModel(nn.Module):
         return self.model(self.preprocessing(images))
 
 
-EXPORT_KINDS = {"state-dict": "PyTorch file", "safetensors": "safetensors file", "torchscript": "PyTorch file",
-                "onnx": "ONNX model"}
+EXPORT_KINDS = {
+    "state-dict": "PyTorch file",
+    "safetensors": "safetensors file",
+    "torchscript": "PyTorch file",
+    "onnx": "ONNX model",
+}
 
 
-def export_model(predictor: Predictor, export_format: str, out: str | os.PathLike,
-                 source: str | os.PathLike | None = None) -> Path:
+def export_model(
+    predictor: Predictor, export_format: str, out: str | os.PathLike, source: str | os.PathLike | None = None
+) -> Path:
     """Write the predictor's model to `out` in `export_format`, atomically.
 
     An existing `out` is replaced only if it is a file of the same kind, and never when it is `source`
@@ -54,8 +59,9 @@ def export_model(predictor: Predictor, export_format: str, out: str | os.PathLik
     if source is not None and Path(out).exists() and Path(out).resolve() == Path(source).resolve():
         raise TrainlabError(f"--out {out} is the checkpoint being exported; choose another file name")
     state = {k: v.detach().cpu().contiguous() for k, v in model_state(predictor.model).items()}
-    description = export_description(predictor.model_name or "mlp", predictor.model_arguments, predictor.classes,
-                                     predictor.preprocessing.to_dict())
+    description = export_description(
+        predictor.model_name or "mlp", predictor.model_arguments, predictor.classes, predictor.preprocessing.to_dict()
+    )
     if export_format == "state-dict":
         # The tutorial's model.pth: a state_dict of tensors. The description rides in its _metadata, which
         # load_state_dict passes to modules that ignore keys they do not know, so the tutorial's code loads it.
@@ -67,8 +73,11 @@ def export_model(predictor: Predictor, export_format: str, out: str | os.PathLik
     if export_format == "safetensors":
         from safetensors.torch import save
 
-        metadata = {"classes": "\n".join(predictor.classes), "format": "trainlab-weights",
-                    EXPORT_METADATA_KEY: description}
+        metadata = {
+            "classes": "\n".join(predictor.classes),
+            "format": "trainlab-weights",
+            EXPORT_METADATA_KEY: description,
+        }
         content = save(state, metadata=metadata)
         return atomic_write(out, lambda handle: handle.write(content))
     prep = predictor.preprocessing
@@ -93,9 +102,15 @@ def export_onnx(graph: nn.Module, example: torch.Tensor, classes: tuple[str, ...
         raise TrainlabError(f"ONNX export needs {' and '.join(missing)}: pip install 'trainlab[onnx]'")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.export's notes on its own internals are not for the user
-        program = torch.onnx.export(graph, (example,), input_names=["images"], output_names=["logits"],
-                                    dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                                    verbose=False)
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+        )
     program.model.metadata_props["classes"] = "\n".join(classes)
     with atomic_path(out) as temporary:
         program.save(str(temporary))

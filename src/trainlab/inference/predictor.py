@@ -27,16 +27,26 @@ class Prediction:
     top: list[tuple[str, float]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "index": self.index, "probability": self.probability,
-                "top_k": [{"label": name, "probability": p} for name, p in self.top]}
+        return {
+            "label": self.label,
+            "index": self.index,
+            "probability": self.probability,
+            "top_k": [{"label": name, "probability": p} for name, p in self.top],
+        }
 
 
 class Predictor:
     """Loads a checkpoint once and predicts classes for uint8 images or image files."""
 
-    def __init__(self, model: nn.Module, classes: tuple[str, ...], preprocessing: Preprocessing,
-                 device: str | torch.device = "cpu", model_name: str | None = None,
-                 model_arguments: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        classes: tuple[str, ...],
+        preprocessing: Preprocessing,
+        device: str | torch.device = "cpu",
+        model_name: str | None = None,
+        model_arguments: dict[str, Any] | None = None,
+    ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.classes = tuple(classes)
@@ -45,9 +55,15 @@ class Predictor:
         self.model_arguments = dict(model_arguments or {})
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | os.PathLike | LoadedCheckpoint, model: str | None = None,
-                        dataset: str = "fashion-mnist", trust_pickle: bool = False,
-                        device: str | torch.device = "cpu", trust_model_code: bool = False) -> Predictor:
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike | LoadedCheckpoint,
+        model: str | None = None,
+        dataset: str = "fashion-mnist",
+        trust_pickle: bool = False,
+        device: str | torch.device = "cpu",
+        trust_model_code: bool = False,
+    ) -> Predictor:
         """Rebuild the model from a trainlab checkpoint or export; a plain state_dict needs `model` (e.g. 'mlp').
 
         A package.module:Class model named by the file is built only when `model` names the same one or
@@ -67,8 +83,9 @@ class Predictor:
         else:
             preprocessing = Preprocessing()  # plain state_dicts: the tutorial's 1x28x28 input
         classes = loaded.classes or BUILTIN_DATASETS[dataset].classes
-        net = create_model(model_name, (preprocessing.channels, preprocessing.height, preprocessing.width),
-                           len(classes), **extra)
+        net = create_model(
+            model_name, (preprocessing.channels, preprocessing.height, preprocessing.width), len(classes), **extra
+        )
         load_weights(net, loaded.model_state, source=str(loaded.path))
         return cls(net, classes, preprocessing, device, model_name, extra)
 
@@ -84,8 +101,12 @@ class Predictor:
         k = min(max(top_k, 1), len(self.classes))
         values, indices = probabilities.topk(k, dim=1)
         return [
-            Prediction(self.classes[int(row_i[0])], int(row_i[0]), float(row_v[0]),
-                       [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)])
+            Prediction(
+                self.classes[int(row_i[0])],
+                int(row_i[0]),
+                float(row_v[0]),
+                [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)],
+            )
             for row_v, row_i in zip(values, indices, strict=True)
         ]
 

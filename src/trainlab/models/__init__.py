@@ -43,8 +43,9 @@ def is_code_reference(name: str) -> bool:
 PLAIN_ARGUMENT_TYPES = (str, int, float, bool)
 
 
-def check_model_from_file(name: Any, extra: Any, source: str, named_by_user: str | None = None,
-                          trusted: bool = False) -> None:
+def check_model_from_file(
+    name: Any, extra: Any, source: str, named_by_user: str | None = None, trusted: bool = False
+) -> None:
     """Refuse a model that a file (checkpoint, run config, config file) names, unless it is safe to build.
 
     A file may name registered models and tv:NAME; a package.module:Class is imported only when the user
@@ -57,9 +58,11 @@ def check_model_from_file(name: Any, extra: Any, source: str, named_by_user: str
         raise ConfigError(
             f"{source} names the model {name!r}, which would import and run code from {name.partition(':')[0]!r}; "
             "a file may name only built-in models (mlp, cnn, resnet, tv:NAME), so it was not imported. If you trust "
-            f"the file, pass --model {name} or --trust-model-code")
+            f"the file, pass --model {name} or --trust-model-code"
+        )
     if not isinstance(extra, dict) or not all(
-            isinstance(key, str) and _is_plain(value) for key, value in extra.items()):
+        isinstance(key, str) and _is_plain(value) for key, value in extra.items()
+    ):
         raise ConfigError(f"{source}: its model arguments (extra) must be a table of plain values, got {extra!r}")
 
 
@@ -74,14 +77,15 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-                 **kwargs: Any) -> nn.Module:
+def create_model(
+    name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **kwargs: Any
+) -> nn.Module:
     """Build a registered model, or a user's nn.Module subclass given as 'package.module:Class'."""
     factory = _REGISTRY.get(name)
     if factory is None and name.startswith(ZOO_PREFIX):
         from trainlab.models.zoo import build_zoo_model
 
-        zoo_name = name[len(ZOO_PREFIX):]
+        zoo_name = name[len(ZOO_PREFIX) :]
         factory = lambda **arguments: build_zoo_model(zoo_name, **arguments)  # noqa: E731
     elif factory is None and ":" in name:
         factory = _import_user_model(name)
@@ -98,8 +102,10 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num
         if not is_out_of_memory(exc):
             raise
         shape = "x".join(map(str, input_shape))
-        raise ConfigError(f"model {name!r} for {shape} images in {num_classes:,} classes does not fit in memory; "
-                          "use smaller images (--image-size), fewer classes or a smaller model") from None
+        raise ConfigError(
+            f"model {name!r} for {shape} images in {num_classes:,} classes does not fit in memory; "
+            "use smaller images (--image-size), fewer classes or a smaller model"
+        ) from None
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -112,8 +118,9 @@ def is_out_of_memory(error: BaseException) -> bool:
 def _import_user_model(spec: str) -> ModelFactory:
     module_name, _, attribute = spec.partition(":")
     if not all(part.isidentifier() for part in module_name.split(".")):  # importlib: ValueError, or a file path
-        raise ConfigError(f"model {spec!r}: {module_name!r} is not a module name; give package.module:Class, "
-                          "e.g. my_pkg.nets:Net")
+        raise ConfigError(
+            f"model {spec!r}: {module_name!r} is not a module name; give package.module:Class, e.g. my_pkg.nets:Net"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -122,8 +129,9 @@ def _import_user_model(spec: str) -> ModelFactory:
     if factory is None:
         raise ConfigError(f"model {spec!r}: {module_name} has no class {attribute!r}")
     if not (isinstance(factory, type) and issubclass(factory, nn.Module)):
-        raise ConfigError(f"model {spec!r}: {module_name}.{attribute} is not an nn.Module subclass; name your model's "
-                          "class")
+        raise ConfigError(
+            f"model {spec!r}: {module_name}.{attribute} is not an nn.Module subclass; name your model's class"
+        )
     return _pass_accepted_arguments(factory)
 
 
@@ -140,8 +148,13 @@ def _pass_accepted_arguments(factory: ModelFactory) -> ModelFactory:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
     def build(**kwargs: Any) -> nn.Module:
-        return factory(**{k: v for k, v in kwargs.items()
-                          if takes_any or k in parameters or k not in ("input_shape", "num_classes")})
+        return factory(
+            **{
+                k: v
+                for k, v in kwargs.items()
+                if takes_any or k in parameters or k not in ("input_shape", "num_classes")
+            }
+        )
 
     return build
 
@@ -160,7 +173,10 @@ def freeze_parameters(model: nn.Module, prefixes: list[str] | tuple[str, ...]) -
             parameter.requires_grad_(False)
     for module in model.modules():  # frozen batch norm keeps its running statistics too
         parameters = list(module.parameters(recurse=False))
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and parameters and not any(
-                p.requires_grad for p in parameters):
+        if (
+            isinstance(module, nn.modules.batchnorm._BatchNorm)
+            and parameters
+            and not any(p.requires_grad for p in parameters)
+        ):
             module.momentum = 0.0
     return frozen

@@ -20,13 +20,20 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Three conv stages (width, 2x, 4x channels) with max pooling, then global pooling and a linear head."""
 
-    def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: int = 32,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        width: int = 32,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         channels, height, image_width = input_shape
         if min(height, image_width) < MIN_SIDE:
-            raise ConfigError(f"the cnn halves its input twice, so it needs images of at least {MIN_SIDE}x{MIN_SIDE} "
-                              f"pixels, got {height}x{image_width}; use a larger --image-size")
+            raise ConfigError(
+                f"the cnn halves its input twice, so it needs images of at least {MIN_SIDE}x{MIN_SIDE} "
+                f"pixels, got {height}x{image_width}; use a larger --image-size"
+            )
         self.features = nn.Sequential(
             conv_block(channels, width),
             conv_block(width, width),

@@ -13,8 +13,13 @@ MIN_SIZE = 32  # pixels; smaller inputs are upsampled so that deep zoo models (v
 class TorchvisionClassifier(nn.Module):
     """A torchvision classifier; grayscale inputs are repeated to 3 channels, small ones upsampled to 32x32."""
 
-    def __init__(self, name: str, input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-                 dropout: float | None = None):
+    def __init__(
+        self,
+        name: str,
+        input_shape: tuple[int, int, int] = (1, 28, 28),
+        num_classes: int = 10,
+        dropout: float | None = None,
+    ):
         super().__init__()
         from torchvision import models
 
@@ -50,9 +55,9 @@ class TorchvisionClassifier(nn.Module):
             raise ConfigError(f"{path}: none of its weights fit tv model {type(self.net).__name__}")
         own.update(compatible)
         self.net.load_state_dict(own)
-        self.pretrained_note = (f"Loaded {len(compatible)} of {len(own)} weight tensors from {path}"
-                                + (f"; not in it or shaped differently, so trained from scratch: {', '.join(skipped)}"
-                                   if skipped else ""))
+        self.pretrained_note = f"Loaded {len(compatible)} of {len(own)} weight tensors from {path}" + (
+            f"; not in it or shaped differently, so trained from scratch: {', '.join(skipped)}" if skipped else ""
+        )
         return skipped
 
 

@@ -18,12 +18,14 @@ def per_class_report(matrix: torch.Tensor, classes: tuple[str, ...]) -> list[dic
         true_positive = int(matrix[i, i])
         support = int(matrix[i].sum())
         predicted = int(matrix[:, i].sum())
-        rows.append({
-            "class": name,
-            "precision": true_positive / predicted if predicted else 0.0,
-            "recall": true_positive / support if support else 0.0,
-            "support": support,
-        })
+        rows.append(
+            {
+                "class": name,
+                "precision": true_positive / predicted if predicted else 0.0,
+                "recall": true_positive / support if support else 0.0,
+                "support": support,
+            }
+        )
     return rows
 
 

@@ -36,8 +36,10 @@ class ConsoleReporter(Reporter):
     def start(self, info: dict[str, Any]) -> None:
         self._print(f"Using {info['device']} device")
         if not self.quiet:
-            self._print(f"{info['threads']} CPU threads; {info['train_samples']} training and "
-                        f"{info['test_samples']} test images in memory; run directory {info['run_dir']}")
+            self._print(
+                f"{info['threads']} CPU threads; {info['train_samples']} training and "
+                f"{info['test_samples']} test images in memory; run directory {info['run_dir']}"
+            )
 
     def epoch_start(self, epoch: int, batches: int, start_batch: int) -> None:
         if self.quiet:
@@ -46,8 +48,9 @@ class ConsoleReporter(Reporter):
         if self.progress_bar:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=batches, initial=start_batch, file=self.stream, unit="batch", leave=False,
-                             dynamic_ncols=True)
+            self._bar = tqdm(
+                total=batches, initial=start_batch, file=self.stream, unit="batch", leave=False, dynamic_ncols=True
+            )
 
     def step(self, loss: float, batch_size: int) -> None:
         if self._bar is not None:
@@ -74,8 +77,10 @@ class ConsoleReporter(Reporter):
         self._print("Done!")
         self._print(f"Saved checkpoint to {summary['checkpoint']}")
         if summary.get("best_epoch"):
-            self._print(f"Best epoch by validation accuracy: {summary['best_epoch']} "
-                        f"({100 * summary['best_val_accuracy']:.1f}%), saved to {summary['best_checkpoint']}")
+            self._print(
+                f"Best epoch by validation accuracy: {summary['best_epoch']} "
+                f"({100 * summary['best_val_accuracy']:.1f}%), saved to {summary['best_checkpoint']}"
+            )
 
     def message(self, text: str) -> None:
         self._print(text)

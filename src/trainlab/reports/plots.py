@@ -42,8 +42,14 @@ def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Pat
             color = f"C{number if several else split_number}"  # one color per run when comparing runs
             for axis, key, scale in ((loss_axis, f"{split}_loss", 1), (accuracy_axis, f"{split}_accuracy", 100)):
                 if metrics and key in metrics[0]:
-                    axis.plot(epochs, [scale * row[key] for row in metrics], style, color=color, marker=".",
-                              label=f"{prefix}{split}")
+                    axis.plot(
+                        epochs,
+                        [scale * row[key] for row in metrics],
+                        style,
+                        color=color,
+                        marker=".",
+                        label=f"{prefix}{split}",
+                    )
     loss_axis.set(xlabel="epoch", ylabel="loss (mean per sample)", title="Loss")
     accuracy_axis.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     for axis in (loss_axis, accuracy_axis):
@@ -78,8 +84,9 @@ def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: 
     ticks = list(range(0, count, step))
     fontsize = 10 if count <= MAX_COUNTED_CLASSES else 7
     names = [short_name(classes[i]) for i in ticks]
-    axis.set_xticks(ticks, names, rotation=45 if step == 1 else 90,
-                    ha="right" if step == 1 else "center", fontsize=fontsize)
+    axis.set_xticks(
+        ticks, names, rotation=45 if step == 1 else 90, ha="right" if step == 1 else "center", fontsize=fontsize
+    )
     axis.set_yticks(ticks, names, fontsize=fontsize)
     shown = "" if step == 1 else f", {count} classes, one in {step} named"
     axis.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (test set{shown})")
@@ -88,21 +95,40 @@ def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: 
         for i in range(count):
             for j in range(count):
                 value = int(matrix[i, j])
-                axis.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                          color="white" if value > threshold else "black")
+                axis.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > threshold else "black",
+                )
     return save_figure(figure, path)
 
 
-def top_losses_plot(images: torch.Tensor, predicted: list[str], actual: list[str], confidence: list[float],
-                    path: str | os.PathLike, columns: int = 4) -> Path:
+def top_losses_plot(
+    images: torch.Tensor,
+    predicted: list[str],
+    actual: list[str],
+    confidence: list[float],
+    path: str | os.PathLike,
+    columns: int = 4,
+) -> Path:
     """A grid of the most confidently wrong images, titled with predicted / true labels."""
     plt = pyplot()
     count = max(len(predicted), 1)
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
     if not predicted:  # a page that says so, rather than a blank one
-        figure.text(0.5, 0.45, "No wrong predictions: every test image was classified correctly", ha="center",
-                    va="center", fontsize=11)
+        figure.text(
+            0.5,
+            0.45,
+            "No wrong predictions: every test image was classified correctly",
+            ha="center",
+            va="center",
+            fontsize=11,
+        )
     for k, axis in enumerate(axes.flat):
         axis.axis("off")
         if k >= len(predicted):
@@ -123,8 +149,12 @@ def lr_finder_plot(result: Any, path: str | os.PathLike) -> Path:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.plot(result.lrs, result.losses, alpha=0.3, label="loss")
     axis.plot(result.lrs, result.smoothed, label="smoothed loss")
-    axis.axvline(result.suggestion, color="C2", linestyle="--",
-                 label=f"suggested lr {result.suggestion:.2g} ({result.confidence} confidence)")
+    axis.axvline(
+        result.suggestion,
+        color="C2",
+        linestyle="--",
+        label=f"suggested lr {result.suggestion:.2g} ({result.confidence} confidence)",
+    )
     axis.axvline(result.steepest, color="C3", linestyle=":", label=f"steepest descent {result.steepest:.2g}")
     low, high = min(result.smoothed), result.smoothed[0]
     axis.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.5 * (high - low) + 1e-3)  # hide the final blow-up

@@ -37,8 +37,14 @@ def figure_size(rows: int, cols: int) -> tuple[int, int]:
     return int(round(cols * CELL_INCHES * DPI)), int(round(rows * CELL_INCHES * DPI))
 
 
-def sample_grid(data: ImageData, path: str | os.PathLike, rows: int = 3, cols: int = 3, seed: int = 0,
-                augmentation: Augmentation | None = None) -> Path:
+def sample_grid(
+    data: ImageData,
+    path: str | os.PathLike,
+    rows: int = 3,
+    cols: int = 3,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+) -> Path:
     """Draw rows x cols random samples titled with their class names (the tutorial's figure) as a PNG.
 
     With an augmentation, each sample is followed by its augmented version, so the grid has 2 x cols columns.
@@ -74,11 +80,22 @@ def sample_grid(data: ImageData, path: str | os.PathLike, rows: int = 3, cols: i
 
 def split_summary(data: ImageData) -> dict[str, Any]:
     """Counts per class, image shape and pixel statistics of one split, as plain types."""
-    counts = torch.bincount(data.labels.cpu(), minlength=len(data.classes)).tolist() if len(data) else [0] * len(data.classes)
+    counts = (
+        torch.bincount(data.labels.cpu(), minlength=len(data.classes)).tolist()
+        if len(data)
+        else [0] * len(data.classes)
+    )
     mean, std = channel_stats(data) if len(data) else ((), ())
     channels, height, width = data.image_shape
-    return {"samples": len(data), "channels": channels, "height": height, "width": width,
-            "mean": list(mean), "std": list(std), "per_class": dict(zip(data.classes, counts, strict=True))}
+    return {
+        "samples": len(data),
+        "channels": channels,
+        "height": height,
+        "width": width,
+        "mean": list(mean),
+        "std": list(std),
+        "per_class": dict(zip(data.classes, counts, strict=True)),
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -89,13 +106,17 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"{summary['dataset']}: {len(classes)} classes"]
     lines.append(f"{'class':<{name_width}}" + "".join(f"{split:>10}" for split in splits))
     for name in classes:
-        lines.append(f"{name:<{name_width}}" + "".join(f"{summary['splits'][s]['per_class'][name]:>10,}" for s in splits))
+        lines.append(
+            f"{name:<{name_width}}" + "".join(f"{summary['splits'][s]['per_class'][name]:>10,}" for s in splits)
+        )
     lines.append(f"{'total':<{name_width}}" + "".join(f"{summary['splits'][s]['samples']:>10,}" for s in splits))
     for split in splits:
         values = summary["splits"][split]
         figures = ", ".join(f"{m:.4f}/{s:.4f}" for m, s in zip(values["mean"], values["std"], strict=True))
-        lines.append(f"{split}: {values['channels']}x{values['height']}x{values['width']} "
-                     f"({'gray' if values['channels'] == 1 else 'RGB'}), pixel mean/std in [0, 1]: {figures}")
+        lines.append(
+            f"{split}: {values['channels']}x{values['height']}x{values['width']} "
+            f"({'gray' if values['channels'] == 1 else 'RGB'}), pixel mean/std in [0, 1]: {figures}"
+        )
     for note in summary.get("notes", []):
         lines.append(note)
     return "\n".join(lines)

@@ -12,8 +12,9 @@ from trainlab.reports.classification import confusion_matrix
 from trainlab.reports.plots import confusion_matrix_plot, learning_curves, top_losses_plot
 
 
-def most_confidently_wrong(predictions: torch.Tensor, confidences: torch.Tensor, labels: torch.Tensor,
-                           count: int) -> torch.Tensor:
+def most_confidently_wrong(
+    predictions: torch.Tensor, confidences: torch.Tensor, labels: torch.Tensor, count: int
+) -> torch.Tensor:
     """Indices of the wrong predictions with the highest confidence, most confident first."""
     wrong = (predictions != labels.cpu()).nonzero().view(-1)
     order = confidences[wrong].argsort(descending=True)
@@ -27,11 +28,17 @@ def write_run_reports(analysis: dict[str, Any], top_count: int = 16) -> list[Pat
     labels = analysis["test_labels"].cpu()
     predictions, confidences = analysis["predictions"], analysis["confidences"]
     paths = [learning_curves({run_dir.name: analysis["metrics"]}, run_dir / CURVES_FILE)]
-    paths.append(confusion_matrix_plot(confusion_matrix(predictions, labels, len(classes)), classes,
-                                       run_dir / CONFUSION_FILE))
+    paths.append(
+        confusion_matrix_plot(confusion_matrix(predictions, labels, len(classes)), classes, run_dir / CONFUSION_FILE)
+    )
     index = most_confidently_wrong(predictions, confidences, labels, top_count)
-    paths.append(top_losses_plot(
-        analysis["test_images"][index.to(analysis["test_images"].device)].cpu(),
-        [classes[int(predictions[i])] for i in index], [classes[int(labels[i])] for i in index],
-        [float(confidences[i]) for i in index], run_dir / TOP_LOSSES_FILE))
+    paths.append(
+        top_losses_plot(
+            analysis["test_images"][index.to(analysis["test_images"].device)].cpu(),
+            [classes[int(predictions[i])] for i in index],
+            [classes[int(labels[i])] for i in index],
+            [float(confidences[i]) for i in index],
+            run_dir / TOP_LOSSES_FILE,
+        )
+    )
     return paths

@@ -85,6 +85,7 @@ def list_runs(root: str | os.PathLike = "runs") -> list[dict[str, Any]]:
 
 def format_runs(rows: list[dict[str, Any]]) -> str:
     """A text table of list_runs rows; '-' where a figure is unknown."""
+
     def percent(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -93,9 +94,20 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
 
     header = ("run", "model", "optimizer", "lr", "epochs", "best val", "test", "time", "status")
     table = [header] + [
-        (r["run"], text(r["model"]), text(r["optimizer"]), text(r["lr"], "g"), text(r["epochs"]),
-         percent(r["best_val_accuracy"]), percent(r["test_accuracy"]),
-         "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s", r["status"]) for r in rows
+        (
+            r["run"],
+            text(r["model"]),
+            text(r["optimizer"]),
+            text(r["lr"], "g"),
+            text(r["epochs"]),
+            percent(r["best_val_accuracy"]),
+            percent(r["test_accuracy"]),
+            "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s",
+            r["status"],
+        )
+        for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table)
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table
+    )

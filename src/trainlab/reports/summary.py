@@ -15,7 +15,9 @@ def parameter_table(model: nn.Module) -> tuple[str, dict[str, int]]:
     trainable = sum(count for _, _, count, grad in rows if grad)
     width = max([len("name")] + [len(name) for name, *_ in rows])
     lines = [f"{'name':<{width}}  {'shape':<12} {'count':>10}  trainable"]
-    lines += [f"{name:<{width}}  {shape:<12} {count:>10,}  {'yes' if grad else 'no'}" for name, shape, count, grad in rows]
+    lines += [
+        f"{name:<{width}}  {shape:<12} {count:>10,}  {'yes' if grad else 'no'}" for name, shape, count, grad in rows
+    ]
     lines.append(f"Total parameters: {total:,}")
     lines.append(f"Trainable parameters: {trainable:,}")
     return "\n".join(lines), {"total_parameters": total, "trainable_parameters": trainable}
@@ -28,8 +30,10 @@ def layer_table(model: nn.Module, input_size: tuple[int, int, int]) -> tuple[str
 
     shapes: dict[str, tuple[int, ...]] = {}
     leaves = [(name, module) for name, module in model.named_modules() if name and not list(module.children())]
-    hooks = [module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
-             for name, module in leaves]
+    hooks = [
+        module.register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
+        for name, module in leaves
+    ]
     counter = FlopCounterMode(display=False)
     was_training = model.training
     model.eval()

@@ -7,8 +7,16 @@ from typing import Any
 
 from trainlab.training.reporting import Reporter
 
-SCALARS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr",
-           "machine_samples_per_second")
+SCALARS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "machine_samples_per_second",
+)
 
 
 def tensorboard_available() -> bool:

@@ -25,9 +25,13 @@ def metrics_rows(run_dir: Path) -> list[dict[str, Any]]:
 def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
     """Every place where two checkpoint payloads differ, tensors compared bit for bit."""
     if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
-        same = (isinstance(expected, torch.Tensor) and isinstance(actual, torch.Tensor)
-                and expected.dtype == actual.dtype and expected.shape == actual.shape
-                and torch.equal(expected, actual))
+        same = (
+            isinstance(expected, torch.Tensor)
+            and isinstance(actual, torch.Tensor)
+            and expected.dtype == actual.dtype
+            and expected.shape == actual.shape
+            and torch.equal(expected, actual)
+        )
         return [] if same else [f"{where}: tensors differ"]
     if isinstance(expected, dict) and isinstance(actual, dict):
         if set(expected) != set(actual):
@@ -36,7 +40,9 @@ def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
     if isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple)):
         if len(expected) != len(actual):
             return [f"{where}: lengths {len(expected)} and {len(actual)}"]
-        return [d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{where}[{i}]")]
+        return [
+            d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in differences(e, a, f"{where}[{i}]")
+        ]
     return [] if expected == actual and type(expected) is type(actual) else [f"{where}: {expected!r} != {actual!r}"]
 
 

@@ -28,7 +28,7 @@ def make_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng.shuffle(labels)
     images = rng.integers(0, 60, size=(count, 28, 28))
     for i, label in enumerate(labels):
-        images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 200 + rng.integers(0, 55)
+        images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 200 + rng.integers(0, 55)
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 

@@ -6,5 +6,13 @@ from trainlab.training.reporting import Reporter
 from trainlab.training.runtime import resolve_device
 from trainlab.training.trainer import Trainer
 
-__all__ = ["EpochProgress", "Reporter", "Trainer", "evaluate", "fit", "load_run_config", "resolve_device",
-           "train_one_epoch"]
+__all__ = [
+    "EpochProgress",
+    "Reporter",
+    "Trainer",
+    "evaluate",
+    "fit",
+    "load_run_config",
+    "resolve_device",
+    "train_one_epoch",
+]

@@ -122,8 +122,12 @@ def evaluate(
                 confidences.append(confidence.cpu())
     model.train(was_training)
     samples = len(data)
-    result = {"loss": loss_sum / max(samples, 1), "accuracy": correct / max(samples, 1), "samples": samples,
-              "correct": correct}
+    result = {
+        "loss": loss_sum / max(samples, 1),
+        "accuracy": correct / max(samples, 1),
+        "samples": samples,
+        "correct": correct,
+    }
     if return_predictions:
         result["predictions"] = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
         result["confidences"] = torch.cat(confidences) if confidences else torch.empty(0)

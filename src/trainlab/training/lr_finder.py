@@ -29,13 +29,21 @@ class LrFinderResult:
     suggestion: float
     steepest: float
     confidence: str
-    rule: str = ("lr at the minimum of the smoothed loss divided by 10, cross-checked against the lr of "
-                 "steepest descent before that minimum")
+    rule: str = (
+        "lr at the minimum of the smoothed loss divided by 10, cross-checked against the lr of "
+        "steepest descent before that minimum"
+    )
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"suggested_lr": self.suggestion, "steepest_lr": self.steepest, "confidence": self.confidence,
-                "rule": self.rule, "notes": self.notes, "steps": len(self.lrs)}
+        return {
+            "suggested_lr": self.suggestion,
+            "steepest_lr": self.steepest,
+            "confidence": self.confidence,
+            "rule": self.rule,
+            "notes": self.notes,
+            "steps": len(self.lrs),
+        }
 
 
 def smooth(values: list[float], window: int | None = None) -> list[float]:
@@ -51,7 +59,7 @@ def smooth(values: list[float], window: int | None = None) -> list[float]:
     out = []
     for i in range(len(values)):
         span = min(half, i, len(values) - 1 - i)  # the window stays symmetric, shrinking near the ends
-        chunk = values[i - span:i + span + 1]
+        chunk = values[i - span : i + span + 1]
         out.append(sum(chunk) / len(chunk))
     return out
 
@@ -63,8 +71,11 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float, float, str,
     suggestion = lrs[lowest] / 10
     log_lrs = [math.log10(lr) for lr in lrs]
     window = max(lowest, 2)
-    slopes = [(smoothed[i + 1] - smoothed[i - 1]) / (log_lrs[i + 1] - log_lrs[i - 1]) for i in range(1, window - 1)
-              if i + 1 < len(smoothed)]
+    slopes = [
+        (smoothed[i + 1] - smoothed[i - 1]) / (log_lrs[i + 1] - log_lrs[i - 1])
+        for i in range(1, window - 1)
+        if i + 1 < len(smoothed)
+    ]
     steepest = lrs[1 + min(range(len(slopes)), key=slopes.__getitem__)] if slopes else suggestion
     ratio = max(suggestion, steepest) / min(suggestion, steepest)
     confidence = "high" if ratio <= 3 else "medium" if ratio <= 10 else "low"
@@ -82,8 +93,14 @@ class _RangeDone(Exception):
     """Raised from the step hook when the range test has its steps or the loss diverged."""
 
 
-def find_lr(config: TrainConfig, data: DatasetSplits, model: nn.Module | None = None, start_lr: float = 1e-7,
-            end_lr: float = 10.0, steps: int = 200) -> LrFinderResult:
+def find_lr(
+    config: TrainConfig,
+    data: DatasetSplits,
+    model: nn.Module | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 200,
+) -> LrFinderResult:
     """Run the range test on a copy of `model` (or a fresh config.model); the original is left untouched.
 
     The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
@@ -114,9 +131,17 @@ def find_lr(config: TrainConfig, data: DatasetSplits, model: nn.Module | None = 
     epoch = 0
     try:
         while True:  # epoch after epoch until the range is done
-            train_one_epoch(setup.forward_model, setup.batches(epoch), setup.loss_fn, setup.optimizer,
-                            setup.preprocess, autocast=setup.autocast, scaler=setup.scaler,
-                            grad_clip=finder_config.grad_clip, after_step=record)
+            train_one_epoch(
+                setup.forward_model,
+                setup.batches(epoch),
+                setup.loss_fn,
+                setup.optimizer,
+                setup.preprocess,
+                autocast=setup.autocast,
+                scaler=setup.scaler,
+                grad_clip=finder_config.grad_clip,
+                after_step=record,
+            )
             epoch += 1
     except (_RangeDone, TrainingDiverged):  # a non-finite loss ends the range like a diverging one
         pass

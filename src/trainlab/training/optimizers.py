@@ -16,8 +16,13 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[torch.nn.Parameter]
     if not trainable:
         raise ConfigError(f"--freeze {' '.join(config.freeze)} leaves no parameter to train; freeze fewer prefixes")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            trainable,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "adam":

@@ -15,6 +15,7 @@ class Reporter:
     def epoch_end(self, row: dict[str, Any]) -> None: ...
     def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
         """The run finished; `analysis` holds the metrics, classes and the last test predictions."""
+
     def message(self, text: str) -> None: ...
 
 

@@ -66,8 +66,10 @@ def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
         return
     links = linked_entries(run_dir)
     if links:
-        raise TrainlabError(f"run directory {run_dir} holds symbolic links ({', '.join(links)}); trainlab never "
-                            "writes through links: remove them or choose another --run-dir")
+        raise TrainlabError(
+            f"run directory {run_dir} holds symbolic links ({', '.join(links)}); trainlab never "
+            "writes through links: remove them or choose another --run-dir"
+        )
     if resume or not any(not _is_scratch(e.name) for e in run_dir.iterdir()):
         return
     if not overwrite:
@@ -77,10 +79,15 @@ def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
         )
     foreign = foreign_entries(run_dir)
     if foreign or not (run_dir / CONFIG_FILE).is_file():
-        what = f"it holds {', '.join(foreign[:5])}{' and more' if len(foreign) > 5 else ''}, which no run writes" \
-            if foreign else f"it has no {CONFIG_FILE}"
-        raise TrainlabError(f"--overwrite replaces only a trainlab run directory or an empty folder, and {run_dir} "
-                            f"is not one ({what}); nothing was touched: choose another --run-dir")
+        what = (
+            f"it holds {', '.join(foreign[:5])}{' and more' if len(foreign) > 5 else ''}, which no run writes"
+            if foreign
+            else f"it has no {CONFIG_FILE}"
+        )
+        raise TrainlabError(
+            f"--overwrite replaces only a trainlab run directory or an empty folder, and {run_dir} "
+            f"is not one ({what}); nothing was touched: choose another --run-dir"
+        )
 
 
 def _own_entries(run_dir: Path) -> list[Path]:
@@ -108,14 +115,20 @@ def _belongs_to_a_run(run_dir: Path, entry: Path) -> bool:
 
 def foreign_entries(run_dir: Path) -> list[str]:
     """Paths in run_dir (relative) that no trainlab run writes: a user's files, which are never deleted."""
-    return sorted(str(entry.relative_to(run_dir)) for entry in _own_entries(run_dir)
-                  if entry.is_symlink() or not _belongs_to_a_run(run_dir, entry))
+    return sorted(
+        str(entry.relative_to(run_dir))
+        for entry in _own_entries(run_dir)
+        if entry.is_symlink() or not _belongs_to_a_run(run_dir, entry)
+    )
 
 
 def linked_entries(run_dir: Path) -> list[str]:
     """The run's own files and folders that are symbolic links (a copied run directory may hold them)."""
-    return sorted(str(entry.relative_to(run_dir)) for entry in _own_entries(run_dir)
-                  if entry.is_symlink() and _belongs_to_a_run(run_dir, entry))
+    return sorted(
+        str(entry.relative_to(run_dir))
+        for entry in _own_entries(run_dir)
+        if entry.is_symlink() and _belongs_to_a_run(run_dir, entry)
+    )
 
 
 def _is_scratch(name: str) -> bool:
@@ -180,8 +193,10 @@ def clear_run_dir(run_dir: Path) -> None:
     """Remove a previous run's files (for --overwrite), keeping the lock file we hold; nothing else is touched."""
     foreign = foreign_entries(run_dir)
     if foreign:  # refuse_existing checked this under the lock; a file that appeared since is kept all the same
-        raise TrainlabError(f"{run_dir} now holds {', '.join(foreign[:5])}, which no run writes; nothing was "
-                            "touched: choose another --run-dir")
+        raise TrainlabError(
+            f"{run_dir} now holds {', '.join(foreign[:5])}, which no run writes; nothing was "
+            "touched: choose another --run-dir"
+        )
     for entry in run_dir.iterdir():
         if entry.name == LOCK_FILE:
             continue
@@ -202,8 +217,9 @@ class RunLock:
         try:  # O_NOFOLLOW: a lock file that is a link is refused, never written through
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
-            raise TrainlabError(f"cannot lock {self.path}: {exc.strerror or exc} (is it a symbolic link? remove it)"
-                                ) from None
+            raise TrainlabError(
+                f"cannot lock {self.path}: {exc.strerror or exc} (is it a symbolic link? remove it)"
+            ) from None
         handle = os.fdopen(fd, "r+")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -307,8 +323,9 @@ class RunDirectory:
         try:
             return run_reports.write_run_reports({**analysis, "run_dir": self.path})
         except FileWriteError as exc:
-            raise FileWriteError(exc.path, f"{exc.reason}; the run itself is complete and saved in {self.path}"
-                                 ) from None
+            raise FileWriteError(
+                exc.path, f"{exc.reason}; the run itself is complete and saved in {self.path}"
+            ) from None
 
 
 def write_file(path: Path, content: bytes) -> None:

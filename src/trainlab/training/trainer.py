@@ -25,8 +25,15 @@ from trainlab.training.signals import StopRequest
 class Trainer:
     """One training run: holds the model, optimizer, data and progress; its run directory writes the files."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path | rundir.RunDirectory, data: DatasetSplits,
-                 model: nn.Module | None, reporter: Reporter, pretrained: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path | rundir.RunDirectory,
+        data: DatasetSplits,
+        model: nn.Module | None,
+        reporter: Reporter,
+        pretrained: bool = True,
+    ):
         self.config = config
         self.files = run_dir if isinstance(run_dir, rundir.RunDirectory) else rundir.RunDirectory(run_dir)
         self.run_dir = self.files.path
@@ -94,7 +101,8 @@ class Trainer:
             raise CheckpointError(
                 f"{path} was trained on other data than {describe_data(self.config)} holds now (different "
                 f"{', '.join(changed)}); point the run at its data again, or pass --allow-other-data to resume on "
-                "this data anyway")
+                "this data anyway"
+            )
         load_weights(self.model, state.model_state, source=str(path))
         try:
             self.optimizer.load_state_dict(state.optimizer_state)
@@ -132,9 +140,17 @@ class Trainer:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
         train = train_one_epoch(
-            self.forward_model, self.batches(), self.loss_fn, self.optimizer,
-            self.preprocess, self.progress, autocast=self.autocast, scaler=self.scaler,
-            grad_clip=self.config.grad_clip, after_step=self.after_step, step_offset=self.step - self.progress.batch,
+            self.forward_model,
+            self.batches(),
+            self.loss_fn,
+            self.optimizer,
+            self.preprocess,
+            self.progress,
+            autocast=self.autocast,
+            scaler=self.scaler,
+            grad_clip=self.config.grad_clip,
+            after_step=self.after_step,
+            step_offset=self.step - self.progress.batch,
         )
         train_seconds = time.perf_counter() - started
         row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
@@ -143,9 +159,13 @@ class Trainer:
             row.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         test = self.evaluate(self.test_data, return_predictions=True)
         self.last_test = test
-        row.update(test_loss=test["loss"], test_accuracy=test["accuracy"], lr=lr,
-                   machine_seconds=time.perf_counter() - started,
-                   machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9))
+        row.update(
+            test_loss=test["loss"],
+            test_accuracy=test["accuracy"],
+            lr=lr,
+            machine_seconds=time.perf_counter() - started,
+            machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9),
+        )
         self.epoch += 1
         self.progress = EpochProgress()
         self.metrics.append(row)
@@ -158,14 +178,26 @@ class Trainer:
         return row
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
-        return evaluate(self.forward_model, data, self.loss_fn, self.preprocess, self.config.eval_batch_size,
-                        autocast=self.autocast, return_predictions=return_predictions)
+        return evaluate(
+            self.forward_model,
+            data,
+            self.loss_fn,
+            self.preprocess,
+            self.config.eval_batch_size,
+            autocast=self.autocast,
+            return_predictions=return_predictions,
+        )
 
     def analysis(self) -> dict[str, Any]:
         """What reports need: metrics, classes, test images and labels, the last epoch's predictions."""
-        return {"run_dir": self.run_dir, "metrics": self.metrics, "classes": self.classes,
-                "test_images": self.test_data.images, "test_labels": self.test_data.labels,
-                **{key: self.last_test[key] for key in ("predictions", "confidences")}}
+        return {
+            "run_dir": self.run_dir,
+            "metrics": self.metrics,
+            "classes": self.classes,
+            "test_images": self.test_data.images,
+            "test_labels": self.test_data.labels,
+            **{key: self.last_test[key] for key in ("predictions", "confidences")},
+        }
 
     def stop_if_requested(self) -> None:
         """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written."""
@@ -206,8 +238,10 @@ class Trainer:
                 self.stop_if_requested()
                 self.run_epoch()
                 if self.should_stop_early():
-                    self.reporter.message(f"Early stop: validation accuracy has not improved for "
-                                          f"{self.config.early_stop} epochs (best: epoch {self.best['epoch']})")
+                    self.reporter.message(
+                        f"Early stop: validation accuracy has not improved for "
+                        f"{self.config.early_stop} epochs (best: epoch {self.best['epoch']})"
+                    )
                     break
             self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
         summary = self.summary("stopped early" if self.epoch < self.config.epochs else "finished")
