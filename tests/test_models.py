@@ -167,7 +167,7 @@ def test_summary_json_gives_the_counts(run_main):
     }
 
 
-def test_frozen_parameters_do_not_change_while_the_others_train_ok(run_main, tiny_data, tmp_path):
+def test_frozen_parameters_do_not_change_while_the_others_train(run_main, tiny_data, tmp_path):
     run_dir = tmp_path / "run"
     train_ok(
         run_main,
