@@ -21,6 +21,7 @@ LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
+INPUT_STYLES = ("auto", "photo", "raw")  # how a picture is made to look like the training images
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files

@@ -114,7 +114,7 @@ def suspicious_inputs(args: argparse.Namespace) -> list[str]:
     for flag, value in (("--threads", getattr(args, "threads", None)), ("--workers", getattr(args, "workers", None))):
         if isinstance(value, int) and cpus < value <= (MAX_THREADS if flag == "--threads" else MAX_WORKERS):
             notes.append(f"{flag} {value} is more than the {cpus} CPUs here; they will compete for them")
-    pngs = [getattr(args, "confusion_matrix", None)]
+    pngs = [getattr(args, "confusion_matrix", None), getattr(args, "show_input", None)]
     if args.command in ("lr-find", "plot") or getattr(args, "data_command", None) == "show":
         pngs.append(args.out)
     for path in filter(None, pngs):

@@ -18,6 +18,7 @@ from trainlab.cli.options import (
     path_argument,
     warn,
 )
+from trainlab.config import INPUT_STYLES
 from trainlab.errors import TrainlabError
 
 DATA_NOTE = "where the test images come from; flags not given: the checkpoint's own"
@@ -49,6 +50,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=3,
         help="how many classes to list (default: 3; more than the model's classes: a warning)",
+    )
+    predict.add_argument(
+        "--input-style",
+        choices=INPUT_STYLES,
+        default="raw",
+        help="how a picture is made to look like the training images: raw (the whole frame resized, polarity "
+        "kept; default), photo (background trimmed by its corner colour, object fitted and centred, polarity "
+        "and background matched), auto (raw when it already looks like them, else photo)",
+    )
+    predict.add_argument(
+        "--show-input",
+        metavar="PNG",
+        type=path_argument,
+        help="draw each picture beside what the model received (a name not ending in .png: a warning)",
     )
     add_data_options(predict, note=DATA_NOTE)
     add_output_options(predict)
@@ -136,16 +151,36 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
             f"{len(predictor.classes)}",
         )
     if args.test_index is not None:
+        if args.show_input or args.input_style != "raw":
+            raise TrainlabError(
+                "--test-index takes a test image as it is; --show-input and --input-style are for files"
+            )
         return predict_test_image(args, out, loaded, predictor)
-    predictions = predictor.predict_files(args.images, args.top_k)
+    if args.input_style != "raw":  # the notes say where the training images' look came from
+        for note in predictor.notes:
+            out.say(note)
+    inputs = predictor.read_files(args.images, args.input_style)
+    predictions = predictor.predict_inputs(inputs, args.top_k)
     for path, prediction in zip(args.images, predictions, strict=True):
         prefix = f"{path}: " if len(args.images) > 1 else ""
         out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
         for rank, (name, probability) in enumerate(prediction.top, start=1):
             out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
-    out.result(
-        {"predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]}
-    )
+        if prediction.input_style != "raw":  # raw is the picture as it is: nothing to say
+            out.say(f"  input style {prediction.input_style}: {prediction.input_reason}")
+    result = {
+        "predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]
+    }
+    if args.show_input:
+        from trainlab.reports.plots import model_input_plot
+
+        try:
+            shown = model_input_plot(inputs, predictions, [str(path) for path in args.images], args.show_input)
+        except OSError as exc:
+            raise cannot_write(Path(args.show_input), exc) from None
+        out.say(f"Model input: {shown}")
+        result["show_input_png"] = str(shown)
+    out.result(result)
     return EXIT_OK
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
+from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
 from trainlab.errors import DataError
 
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
@@ -20,11 +23,20 @@ TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2
 
 
 class ImageShape(Protocol):
-    """Anything that names the model's input: Preprocessing does."""
+    """Anything that names the model's input: Preprocessing does (and says how the training images look)."""
 
     channels: int
     height: int
     width: int
+
+
+@dataclass
+class InputImage:
+    """A picture as the model receives it, the style it went through and why, and the decoded original."""
+
+    tensor: torch.Tensor  # uint8 (C, H, W) in the model's input shape
+    choice: StyleChoice
+    original: Any  # PIL image, after EXIF rotation and channel conversion, before the style
 
 
 def open_image(path: str | os.PathLike) -> Any:
@@ -62,14 +74,39 @@ def read_header(path: str | os.PathLike) -> tuple[int, int, int]:
     return (1 if mode in GRAY_MODES else 3), height, width
 
 
-def load_image(path: str | os.PathLike, preprocessing: ImageShape) -> torch.Tensor:
-    """An image file as uint8 (C, H, W) in the model's input shape: channels converted, resized.
+def load_image(path: str | os.PathLike, preprocessing: ImageShape, style: str = "raw") -> torch.Tensor:
+    """An image file as uint8 (C, H, W) in the model's input shape, through an input style (see input_styles)."""
+    return read_input(path, preprocessing, style).tensor
 
-    Transparent pixels become black and EXIF rotation is applied. Fashion-MNIST is light garments on a
-    black background; images are not inverted, so photos of dark objects on white should be inverted first.
+
+def read_input(path: str | os.PathLike, preprocessing: ImageShape, style: str = "raw") -> InputImage:
+    """An image file as the model receives it: decoded, channels converted, then `style` (auto, photo or raw).
+
+    Transparent pixels become black and EXIF rotation is applied. raw resizes the whole frame and keeps its
+    polarity; photo trims, fits, centres and matches the training images' look (preprocessing.look); auto picks
+    one of the two for this picture.
     """
-    from PIL import Image, ImageOps
     from torchvision.transforms.v2 import functional as F
+
+    if style not in INPUT_STYLES:
+        raise DataError(f"unknown input style {style!r}; choose one of: {', '.join(INPUT_STYLES)}")
+    image = decode(path, "L" if preprocessing.channels == 1 else "RGB")
+    look = getattr(preprocessing, "look", None)
+    height, width = preprocessing.height, preprocessing.width
+    if style == "auto":
+        choice = choose_style(np.asarray(image.convert("L"), dtype=np.float32), height, width, look)
+    else:
+        choice = StyleChoice(style, "asked for")
+    if choice.style == "photo":
+        tensor = photo_input(image, preprocessing.channels, height, width, look)
+    else:
+        tensor = F.resize(F.pil_to_tensor(image), [height, width], antialias=True)
+    return InputImage(tensor, choice, image)
+
+
+def decode(path: str | os.PathLike, mode: str) -> Any:
+    """An image file as a PIL image in `mode` (L or RGB): EXIF rotation applied, transparency made black."""
+    from PIL import Image, ImageOps
 
     image = open_image(path)
     try:
@@ -78,18 +115,15 @@ def load_image(path: str | os.PathLike, preprocessing: ImageShape) -> torch.Tens
             image = ImageOps.exif_transpose(image)
             if image.mode in WIDE_MODES:
                 image = to_8_bit(image)
-            mode = "L" if preprocessing.channels == 1 else "RGB"
             if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
                 image = image.convert("RGBA")
                 background = Image.new("RGBA", image.size, (0, 0, 0, 255))  # transparent -> black, as in the data
                 image = Image.alpha_composite(background, image)
-            image = image.convert(mode)
+            return image.convert(mode)
     except Image.DecompressionBombError:
         raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
         raise DataError(f"{path}: cannot be read as an image ({exc})") from None
-    tensor = F.pil_to_tensor(image)
-    return F.resize(tensor, [preprocessing.height, preprocessing.width], antialias=True)
 
 
 def to_8_bit(image: Any) -> Any:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from trainlab.data.input_styles import DataLook
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -16,15 +18,19 @@ class Preprocessing:
     width: int = 28
     mean: tuple[float, ...] | None = None  # per channel, after scaling to [0, 1]; None: no normalization
     std: tuple[float, ...] | None = None
+    look: DataLook | None = None  # what the training images look like, for the photo and auto input styles
 
     def to_dict(self) -> dict:
-        return {
+        values = {
             "channels": self.channels,
             "height": self.height,
             "width": self.width,
             "mean": list(self.mean) if self.mean is not None else None,
             "std": list(self.std) if self.std is not None else None,
         }
+        if self.look is not None:
+            values["look"] = self.look.to_dict()
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> Preprocessing:
@@ -35,6 +41,7 @@ class Preprocessing:
             width=int(values["width"]),
             mean=tuple(mean) if mean is not None else None,
             std=tuple(std) if std is not None else None,
+            look=DataLook.from_dict(values["look"]) if isinstance(values.get("look"), dict) else None,
         )
 
     def __call__(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -11,7 +11,13 @@ from torch import nn
 
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
 from trainlab.data.builtin import BUILTIN_DATASETS
-from trainlab.data.decoding import MAX_IMAGE_PIXELS, load_image  # noqa: F401 - the one decoding path, re-exported
+from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-exported
+    MAX_IMAGE_PIXELS,
+    InputImage,
+    load_image,
+    read_input,
+)
+from trainlab.data.input_styles import measure_look
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model
@@ -25,14 +31,19 @@ class Prediction:
     index: int
     probability: float
     top: list[tuple[str, float]]
+    input_style: str | None = None  # for image files: the style the picture went through ("raw" or "photo")
+    input_reason: str | None = None  # and why
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             "label": self.label,
             "index": self.index,
             "probability": self.probability,
             "top_k": [{"label": name, "probability": p} for name, p in self.top],
         }
+        if self.input_style is not None:
+            values["input_style"], values["input_style_reason"] = self.input_style, self.input_reason
+        return values
 
 
 class Predictor:
@@ -53,6 +64,7 @@ class Predictor:
         self.preprocessing = preprocessing
         self.model_name = model_name  # the --model name that rebuilds the model (recorded in exports)
         self.model_arguments = dict(model_arguments or {})
+        self.notes: list[str] = []  # what was assumed while loading (e.g. where the input look came from)
 
     @classmethod
     def from_checkpoint(
@@ -87,7 +99,13 @@ class Predictor:
             model_name, (preprocessing.channels, preprocessing.height, preprocessing.width), len(classes), **extra
         )
         load_weights(net, loaded.model_state, source=str(loaded.path))
-        return cls(net, classes, preprocessing, device, model_name, extra)
+        notes = []
+        if preprocessing.look is None:
+            preprocessing, note = with_builtin_look(preprocessing, config, dataset if loaded.classes is None else None)
+            notes.append(note)
+        predictor = cls(net, classes, preprocessing, device, model_name, extra)
+        predictor.notes = notes
+        return predictor
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """Softmax class probabilities for a uint8 batch (N, C, H, W)."""
@@ -110,7 +128,44 @@ class Predictor:
             for row_v, row_i in zip(values, indices, strict=True)
         ]
 
-    def predict_files(self, paths: list[str | os.PathLike], top_k: int = 1) -> list[Prediction]:
-        """Top-k predictions for image files of any size and mode."""
-        batch = torch.stack([load_image(path, self.preprocessing) for path in paths])
-        return self.predict(batch, top_k)
+    def read_files(self, paths: list[str | os.PathLike], input_style: str = "raw") -> list[InputImage]:
+        """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""
+        return [read_input(path, self.preprocessing, input_style) for path in paths]
+
+    def predict_files(
+        self, paths: list[str | os.PathLike], top_k: int = 1, input_style: str = "raw"
+    ) -> list[Prediction]:
+        """Top-k predictions for image files of any size and mode, each saying the input style it went through."""
+        return self.predict_inputs(self.read_files(paths, input_style), top_k)
+
+    def predict_inputs(self, inputs: list[InputImage], top_k: int = 1) -> list[Prediction]:
+        """Top-k predictions for pictures read by read_files."""
+        predictions = self.predict(torch.stack([item.tensor for item in inputs]), top_k)
+        for prediction, item in zip(predictions, inputs, strict=True):
+            prediction.input_style, prediction.input_reason = item.choice.style, item.choice.reason
+        return predictions
+
+
+def with_builtin_look(
+    preprocessing: Preprocessing, config: dict[str, Any], dataset: str | None
+) -> tuple[Preprocessing, str]:
+    """A checkpoint from before looks were recorded: the look of its built-in data set when a copy is here."""
+    import dataclasses
+
+    name = config.get("dataset", dataset)
+    if name in BUILTIN_DATASETS:
+        from trainlab.data import load_split
+        from trainlab.errors import TrainlabError
+
+        try:
+            images = load_split(name, "train", config.get("data_dir"), download=False).images
+        except TrainlabError:
+            images = None
+        look = measure_look(images) if images is not None else None
+        if look is not None:
+            note = f"the checkpoint does not record its training images' look; measured on {name}: {look.describe()}"
+            return dataclasses.replace(preprocessing, look=look), note
+    return (
+        preprocessing,
+        "the checkpoint does not record its training images' look: input style auto keeps pictures raw",
+    )

@@ -162,3 +162,31 @@ def lr_finder_plot(result: Any, path: str | os.PathLike) -> Path:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return save_figure(figure, path)
+
+
+def show_image(axis: Any, image: Any) -> None:
+    """A uint8 (C, H, W) tensor or a PIL image, its pixels as they are (not stretched to its own range)."""
+    import numpy as np
+
+    pixels = image.permute(1, 2, 0).numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    axis.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    axis.axis("off")
+
+
+def model_input_plot(inputs: list[Any], predictions: list[Any], names: list[str], path: str | os.PathLike) -> Path:
+    """One row a picture: the original beside what the model received, with the input style and the prediction."""
+    plt = pyplot()
+    figure, axes = plt.subplots(len(inputs), 2, figsize=(6.4, 3.2 * len(inputs)), squeeze=False)
+    for row, (item, prediction, name) in enumerate(zip(inputs, predictions, names, strict=True)):
+        show_image(axes[row, 0], item.original)
+        axes[row, 0].set_title(f"{short_name(name)} ({item.original.width}x{item.original.height})", fontsize=9)
+        show_image(axes[row, 1], item.tensor)
+        height, width = item.tensor.shape[1:]
+        axes[row, 1].set_title(
+            f"model input ({width}x{height}, {item.choice.style})\n"
+            f"{prediction.label} ({100 * prediction.probability:.0f}%)",
+            fontsize=9,
+        )
+    return save_figure(figure, path)

@@ -18,6 +18,7 @@ from torch import nn
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits, make_loader
 from trainlab.data.augment import Augmentation
+from trainlab.data.input_styles import measure_look
 from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import DataError
@@ -92,7 +93,7 @@ def build_training(
     check_splits(config, data, train, val)
     channels, height, width = train.image_shape
     mean, std = channel_stats(train) if config.normalize else (None, None)
-    preprocess = Preprocessing(channels, height, width, mean, std)
+    preprocess = Preprocessing(channels, height, width, mean, std, look=measure_look(train.images))
     augment = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
     torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
     random.seed(config.seed)
