@@ -48,7 +48,6 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500, help="test images per variant (default: 500)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the model trained first (default: 3)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     data = load_dataset("fashion-mnist", data_dir=args.data_dir, download=args.data_dir is None)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint

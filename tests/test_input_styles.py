@@ -114,6 +114,9 @@ def test_the_checkpoint_records_the_look_and_an_old_one_falls_back_to_the_builti
     del payload["preprocessing"]["look"]  # as written before looks were recorded
     torch.save(payload, tmp_path / "old.pt")
     predictor = Predictor.from_checkpoint(tmp_path / "old.pt")
+    assert predictor.notes == [] and predictor.preprocessing.look is None  # nothing measured for raw pictures
+    render(garment(), Scene()).save(tmp_path / "photo.png")
+    predictor.read_files([tmp_path / "photo.png"], "auto")
     assert predictor.preprocessing.look.to_dict() == look
     assert predictor.notes == [
         f"the checkpoint does not record its training images' look; measured on fashion-mnist: "

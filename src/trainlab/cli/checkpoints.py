@@ -156,10 +156,9 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
                 "--test-index takes a test image as it is; --show-input and --input-style are for files"
             )
         return predict_test_image(args, out, loaded, predictor)
-    if args.input_style != "raw":  # the notes say where the training images' look came from
-        for note in predictor.notes:
-            out.say(note)
     inputs = predictor.read_files(args.images, args.input_style)
+    for note in predictor.notes:  # where the training images' look came from, when a style needed it
+        out.say(note)
     predictions = predictor.predict_inputs(inputs, args.top_k)
     for path, prediction in zip(args.images, predictions, strict=True):
         prefix = f"{path}: " if len(args.images) > 1 else ""

@@ -93,12 +93,10 @@ def read_input(path: str | os.PathLike, preprocessing: ImageShape, style: str = 
     image = decode(path, "L" if preprocessing.channels == 1 else "RGB")
     look = getattr(preprocessing, "look", None)
     height, width = preprocessing.height, preprocessing.width
-    if style == "auto":
-        choice = choose_style(np.asarray(image.convert("L"), dtype=np.float32), height, width, look)
-    else:
-        choice = StyleChoice(style, "asked for")
+    gray = np.asarray(image.convert("L"), dtype=np.float32) if style != "raw" else None
+    choice = choose_style(gray, height, width, look) if style == "auto" else StyleChoice(style, "asked for")
     if choice.style == "photo":
-        tensor = photo_input(image, preprocessing.channels, height, width, look)
+        tensor = photo_input(image, gray, preprocessing.channels, height, width, look)
     else:
         tensor = F.resize(F.pil_to_tensor(image), [height, width], antialias=True)
     return InputImage(tensor, choice, image)

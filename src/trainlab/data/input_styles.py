@@ -147,15 +147,17 @@ def choose_style(gray: np.ndarray, height: int, width: int, look: DataLook | Non
     )
 
 
-def photo_input(image: Any, channels: int, height: int, width: int, look: DataLook | None) -> torch.Tensor:
-    """The paper's recipe on a PIL image: uint8 (channels, height, width) shaped like the training images."""
+def photo_input(
+    image: Any, gray: np.ndarray, channels: int, height: int, width: int, look: DataLook | None
+) -> torch.Tensor:
+    """The paper's recipe on a PIL image in the model's mode (L or RGB) and its gray levels: uint8 (channels,
+    height, width) shaped like the training images."""
     from torchvision.transforms.v2 import functional as F
 
     look = look or DataLook(background=0.0, plain=1.0, fill=1.0)  # Fashion-MNIST's
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
     level, _, noise = corner_level(gray)
     box = object_box(gray, level, max(TRIM_TOLERANCE, 4 * noise)) or (0, gray.shape[0], 0, gray.shape[1])
-    full = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    full = np.asarray(image, dtype=np.float32)
     full = full.reshape(*full.shape[:2], -1)  # (H, W, C)
     patches = [np.median(patch.reshape(-1, full.shape[2]), axis=0) for patch in corner_patches(full)]
     background = np.median(np.stack(patches), axis=0)  # per channel

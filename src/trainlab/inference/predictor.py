@@ -64,7 +64,8 @@ class Predictor:
         self.preprocessing = preprocessing
         self.model_name = model_name  # the --model name that rebuilds the model (recorded in exports)
         self.model_arguments = dict(model_arguments or {})
-        self.notes: list[str] = []  # what was assumed while loading (e.g. where the input look came from)
+        self.notes: list[str] = []  # what was assumed (e.g. where the training images' look came from)
+        self.look_from: tuple[str, str | None] | None = None  # (data set, data dir) to measure the look on, once
 
     @classmethod
     def from_checkpoint(
@@ -99,12 +100,9 @@ class Predictor:
             model_name, (preprocessing.channels, preprocessing.height, preprocessing.width), len(classes), **extra
         )
         load_weights(net, loaded.model_state, source=str(loaded.path))
-        notes = []
-        if preprocessing.look is None:
-            preprocessing, note = with_builtin_look(preprocessing, config, dataset if loaded.classes is None else None)
-            notes.append(note)
         predictor = cls(net, classes, preprocessing, device, model_name, extra)
-        predictor.notes = notes
+        if preprocessing.look is None:  # a checkpoint from before looks were recorded: measured when first needed
+            predictor.look_from = (config.get("dataset", dataset), config.get("data_dir"))
         return predictor
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -130,6 +128,10 @@ class Predictor:
 
     def read_files(self, paths: list[str | os.PathLike], input_style: str = "raw") -> list[InputImage]:
         """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""
+        if input_style != "raw" and self.look_from is not None:
+            self.preprocessing, note = with_builtin_look(self.preprocessing, *self.look_from)
+            self.notes.append(note)
+            self.look_from = None
         return [read_input(path, self.preprocessing, input_style) for path in paths]
 
     def predict_files(
@@ -146,19 +148,16 @@ class Predictor:
         return predictions
 
 
-def with_builtin_look(
-    preprocessing: Preprocessing, config: dict[str, Any], dataset: str | None
-) -> tuple[Preprocessing, str]:
+def with_builtin_look(preprocessing: Preprocessing, name: str, data_dir: str | None) -> tuple[Preprocessing, str]:
     """A checkpoint from before looks were recorded: the look of its built-in data set when a copy is here."""
     import dataclasses
 
-    name = config.get("dataset", dataset)
     if name in BUILTIN_DATASETS:
         from trainlab.data import load_split
         from trainlab.errors import TrainlabError
 
         try:
-            images = load_split(name, "train", config.get("data_dir"), download=False).images
+            images = load_split(name, "train", data_dir, download=False).images
         except TrainlabError:
             images = None
         look = measure_look(images) if images is not None else None
