@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,11 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from trainlab.layout import METRICS_FILE
 from trainlab.testing.synthetic import make_images, write_fashion_layout, write_idx  # noqa: F401 - for the tests
+from trainlab.training.rundir import read_metrics  # noqa: F401 - for the tests
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+FASHION_CLASSES = (  # the names the data set's own documentation gives, in label order
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @pytest.fixture
@@ -130,11 +141,6 @@ def train_tiny_run(root: Path) -> tuple[Path, Path]:
     return data_dir, root / "run"
 
 
-def read_metrics(run_dir: Path) -> list[dict]:
-    """A run's metrics.jsonl, one dict per epoch."""
-    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()]
-
-
 def train_ok(run_main, data_dir: Path, run_dir: Path, *flags: str) -> CliResult:
     """`trainlab train` on a generated data dir, on the CPU, never downloading; asserts that it succeeded."""
     result = run_main("train", "--data-dir", data_dir, "--run-dir", run_dir, "--device", "cpu", "--no-download", *flags)
@@ -149,3 +155,19 @@ def small_mlp():
 
     torch.manual_seed(0)
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+
+
+def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
+    """`trainlab train` arguments on a generated data dir: the CPU, no download, quiet; then `extra`."""
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--run-dir",
+        str(run_dir),
+        "--no-download",
+        "--device",
+        "cpu",
+        "--quiet",
+        *extra,
+    ]

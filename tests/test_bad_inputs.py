@@ -19,6 +19,7 @@ from trainlab import TrainConfig, fit
 from trainlab.checkpoint import load_checkpoint
 
 from conftest import assert_one_line_error, make_images, run_cli, snapshot, write_fashion_layout, write_idx
+from conftest import train_args as cpu_train_args
 
 RAW = Path("FashionMNIST") / "raw"
 
@@ -50,20 +51,8 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
-    epochs = [] if "--config" in extra else ["--epochs", "1"]
-    return [
-        "train",
-        "--data-dir",
-        str(data_dir),
-        "--run-dir",
-        str(run_dir),
-        "--no-download",
-        "--device",
-        "cpu",
-        "--quiet",
-        *epochs,
-        *extra,
-    ]
+    """One epoch, unless a config file gives the epochs."""
+    return cpu_train_args(data_dir, run_dir, *([] if "--config" in extra else ["--epochs", "1"]), *extra)
 
 
 # --- data files ----------------------------------------------------------------------------------------------------

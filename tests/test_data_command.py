@@ -12,20 +12,7 @@ from trainlab.data import load_dataset
 from trainlab.data.memory import channel_stats
 from trainlab.reports.preview import figure_size
 
-from conftest import make_images
-
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
+from conftest import FASHION_CLASSES, make_images
 
 
 def grid_pixels(path) -> np.ndarray:
@@ -82,7 +69,7 @@ def test_info_counts_classes_per_split_with_size_channels_and_pixel_statistics(r
     result = run_main("data", "info", "--data-dir", tiny_data, "--val-split", "0.25", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout.splitlines()[-1])
-    assert info["classes"] == FASHION_CLASSES
+    assert info["classes"] == list(FASHION_CLASSES)
     assert list(info["splits"]) == ["train", "val", "test"]
     assert [info["splits"][s]["samples"] for s in ("train", "val", "test")] == [480, 160, 160]
     assert set(info["splits"]["val"]["per_class"].values()) == {16}  # stratified: a quarter of each class

@@ -10,20 +10,7 @@ from trainlab.data import BatchLoader, ImageData, Preprocessing, load_dataset, l
 from trainlab.data.builtin import FASHION_MNIST, resolve_data_dir
 from trainlab.data.idx import IMAGES_MAGIC, LABELS_MAGIC, parse_idx, read_bytes
 
-from conftest import make_images, write_fashion_layout, write_idx
-
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+from conftest import FASHION_CLASSES, make_images, write_fashion_layout, write_idx
 
 
 def test_gzipped_and_plain_files_load_to_identical_tensors(tmp_path):

@@ -28,7 +28,7 @@ from trainlab.testing import fault_injection
 from trainlab.testing.compare import differences, metrics_rows
 from trainlab.training.trainer import Trainer
 
-from conftest import REPO
+from conftest import REPO, train_args
 
 
 @pytest.fixture(autouse=True)
@@ -55,21 +55,6 @@ def assert_same_training_state(expected: dict, actual: dict) -> None:
         assert torch.equal(tensor, actual["model_state"][key]), key
     for key in ("optimizer_state", "scheduler_state", "rng", "epoch", "step", "epoch_progress"):
         assert differences(expected[key], actual[key], key) == []
-
-
-def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--data-dir",
-        str(data_dir),
-        "--run-dir",
-        str(run_dir),
-        "--no-download",
-        "--device",
-        "cpu",
-        "--quiet",
-        *extra,
-    ]
 
 
 def no_temporary_files(run_dir: Path) -> bool:

@@ -16,25 +16,14 @@ import pytest
 from trainlab.checkpoint import load_checkpoint
 
 from conftest import REPO, assert_one_line_error, make_images, snapshot, write_fashion_layout, write_idx
+from conftest import train_args as cpu_train_args
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")
 
 
 def train_args(data_dir: Path, run_dir: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--data-dir",
-        str(data_dir),
-        "--run-dir",
-        str(run_dir),
-        "--no-download",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--threads",
-        "1",
-        *extra,
-    ]
+    """On one thread: these tests run trainlab processes side by side."""
+    return cpu_train_args(data_dir, run_dir, "--threads", "1", *extra)
 
 
 @contextlib.contextmanager

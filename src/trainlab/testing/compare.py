@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE
+from trainlab.training.rundir import read_metrics
 
 MACHINE_FIELDS = ("machine_seconds", "machine_samples_per_second")  # they time the machine; they differ per run
 
@@ -19,7 +20,7 @@ def without_machine_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def metrics_rows(run_dir: Path) -> list[dict[str, Any]]:
     """A run's metrics.jsonl rows without the fields that time the machine."""
-    return without_machine_fields([json.loads(line) for line in (run_dir / METRICS_FILE).read_text().splitlines()])
+    return without_machine_fields(read_metrics(run_dir))
 
 
 def differences(expected: Any, actual: Any, where: str = "") -> list[str]:
