@@ -309,8 +309,10 @@ def test_predict_takes_image_files_before_or_after_options(run_main, tmp_path):
         _sys.modules.pop("models", None)
     assert before.returncode == 0, before.stderr
     assert after.returncode == 0, after.stderr
-    assert before.stdout.startswith('Predicted: "')
-    assert after.stdout.startswith(f'{tmp_path / "a.png"}: Predicted: "')
+    note, *_ = before.stdout.splitlines()  # a plain state_dict records no look: where auto's came from
+    assert note.startswith("the checkpoint does not record its training images' look")
+    assert before.stdout.startswith(note + '\nPredicted: "')
+    assert after.stdout.startswith(note + f'\n{tmp_path / "a.png"}: Predicted: "')
     assert f'{tmp_path / "b.png"}: Predicted: "' in after.stdout
 
 

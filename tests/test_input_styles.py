@@ -156,3 +156,52 @@ def test_input_styles_apply_to_files_only(run_main, tmp_path):
     _, run_dir = train_tiny_run(tmp_path)
     result = run_main("predict", run_dir, "--test-index", "0", "--input-style", "photo")
     assert_one_line_error(result, "--test-index", "--input-style")
+
+
+def test_evaluate_on_a_folder_of_photos_reads_them_as_predict_does(run_main, tmp_path):
+    data_dir, run_dir = train_tiny_run(tmp_path)
+    test = load_dataset(data_dir=data_dir, download=False).test
+    paths, labels = [], []
+    for index in range(40):
+        label = int(test.labels[index])
+        folder = tmp_path / "photos" / test.classes[label].replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        paths.append(folder / f"{index}.png")
+        labels.append(label)
+        render(test.images[index, 0].numpy(), Scene((200, 160), (236, 236, 236), scale=5), index).save(paths[-1])
+    predictor = Predictor.from_checkpoint(run_dir)
+    chosen = {}
+    for style in ("auto", "raw"):
+        flags = () if style == "auto" else ("--input-style", "raw")  # auto: the default for pictures named
+        result = run_main("evaluate", run_dir, "--dataset", "folder", "--image-dir", tmp_path / "photos", *flags)
+        assert result.returncode == 0, result.stderr
+        figures = json.loads(
+            run_main("evaluate", run_dir, "--dataset", "folder", "--image-dir", tmp_path / "photos", *flags, "--json")
+            .stdout.splitlines()[-1]
+        )
+        predicted = predictor.predict_files(paths, input_style=style)
+        assert figures["correct"] == sum(p.index == y for p, y in zip(predicted, labels, strict=True))
+        assert ("input style auto: each picture" in result.stdout) == (style == "auto")
+        chosen[style] = [(p.input_style, p.index) for p in predicted]
+    assert {choice for choice, _ in chosen["auto"]} == {"photo"}  # light-background pictures of 200x160
+    assert [index for _, index in chosen["auto"]] != [index for _, index in chosen["raw"]]
+
+
+def test_evaluate_reads_the_checkpoints_own_pictures_as_in_training(run_main, tmp_path):
+    root = tmp_path / "shapes"
+    for split in ("train", "test"):
+        for label, name in enumerate(("left", "right")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(6):
+                pixels = np.full((40, 40), 200, dtype=np.uint8)
+                pixels[5:35, 20 * label : 20 * label + 20] = 10 + i
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    from trainlab import TrainConfig, fit
+
+    config = TrainConfig(dataset="folder", image_dir=str(root), image_size=20, epochs=2, threads=1, device="cpu")
+    fit(config, run_dir=tmp_path / "run")
+    own = run_main("evaluate", tmp_path / "run")
+    assert own.returncode == 0, own.stderr
+    assert "input style raw: the checkpoint's own test pictures, read as in training" in own.stdout
+    result = run_main("evaluate", tmp_path / "run", "--input-style", "photo", "--dataset", "mnist")
+    assert_one_line_error(result, "--input-style is for pictures", "mnist")

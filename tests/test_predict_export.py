@@ -112,7 +112,11 @@ def test_predict_several_files_prefixes_each_line_with_its_path(trained, run_mai
     assert result.returncode == 0, result.stderr
     heads = [line for line in result.stdout.splitlines() if not line.startswith("  ")]
     assert [PREDICTION_LINE.match(line)["path"] for line in heads] == [str(p) for p in paths]
-    assert len(result.stdout.splitlines()) == 3 * 3
+    lines = result.stdout.splitlines()
+    styles = [line for line in lines if line.startswith("  input style ")]
+    # gray.png is 28x28 on black like the data (auto keeps it raw: no line); the 100x60 pictures go as photos
+    assert len(styles) == 2 and all(line.startswith("  input style photo: 100x60 on a dark") for line in styles)
+    assert len(lines) == 3 * 3 + 2
 
 
 def test_predict_files_json(trained, run_main, tmp_path):

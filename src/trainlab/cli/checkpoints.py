@@ -35,6 +35,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="where to draw the confusion matrix (default: in the run directory, else beside the "
         "checkpoint; a name not ending in .png: a warning)",
     )
+    evaluate.add_argument(
+        "--input-style",
+        choices=INPUT_STYLES,
+        help="how csv/folder pictures are read, as in predict: auto, photo or raw (default: raw for the "
+        "checkpoint's own test pictures, auto for pictures the data flags name)",
+    )
     add_data_options(evaluate, note=DATA_NOTE)
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -54,10 +60,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument(
         "--input-style",
         choices=INPUT_STYLES,
-        default="raw",
-        help="how a picture is made to look like the training images: raw (the whole frame resized, polarity "
-        "kept; default), photo (background trimmed by its corner colour, object fitted and centred, polarity "
-        "and background matched), auto (raw when it already looks like them, else photo)",
+        help="how a picture is made to look like the training images: auto (default: raw when it already "
+        "looks like them, else photo), photo (background trimmed by its corner colour, object fitted and "
+        "centred, polarity and background matched), raw (the whole frame resized, polarity kept)",
     )
     predict.add_argument(
         "--show-input",
@@ -99,6 +104,7 @@ def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
         trust_pickle=args.trust_pickle,
         trust_model_code=args.trust_model_code,
         download=not args.no_download,
+        input_style=args.input_style,
         **given(args, DATA_KEYS),
     )
     for note in result.notes:  # csv/folder data: in memory or streamed, cached or decoded
@@ -151,12 +157,12 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
             f"{len(predictor.classes)}",
         )
     if args.test_index is not None:
-        if args.show_input or args.input_style != "raw":
+        if args.show_input or args.input_style is not None:
             raise TrainlabError(
                 "--test-index takes a test image as it is; --show-input and --input-style are for files"
             )
         return predict_test_image(args, out, loaded, predictor)
-    inputs = predictor.read_files(args.images, args.input_style)
+    inputs = predictor.read_files(args.images, args.input_style or "auto")
     for note in predictor.notes:  # where the training images' look came from, when a style needed it
         out.say(note)
     predictions = predictor.predict_inputs(inputs, args.top_k)
@@ -187,7 +193,7 @@ def predict_test_image(args: argparse.Namespace, out: Output, loaded, predictor)
     """predict --test-index N: the tutorial's `Predicted: "...", Actual: "..."` for one test image."""
     from trainlab.inference.evaluation import load_test_split
 
-    test, notes = load_test_split(loaded, predictor, given(args, DATA_KEYS), download=not args.no_download)
+    test, notes = load_test_split(loaded, predictor, given(args, DATA_KEYS), not args.no_download, "raw")
     for note in notes:
         out.say(note)
     if not 0 <= args.test_index < len(test):

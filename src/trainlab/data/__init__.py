@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from trainlab.config import DATASETS, FILE_DATASETS, TrainConfig
 from trainlab.data.builtin import BUILTIN_DATASETS, locate_files, resolve_data_dir
 from trainlab.data.idx import read_idx_pair
+from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
 from trainlab.data.streaming import StreamingLoader, is_streaming
 from trainlab.data.transforms import Preprocessing, one_hot
@@ -69,8 +70,10 @@ def load_splits(
     *,
     classes: tuple[str, ...] | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    style: InputStyle = RAW,
 ) -> tuple[dict[str, ImageData], list[str]]:
-    """The named splits of a data set, and lines saying how csv/folder images are held (memory or stream)."""
+    """The named splits of a data set, and lines saying how csv/folder images are held (memory or stream);
+    csv/folder pictures go through the input style `style` (see data.input_styles)."""
     config = data_config(source, data_dir)
     unknown = [split for split in splits if split not in ("train", "test")]
     if unknown:
@@ -78,7 +81,7 @@ def load_splits(
     if config.dataset in FILE_DATASETS:
         from trainlab.data.file_datasets import load_image_files
 
-        return load_image_files(config, splits, classes, image_shape)
+        return load_image_files(config, splits, classes, image_shape, style)
     root = resolve_data_dir(config.data_dir)
     if config.dataset == "cifar10":
         from trainlab.data.cifar import load_cifar10

@@ -173,9 +173,13 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
     """Each label as an index into classes: by name, else as a class number; unknown ones are errors.
 
     A numbered class folder is a class number only against classes with other names (a checkpoint's
-    "T-shirt/top", ...): against numbered classes ("100", "200"), folder "1" is a name, and unknown.
+    "T-shirt/top", ...): against numbered classes ("100", "200"), folder "1" is a name, and unknown. A "/" in
+    a class name may be written "-" or "_" (folder T-shirt-top is class T-shirt/top).
     """
     lookup = {name: index for index, name in enumerate(classes)}
+    for index, name in enumerate(classes):  # "T-shirt/top" cannot name a folder: T-shirt-top or T-shirt_top can
+        for spelling in (name.replace("/", "-"), name.replace("/", "_")):
+            lookup.setdefault(spelling, index)
     numbers_allowed = not files.labels_are_names or not all(INTEGER.fullmatch(name) for name in classes)
     indices = []
     for label, where in zip(files.raw_labels, files.where, strict=True):
@@ -188,6 +192,7 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
                 )
         if index is None:
             shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
-            raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}")
+            slash = " (a / in a class name is written - or _ in a folder name)" if any("/" in c for c in classes) else ""
+            raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}{slash}")
         indices.append(index)
     return indices

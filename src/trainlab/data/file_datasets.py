@@ -1,7 +1,8 @@
 """The user's own images (--dataset csv or folder) as ImageData: decoded once and cached, or streamed.
 
 Every file goes through data.decoding.load_image, the function `trainlab predict` uses for a user's image,
-so training, evaluation and prediction see the same pixels. Decoded sets are cached next to the images
+so training, evaluation and prediction see the same pixels (training: raw; evaluation on pictures: the
+input style asked for). Decoded sets are cached next to the images
 and reused while no file changes; a set larger than the memory budget is streamed from the files instead.
 """
 
@@ -18,6 +19,7 @@ from trainlab.config import TrainConfig
 from trainlab.data.annotations import FileSet, derive_classes, label_indices, read_class_folders, read_csv_annotations
 from trainlab.data.cache import DecodedImages, cache_file, cache_key, read_cache, write_cache
 from trainlab.data.decoding import read_header, read_in_batches
+from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import ImageData, stratified_indices
 from trainlab.data.streaming import (
     PARALLEL_DECODE_MINIMUM,
@@ -55,6 +57,7 @@ class Survey:
     cache_path: Path
     cached: DecodedImages | None
     scanned: bool
+    style: InputStyle = RAW
 
 
 @dataclass
@@ -124,11 +127,13 @@ def load_image_files(
     splits: tuple[str, ...] = ("train", "test"),
     classes: tuple[str, ...] | None = None,
     image_shape: tuple[int, int, int] | None = None,
+    style: InputStyle = RAW,
 ) -> tuple[dict[str, ImageData], list[str]]:
     """The requested splits of a csv/folder data set, and lines saying how they are held (memory or stream).
 
     classes: map labels onto these (a checkpoint's); default: the training labels' classes.
     image_shape: (C, H, W) to decode to (a checkpoint's input); default: --channels/--image-size, else the data's.
+    style: the input style pictures go through (evaluation on photos); training data is always raw.
     """
     train, test = file_sources(config, splits, need_train="train" in splits or classes is None)
     if classes is None:
@@ -141,7 +146,7 @@ def load_image_files(
     workers = config.workers if config.workers is not None else default_workers()
     surveys: list[Survey] = []
     for files in needed:  # train first: its shape is the test set's
-        surveys.append(survey(files, surveys[0].shape if surveys else wanted, workers))
+        surveys.append(survey(files, surveys[0].shape if surveys else wanted, workers, style))
     budget = memory_budget_bytes(config.memory_budget_mb)
     total = sum(nbytes(len(s.present), s.shape) for s in surveys)
     prepared = {id(s.files): prepare(s, workers, config.skip_bad_images, total, budget) for s in surveys}
@@ -170,16 +175,16 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
     return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes)
 
 
-def survey(files: FileSet, wanted: tuple, workers: int) -> Survey:
+def survey(files: FileSet, wanted: tuple, workers: int, style: InputStyle = RAW) -> Survey:
     """Stat every file, look for a valid cache, and settle the decoded shape (reading headers when unset)."""
     stats = files.stats()
-    request = "x".join("auto" if v is None else str(v) for v in wanted)
+    request = "x".join("auto" if v is None else str(v) for v in wanted) + style.key()
     cache_path = cache_file(files.root, files.source, request, cache_key(request, files.paths, stats))
     cached = read_cache(cache_path)
     if cached is not None:
         unreadable = {i for i, _ in cached.bad}
         present = [i for i in range(len(files)) if i not in unreadable]
-        return Survey(files, cached.shape, present, cached.bad, cache_path, cached, scanned=False)
+        return Survey(files, cached.shape, present, cached.bad, cache_path, cached, False, style)
     bad = [
         (i, f"{files.where[i]}: {files.paths[i]} does not exist in {files.root}")
         for i, stat in enumerate(stats)
@@ -187,10 +192,10 @@ def survey(files: FileSet, wanted: tuple, workers: int) -> Survey:
     ]
     present = [i for i, stat in enumerate(stats) if stat is not None]
     if all(v is not None for v in wanted):
-        return Survey(files, tuple(wanted), present, bad, cache_path, None, scanned=False)
+        return Survey(files, tuple(wanted), present, bad, cache_path, None, False, style)
     headers, unreadable = scan_headers(files, present, workers)
     shape = resolve_shape(wanted, list(headers.values()))
-    return Survey(files, shape, sorted(headers), sorted(bad + unreadable), cache_path, None, scanned=True)
+    return Survey(files, shape, sorted(headers), sorted(bad + unreadable), cache_path, None, True, style)
 
 
 def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: int) -> Prepared:
@@ -208,7 +213,8 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
             f"memory budget of {budget / 2**20:,.1f} MB (--memory-budget-mb)"
         )
         paths = [files.absolute(i) for i in present]
-        return Prepared(present, FileBackedImages(paths, shape, workers), [note, *skipped_note(files, bad)])
+        images = FileBackedImages(paths, shape, workers, style=survey.style)
+        return Prepared(present, images, [note, *skipped_note(files, bad)])
     if survey.cached is not None:
         check_bad(files, survey.bad, skip_bad)
         note = (
@@ -217,7 +223,7 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
         )
         return Prepared(survey.present, survey.cached.images, [note, *skipped_note(files, survey.bad)])
     paths = [files.absolute(i) for i in range(len(files))]
-    good, images, failed = decode_files(paths, shape, survey.present, workers)
+    good, images, failed = decode_files(paths, shape, survey.present, workers, survey.style)
     bad = sorted(survey.bad + failed)
     stored = write_cache(survey.cache_path, DecodedImages(shape, images, bad))
     check_bad(files, bad, skip_bad)

@@ -26,6 +26,9 @@ LEVEL_TOLERANCE = 48.0  # levels: a background this close to the training images
 PLAIN_BACKGROUNDS = 0.5  # the share of training images with a plain background for photo to apply
 LOOK_SAMPLE = 1000  # training images measured: evenly spaced, no random numbers drawn
 CORNER = 0.08  # of each side: the corner patches that give a picture's background colour
+GRID = 64  # cells on a picture's longest side when telling the object from specks apart from it
+SPECK = 0.2  # parts of the mask smaller than this share of the largest are specks, not the object
+NOISE_TOLERANCE = 6.0  # background noise (mean absolute deviation) times this is not the object either
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,24 @@ class DataLook:
     def describe(self) -> str:
         shade = "dark" if self.dark else "light"
         return f"{shade} background ({self.background:.0f}), objects filling {100 * self.fill:.0f}% of the frame"
+
+
+@dataclass(frozen=True)
+class InputStyle:
+    """A style asked for, with the training images' look it matches pictures to (picklable, for workers)."""
+
+    name: str = "raw"
+    look: DataLook | None = None
+
+    def key(self) -> str:
+        """What sets the pixels apart from raw's, for cache names: empty for raw."""
+        if self.name == "raw":
+            return ""
+        look = self.look.to_dict() if self.look is not None else {}
+        return "-" + "-".join([self.name, *(f"{value:g}" for value in look.values())])
+
+
+RAW = InputStyle()
 
 
 @dataclass(frozen=True)
@@ -83,14 +104,65 @@ def plain_corners(spread: float, noise: float) -> bool:
     return spread < max(UNIFORM_SPREAD, 2 * noise)
 
 
-def object_box(gray: np.ndarray, background: float, tolerance: float) -> tuple[int, int, int, int] | None:
-    """(top, bottom, left, right), exclusive ends, of the pixels farther than `tolerance` from the background."""
+def trim_tolerance(noise: float) -> float:
+    """Levels from the background that still count as background: the paper's 5 %, or more on a noisy one."""
+    return max(TRIM_TOLERANCE, NOISE_TOLERANCE * noise)
+
+
+def object_box(
+    gray: np.ndarray, background: float, tolerance: float, specks: bool = True
+) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right), exclusive ends, of the object: the pixels farther than `tolerance` from the
+    background, less (with `specks`) the specks of texture or dirt apart from it (see `object_cells`)."""
     mask = np.abs(gray - background) > tolerance
     rows = np.flatnonzero(mask.sum(axis=1) > max(1, 0.01 * gray.shape[1]))
     cols = np.flatnonzero(mask.sum(axis=0) > max(1, 0.01 * gray.shape[0]))
     if not len(rows) or not len(cols):
         return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if not specks:
+        return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    cell = max(1, -(-max(gray.shape) // GRID))
+    kept = object_cells(mask, cell)
+    rows = np.flatnonzero(kept.any(axis=1))
+    cols = np.flatnonzero(kept.any(axis=0))
+    top, left = int(rows[0]) * cell, int(cols[0]) * cell
+    bottom, right = min(gray.shape[0], (int(rows[-1]) + 1) * cell), min(gray.shape[1], (int(cols[-1]) + 1) * cell)
+    inside = mask[top:bottom, left:right]  # the box tightened to the object's own pixels within its cells
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    return top + int(rows[0]), top + int(rows[-1]) + 1, left + int(cols[0]), left + int(cols[-1]) + 1
+
+
+def object_cells(mask: np.ndarray, cell: int) -> np.ndarray:
+    """The object on a grid of `cell`-pixel squares: the largest connected part of the mask's cells (two cells
+    apart still count as connected) and every other part at least SPECK times its size."""
+    height, width = -(-mask.shape[0] // cell), -(-mask.shape[1] // cell)
+    padded = np.zeros((height * cell, width * cell), dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    grid = padded.reshape(height, cell, width, cell).any(axis=(1, 3))
+    joined = grid.copy()  # grown by one cell so that parts with one empty cell between them join
+    joined[1:] |= grid[:-1]
+    joined[:-1] |= grid[1:]
+    joined[:, 1:] |= joined[:, :-1].copy()
+    joined[:, :-1] |= joined[:, 1:].copy()
+    labels = np.zeros(joined.shape, dtype=np.int32)
+    sizes = [0]
+    for start in zip(*np.nonzero(joined), strict=True):
+        if labels[start]:
+            continue
+        sizes.append(0)
+        labels[start] = len(sizes) - 1
+        stack = [start]
+        while stack:
+            y, x = stack.pop()
+            sizes[-1] += int(grid[y, x])
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < height and 0 <= nx < width and joined[ny, nx] and not labels[ny, nx]:
+                    labels[ny, nx] = len(sizes) - 1
+                    stack.append((ny, nx))
+    sizes_array = np.asarray(sizes)
+    keep = sizes_array >= SPECK * sizes_array.max()
+    keep[0] = False
+    return keep[labels] & grid
 
 
 def gray_levels(images: torch.Tensor) -> np.ndarray:
@@ -116,7 +188,7 @@ def measure_look(images: torch.Tensor) -> DataLook | None:
     )
     fills = []
     for image, (level, _, noise) in zip(gray, levels, strict=True):
-        box = object_box(image, level, max(TRIM_TOLERANCE, 4 * noise))
+        box = object_box(image, level, trim_tolerance(noise), specks=False)  # the data set's own: clean
         if box is not None:
             fills.append(max((box[1] - box[0]) / image.shape[0], (box[3] - box[2]) / image.shape[1]))
     fill = float(np.median(fills)) if fills else 1.0
@@ -156,7 +228,8 @@ def photo_input(
 
     look = look or DataLook(background=0.0, plain=1.0, fill=1.0)  # Fashion-MNIST's
     level, _, noise = corner_level(gray)
-    box = object_box(gray, level, max(TRIM_TOLERANCE, 4 * noise)) or (0, gray.shape[0], 0, gray.shape[1])
+    tolerance = trim_tolerance(noise)
+    box = object_box(gray, level, tolerance) or (0, gray.shape[0], 0, gray.shape[1])
     full = np.asarray(image, dtype=np.float32)
     full = full.reshape(*full.shape[:2], -1)  # (H, W, C)
     patches = [np.median(patch.reshape(-1, full.shape[2]), axis=0) for patch in corner_patches(full)]
@@ -164,24 +237,25 @@ def photo_input(
     pixels = full[box[0] : box[1], box[2] : box[3]]
     if (level < 128) != look.dark:  # dark-on-light photo for light-on-dark data, or the other way round
         pixels, background = 255 - pixels, 255 - background
-    pixels = match_background(pixels, background, look)
+    pixels = match_background(pixels, background, look, tolerance)
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
     scale = min(look.fill * height / tensor.shape[1], look.fill * width / tensor.shape[2])
     size = [max(1, min(height, round(tensor.shape[1] * scale))), max(1, min(width, round(tensor.shape[2] * scale)))]
-    fitted = F.resize(tensor, size, antialias=True).round().clamp(0, 255).to(torch.uint8)
+    fitted = F.adjust_sharpness(F.resize(tensor, size, antialias=True).round().clamp(0, 255).to(torch.uint8), 2.0)
     canvas = torch.full((channels, height, width), round(look.background), dtype=torch.uint8)
     top, left = (height - size[0]) // 2, (width - size[1]) // 2
     canvas[:, top : top + size[0], left : left + size[1]] = fitted
     return canvas
 
 
-def match_background(pixels: np.ndarray, background: np.ndarray, look: DataLook) -> np.ndarray:
-    """Levels stretched so the picture's background becomes the training images' and the far end stays put."""
+def match_background(pixels: np.ndarray, background: np.ndarray, look: DataLook, tolerance: float) -> np.ndarray:
+    """Levels stretched so that the picture's background, up to `tolerance` levels of noise and texture past it,
+    becomes the training images' background level and the far end (255 or 0) stays put."""
     target = look.background
-    if look.dark:  # objects brighter than the background: background -> target, 255 -> 255
-        stretched = target + (pixels - background) * (255 - target) / np.maximum(255 - background, 1)
-        stretched[stretched < target + TRIM_TOLERANCE] = target  # background noise and texture
-    else:  # objects darker: background -> target, 0 -> 0
-        stretched = pixels * target / np.maximum(background, 1)
-        stretched[stretched > target - TRIM_TOLERANCE] = target
+    if look.dark:  # objects brighter than the background: background + tolerance -> target, 255 -> 255
+        start = np.minimum(background + tolerance, 254)
+        stretched = np.maximum(target + (pixels - start) * (255 - target) / (255 - start), target)
+    else:  # objects darker: background - tolerance -> target, 0 -> 0
+        start = np.maximum(background - tolerance, 1)
+        stretched = np.minimum(pixels * target / start, target)
     return np.clip(stretched, 0, 255)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from trainlab.data.decoding import load_image, read_in_batches
+from trainlab.data.input_styles import RAW, DataLook, InputStyle
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
 from trainlab.errors import DataError
 
@@ -26,11 +27,18 @@ DECODE_CHUNK = 256  # files per worker task
 
 @dataclass(frozen=True)
 class InputShape:
-    """The decoded image shape; a picklable stand-in for Preprocessing in worker processes."""
+    """The decoded image shape and the training images' look; a picklable stand-in for Preprocessing in
+    worker processes."""
 
     channels: int
     height: int
     width: int
+    look: DataLook | None = None
+
+
+def reader(shape: tuple[int, int, int], style: InputStyle) -> functools.partial:
+    """load_image for files decoded to `shape` through `style`."""
+    return functools.partial(load_image, preprocessing=InputShape(*shape, style.look), style=style.name)
 
 
 def default_workers() -> int:
@@ -54,10 +62,11 @@ def memory_budget_bytes(budget_mb: float | None) -> int:
 
 
 def decode_files(
-    paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int], workers: int
+    paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int], workers: int, style: InputStyle = RAW
 ) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
-    """Decode paths[indices] to uint8 (n, C, H, W): (decoded indices, images, failures naming the files)."""
-    read = functools.partial(load_image, preprocessing=InputShape(*shape))
+    """Decode paths[indices] to uint8 (n, C, H, W) through an input style: (decoded indices, images, failures
+    naming the files)."""
+    read = reader(shape, style)
     chunks = [list(indices[start : start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
     use_workers = workers if len(indices) >= PARALLEL_DECODE_MINIMUM else 0
     done: list[int] = []
@@ -78,12 +87,18 @@ class FileBackedImages:
     dtype = torch.uint8
 
     def __init__(
-        self, paths: Sequence[str], shape: tuple[int, int, int], workers: int, device: torch.device | str = "cpu"
+        self,
+        paths: Sequence[str],
+        shape: tuple[int, int, int],
+        workers: int,
+        device: torch.device | str = "cpu",
+        style: InputStyle = RAW,
     ):
         self.paths = list(paths)
         self.image_shape = tuple(shape)
         self.workers = workers
         self.device = torch.device(device)
+        self.style = style
 
     @property
     def shape(self) -> torch.Size:
@@ -110,18 +125,17 @@ class FileBackedImages:
     def decode(self, positions: Sequence[int]) -> torch.Tensor:
         """The images at these positions, decoded, on this object's device; a failure stops with its name."""
         positions = [p + len(self.paths) if p < 0 else p for p in positions]
-        _, images, failed = decode_files(self.paths, self.image_shape, positions, self.workers)
+        _, images, failed = decode_files(self.paths, self.image_shape, positions, self.workers, self.style)
         raise_if_failed(failed)
         return images.to(self.device)
 
     def select(self, index: torch.Tensor | Sequence[int]) -> FileBackedImages:
         """A subset, without decoding anything."""
-        return FileBackedImages(
-            [self.paths[i] for i in self.positions(index)], self.image_shape, self.workers, self.device
-        )
+        paths = [self.paths[i] for i in self.positions(index)]
+        return FileBackedImages(paths, self.image_shape, self.workers, self.device, self.style)
 
     def to(self, device: torch.device | str) -> FileBackedImages:
-        return FileBackedImages(self.paths, self.image_shape, self.workers, device)
+        return FileBackedImages(self.paths, self.image_shape, self.workers, device, self.style)
 
     def __repr__(self) -> str:
         return f"FileBackedImages({len(self.paths)} files, shape={tuple(self.shape)}, workers={self.workers})"
@@ -156,7 +170,7 @@ class StreamingLoader(BatchLoader):
             order_list[start : start + self.batch_size]
             for start in range(start_batch * self.batch_size, size, self.batch_size)
         ]
-        read = functools.partial(load_image, preprocessing=InputShape(*self.files.image_shape))
+        read = reader(self.files.image_shape, self.files.style)
         labels = self.data.labels
         for indices, images, failed in read_in_batches(self.files.paths, read, chunks, self.files.workers):
             raise_if_failed(failed)

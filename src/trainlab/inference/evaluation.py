@@ -12,6 +12,7 @@ import torch
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint
 from trainlab.config import FILE_DATASETS, TrainConfig, data_source_keys
 from trainlab.data import ImageData, load_splits
+from trainlab.data.input_styles import RAW
 from trainlab.errors import TrainlabError
 from trainlab.inference.predictor import Predictor
 
@@ -38,15 +39,34 @@ def checkpoint_data_config(saved: dict[str, Any] | None, given: dict[str, Any] |
 
 
 def load_test_split(
-    loaded: LoadedCheckpoint, predictor: Predictor, given: dict[str, Any] | None = None, download: bool = True
+    loaded: LoadedCheckpoint,
+    predictor: Predictor,
+    given: dict[str, Any] | None = None,
+    download: bool = True,
+    input_style: str | None = None,
 ) -> tuple[ImageData, list[str]]:
     """The test split the data options name, decoded to the model's input shape, labels on its classes; and
-    notes on how the images were read (in memory or streamed, cached or decoded)."""
+    notes on how the images were read (in memory or streamed, cached or decoded, the input style).
+
+    input_style (csv/folder pictures only): auto, photo or raw; None: raw for the checkpoint's own test
+    pictures (read as in training), auto for pictures the data options name.
+    """
     given = given or {}
     config = checkpoint_data_config(loaded.config, given)
+    from_files = config.dataset in FILE_DATASETS
+    style_notes = []
+    if not from_files and input_style not in (None, "raw"):
+        raise TrainlabError(
+            f"--input-style is for pictures (--dataset csv or folder); {config.dataset}'s test images are used "
+            "as they are: leave it out"
+        )
+    if from_files:
+        own = not any(value is not None for value in given.values())
+        name = input_style or ("raw" if own else "auto")
+        style = predictor.input_style(name)  # measures an old checkpoint's look if needed
+        style_notes = [*predictor.notes, *input_style_note(name, own and input_style is None)]
     prep = predictor.preprocessing
     shape = (prep.channels, prep.height, prep.width)
-    from_files = config.dataset in FILE_DATASETS
     for name, value, fits in (
         ("--channels", given.get("channels"), (prep.channels,)),
         ("--image-size", given.get("image_size"), (prep.height, prep.width)),
@@ -62,6 +82,7 @@ def load_test_split(
         download=download,
         classes=predictor.classes if from_files else None,
         image_shape=shape if from_files else None,
+        style=style if from_files else RAW,
     )
     test = splits["test"]
     if test.image_shape != shape or len(test.classes) != len(predictor.classes):
@@ -69,7 +90,16 @@ def load_test_split(
             f"{config.dataset} has {len(test.classes)} classes of {'x'.join(map(str, test.image_shape))} images but "
             f"the model takes {'x'.join(map(str, shape))} images in {len(predictor.classes)} classes"
         )
-    return test, notes
+    return test, [*style_notes, *notes]
+
+
+def input_style_note(name: str, own_default: bool) -> list[str]:
+    """The line saying how pictures are read: none when raw was asked for."""
+    if own_default:
+        return ["input style raw: the checkpoint's own test pictures, read as in training (--input-style auto: photos)"]
+    if name == "auto":
+        return ["input style auto: each picture used as it is when it looks like the training images, else as a photo"]
+    return ["input style photo: every picture trimmed, fitted and matched as a photo"] if name == "photo" else []
 
 
 @dataclass
@@ -107,11 +137,14 @@ def evaluate_checkpoint(
     trust_pickle: bool = False,
     trust_model_code: bool = False,
     download: bool = True,
+    input_style: str | None = None,
     **data_options: Any,
 ) -> Evaluation:
     """Test a checkpoint on its own test split, or on the data that `data_options` (config keys such as
     dataset, data_dir, annotations, image_dir) name; returns accuracy, loss, per-class figures and the
-    confusion matrix. `model` names the model of a plain state_dict file."""
+    confusion matrix. `model` names the model of a plain state_dict file; `input_style` (auto, photo, raw) is
+    how csv/folder pictures are read (default: raw for the checkpoint's own, auto for others; see
+    load_test_split)."""
     from trainlab.reports.classification import confusion_matrix, per_class_report
     from trainlab.training import evaluate, resolve_device
     from trainlab.training.losses import make_loss
@@ -124,7 +157,7 @@ def evaluate_checkpoint(
     loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, trust_pickle)
     device = resolve_device(device)
     predictor = Predictor.from_checkpoint(loaded, model=model, device=device, trust_model_code=trust_model_code)
-    test, notes = load_test_split(loaded, predictor, data_options, download)
+    test, notes = load_test_split(loaded, predictor, data_options, download, input_style)
     saved = loaded.config or {}  # the run's own loss, so "Avg loss" matches its metrics
     loss_fn = make_loss(saved.get("loss", "cross-entropy"), len(predictor.classes), saved.get("label_smoothing", 0.0))
     result = evaluate(

@@ -17,9 +17,9 @@ from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-e
     load_image,
     read_input,
 )
-from trainlab.data.input_styles import measure_look
+from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import CheckpointError
+from trainlab.errors import CheckpointError, DataError
 from trainlab.models import check_model_from_file, create_model
 
 
@@ -126,22 +126,32 @@ class Predictor:
             for row_v, row_i in zip(values, indices, strict=True)
         ]
 
-    def read_files(self, paths: list[str | os.PathLike], input_style: str = "raw") -> list[InputImage]:
-        """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""
-        if input_style != "raw" and self.look_from is not None:
+    def input_style(self, name: str = "auto") -> InputStyle:
+        """The input style `name` (auto, photo or raw) with the training images' look, measured once on the
+        built-in data set for a checkpoint from before looks were saved (a line in `notes` says so)."""
+        if name not in INPUT_STYLES:
+            raise DataError(f"unknown input style {name!r}; choose one of: {', '.join(INPUT_STYLES)}")
+        if name != "raw" and self.look_from is not None:
             self.preprocessing, note = with_builtin_look(self.preprocessing, *self.look_from)
             self.notes.append(note)
             self.look_from = None
-        return [read_input(path, self.preprocessing, input_style) for path in paths]
+        return InputStyle(name, self.preprocessing.look)
+
+    def read_files(self, paths: list[str | os.PathLike], input_style: str = "auto") -> list[InputImage]:
+        """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""
+        style = self.input_style(input_style)
+        return [read_input(path, self.preprocessing, style.name) for path in paths]
 
     def predict_files(
-        self, paths: list[str | os.PathLike], top_k: int = 1, input_style: str = "raw"
+        self, paths: list[str | os.PathLike], top_k: int = 1, input_style: str = "auto"
     ) -> list[Prediction]:
         """Top-k predictions for image files of any size and mode, each saying the input style it went through."""
         return self.predict_inputs(self.read_files(paths, input_style), top_k)
 
     def predict_inputs(self, inputs: list[InputImage], top_k: int = 1) -> list[Prediction]:
         """Top-k predictions for pictures read by read_files."""
+        if not inputs:
+            return []
         predictions = self.predict(torch.stack([item.tensor for item in inputs]), top_k)
         for prediction, item in zip(predictions, inputs, strict=True):
             prediction.input_style, prediction.input_reason = item.choice.style, item.choice.reason
@@ -164,7 +174,8 @@ def with_builtin_look(preprocessing: Preprocessing, name: str, data_dir: str | N
         if look is not None:
             note = f"the checkpoint does not record its training images' look; measured on {name}: {look.describe()}"
             return dataclasses.replace(preprocessing, look=look), note
+    why = f"no copy of {name} is here to measure it" if name in BUILTIN_DATASETS else f"it was trained on {name} data"
     return (
         preprocessing,
-        "the checkpoint does not record its training images' look: input style auto keeps pictures raw",
+        f"the checkpoint does not record its training images' look and {why}: input style auto keeps pictures raw",
     )
