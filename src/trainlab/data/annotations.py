@@ -192,7 +192,8 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
                 )
         if index is None:
             shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
-            slash = " (a / in a class name is written - or _ in a folder name)" if any("/" in c for c in classes) else ""
+            slashed = any("/" in name for name in classes)
+            slash = " (a / in a class name is written - or _ in a folder name)" if slashed else ""
             raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}{slash}")
         indices.append(index)
     return indices
