@@ -176,8 +176,9 @@ def test_evaluate_on_a_folder_of_photos_reads_them_as_predict_does(run_main, tmp
         result = run_main("evaluate", run_dir, "--dataset", "folder", "--image-dir", tmp_path / "photos", *flags)
         assert result.returncode == 0, result.stderr
         figures = json.loads(
-            run_main("evaluate", run_dir, "--dataset", "folder", "--image-dir", tmp_path / "photos", *flags, "--json")
-            .stdout.splitlines()[-1]
+            run_main(
+                "evaluate", run_dir, "--dataset", "folder", "--image-dir", tmp_path / "photos", *flags, "--json"
+            ).stdout.splitlines()[-1]
         )
         predicted = predictor.predict_files(paths, input_style=style)
         assert figures["correct"] == sum(p.index == y for p, y in zip(predicted, labels, strict=True))
