@@ -14,6 +14,7 @@ import torch
 
 from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
 from trainlab.errors import DataError
+from trainlab.validation import check_choice
 
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
@@ -88,8 +89,7 @@ def read_input(path: str | os.PathLike, preprocessing: ImageShape, style: str = 
     """
     from torchvision.transforms.v2 import functional as F
 
-    if style not in INPUT_STYLES:
-        raise DataError(f"unknown input style {style!r}; choose one of: {', '.join(INPUT_STYLES)}")
+    check_choice("input style", style, INPUT_STYLES)
     image = decode(path, "L" if preprocessing.channels == 1 else "RGB")
     look = getattr(preprocessing, "look", None)
     height, width = preprocessing.height, preprocessing.width

@@ -19,8 +19,9 @@ from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-e
 )
 from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import CheckpointError, DataError
+from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model
+from trainlab.validation import check_choice
 
 
 @dataclass
@@ -129,8 +130,7 @@ class Predictor:
     def input_style(self, name: str = "auto") -> InputStyle:
         """The input style `name` (auto, photo or raw) with the training images' look, measured once on the
         built-in data set for a checkpoint from before looks were saved (a line in `notes` says so)."""
-        if name not in INPUT_STYLES:
-            raise DataError(f"unknown input style {name!r}; choose one of: {', '.join(INPUT_STYLES)}")
+        check_choice("input style", name, INPUT_STYLES)
         if name != "raw" and self.look_from is not None:
             self.preprocessing, note = with_builtin_look(self.preprocessing, *self.look_from)
             self.notes.append(note)
