@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +24,21 @@ WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a
 TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2
 
 
+ImageSource = str | os.PathLike | bytes  # a file name, or an image file's bytes (an upload)
+
+
+class NotAnImage(DataError):
+    """The bytes are no image format PIL knows (or there are none)."""
+
+
+class DamagedImage(DataError):
+    """A known image format whose pixel data is truncated or corrupt."""
+
+
+class ImageTooLarge(DataError):
+    """More pixels than MAX_IMAGE_PIXELS: refused as a likely decompression bomb before its pixels are decoded."""
+
+
 class ImageShape(Protocol):
     """Anything that names the model's input: Preprocessing does (and says how the training images look)."""
 
@@ -40,27 +56,31 @@ class InputImage:
     original: Any  # PIL image, after EXIF rotation and channel conversion, before the style
 
 
-def open_image(path: str | os.PathLike) -> Any:
-    """A lazily opened PIL image (header read, pixels not yet decoded), size-checked; errors name the file."""
+def open_image(source: ImageSource, name: str | None = None) -> Any:
+    """A lazily opened PIL image (header read, pixels not yet decoded), size-checked; errors name the file
+    (or `name`, for bytes)."""
     from PIL import Image, UnidentifiedImageError
 
+    name = name or (str(source) if not isinstance(source, bytes) else "image")
+    if isinstance(source, bytes) and not source:
+        raise NotAnImage(f"{name}: is empty (0 bytes), not an image")
     try:
-        image = Image.open(path)
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such image file") from None
+        raise DataError(f"{name}: no such image file") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not an image file") from None
+        raise DataError(f"{name}: is a folder, not an image file") from None
     except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
+        raise ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+        raise NotAnImage(f"{name}: cannot be read as an image ({exc})") from None
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         image.close()
-        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels ({width}x{height}); refused")
+        raise ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels ({width}x{height}); refused")
     if width == 0 or height == 0:
         image.close()
-        raise DataError(f"{path}: image has no pixels ({width}x{height})")
+        raise DamagedImage(f"{name}: image has no pixels ({width}x{height})")
     return image
 
 
@@ -80,8 +100,11 @@ def load_image(path: str | os.PathLike, preprocessing: ImageShape, style: str = 
     return read_input(path, preprocessing, style).tensor
 
 
-def read_input(path: str | os.PathLike, preprocessing: ImageShape, style: str = "raw") -> InputImage:
-    """An image file as the model receives it: decoded, channels converted, then `style` (auto, photo or raw).
+def read_input(
+    source: ImageSource, preprocessing: ImageShape, style: str = "raw", name: str | None = None
+) -> InputImage:
+    """An image file (a path, or its bytes named `name` in messages) as the model receives it: decoded, channels
+    converted, then `style` (auto, photo or raw).
 
     Transparent pixels become black and EXIF rotation is applied. raw resizes the whole frame and keeps its
     polarity; photo trims, fits, centres and matches the training images' look (preprocessing.look); auto picks
@@ -90,23 +113,30 @@ def read_input(path: str | os.PathLike, preprocessing: ImageShape, style: str = 
     from torchvision.transforms.v2 import functional as F
 
     check_choice("input style", style, INPUT_STYLES)
-    image = decode(path, "L" if preprocessing.channels == 1 else "RGB")
+    image = decode(source, "L" if preprocessing.channels == 1 else "RGB", name)
     look = getattr(preprocessing, "look", None)
     height, width = preprocessing.height, preprocessing.width
-    gray = np.asarray(image.convert("L"), dtype=np.float32) if style != "raw" else None
+    gray = None
+    if style != "raw":
+        gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
     choice = choose_style(gray, height, width, look) if style == "auto" else StyleChoice(style, "asked for")
     if choice.style == "photo":
         tensor = photo_input(image, gray, preprocessing.channels, height, width, look)
     else:
-        tensor = F.resize(F.pil_to_tensor(image), [height, width], antialias=True)
+        pixels = np.array(image)  # a copy: torch wants a writable array
+        tensor = torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
+        if image.size != (width, height):  # resize returns a picture of the model's size as it is: skipped
+            tensor = F.resize(tensor, [height, width], antialias=True)
     return InputImage(tensor, choice, image)
 
 
-def decode(path: str | os.PathLike, mode: str) -> Any:
-    """An image file as a PIL image in `mode` (L or RGB): EXIF rotation applied, transparency made black."""
+def decode(source: ImageSource, mode: str, name: str | None = None) -> Any:
+    """An image file (or its bytes) as a PIL image in `mode` (L or RGB): EXIF rotation applied, transparency
+    made black."""
     from PIL import Image, ImageOps
 
-    image = open_image(path)
+    image = open_image(source, name)
+    name = name or (str(source) if not isinstance(source, bytes) else "image")
     try:
         with image:
             image.load()
@@ -119,9 +149,9 @@ def decode(path: str | os.PathLike, mode: str) -> Any:
                 image = Image.alpha_composite(background, image)
             return image.convert(mode)
     except Image.DecompressionBombError:
-        raise DataError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
+        raise ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
-        raise DataError(f"{path}: cannot be read as an image ({exc})") from None
+        raise DamagedImage(f"{name}: cannot be read as an image ({exc})") from None
 
 
 def to_8_bit(image: Any) -> Any:

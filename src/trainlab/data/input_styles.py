@@ -92,11 +92,21 @@ def corner_patches(gray: np.ndarray) -> list[np.ndarray]:
 def corner_level(gray: np.ndarray) -> tuple[float, float, float]:
     """(background level, spread, noise) of a (H, W) picture from its corner patches: the median of their
     medians, the range of their medians, and their median mean absolute deviation from the level, in levels."""
-    patches = corner_patches(gray)
-    medians = [float(np.median(patch)) for patch in patches]
-    level = float(np.median(medians))
-    noise = float(np.median([np.abs(patch - level).mean() for patch in patches]))
-    return level, max(medians) - min(medians), noise
+    patches = np.stack(corner_patches(gray)).reshape(4, -1)  # the four have one shape: one call each, not four
+    medians = row_medians(patches)
+    level = float(row_medians(medians[None])[0])
+    noise = float(row_medians(np.abs(patches - level).mean(axis=1)[None])[0])
+    return level, float(medians.max() - medians.min()), noise
+
+
+def row_medians(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=1) by one sort: the same figures, without np.median's 25 us of overhead a call
+    (this runs for every picture a server receives)."""
+    ordered = np.sort(values, axis=1)
+    middle = ordered.shape[1] // 2
+    if ordered.shape[1] % 2:
+        return ordered[:, middle]
+    return (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def plain_corners(spread: float, noise: float) -> bool:

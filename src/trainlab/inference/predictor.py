@@ -114,17 +114,20 @@ class Predictor:
 
     def predict(self, images: torch.Tensor, top_k: int = 1) -> list[Prediction]:
         """Top-k predictions for a uint8 batch (N, C, H, W)."""
-        probabilities = self.probabilities(images)
+        return self.top_predictions(self.probabilities(images), top_k)
+
+    def top_predictions(self, probabilities: torch.Tensor, top_k: int = 1) -> list[Prediction]:
+        """Top-k predictions from the probabilities (N, classes) that `probabilities` returned."""
         k = min(max(top_k, 1), len(self.classes))
         values, indices = probabilities.topk(k, dim=1)
         return [
             Prediction(
-                self.classes[int(row_i[0])],
-                int(row_i[0]),
-                float(row_v[0]),
-                [(self.classes[int(i)], float(v)) for v, i in zip(row_v, row_i, strict=True)],
+                self.classes[row_i[0]],
+                row_i[0],
+                row_v[0],
+                [(self.classes[i], v) for v, i in zip(row_v, row_i, strict=True)],
             )
-            for row_v, row_i in zip(values, indices, strict=True)
+            for row_v, row_i in zip(values.tolist(), indices.tolist(), strict=True)  # plain numbers: one call each
         ]
 
     def input_style(self, name: str = "auto") -> InputStyle:

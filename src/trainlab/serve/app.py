@@ -1,0 +1,441 @@
+"""The FastAPI app of `trainlab serve`: the /v1 JSON API, the Open Inference Protocol (KServe V2) endpoints,
+/metrics, and the web page at /.
+
+Requests pass one ASGI guard (token, upload limit, metrics); predictions go through the Batcher to the model
+thread; every error is JSON {"error": "..."} with its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trainlab import __version__
+from trainlab.data.decoding import DamagedImage, ImageTooLarge, NotAnImage
+from trainlab.errors import DataError
+from trainlab.serve import schemas
+from trainlab.serve.batching import Batcher, QueueFull
+from trainlab.serve.metrics import ServerMetrics
+from trainlab.serve.model import ServedModel
+from trainlab.serve.settings import MAX_TOP_K, SETTINGS_VARIABLE, ServeSettings
+
+OPEN_PATHS = ("/", "/favicon.ico", "/v1/health", "/v1/ready", "/v2/health/live", "/v2/health/ready", "/docs")
+OPEN_PREFIXES = ("/static/", "/docs/", "/openapi.json")  # the page and the API docs carry no model data
+REFUSED_TYPES = ("text/", "application/json", "application/xml")  # bodies that are surely not image files
+JSON = "application/json"
+INLINE_DECODE_BYTES = 4096  # files up to this size (a 28x28 PNG: about 400 bytes) decode on the event loop;
+# deflate expands at most about 1000x, so they hold at most a few million pixels: milliseconds at worst
+DECODE_THREADS = 2  # PIL releases the GIL while it decodes: large pictures decode beside the event loop
+
+
+class ApiError(Exception):
+    """An answer with an error status and a one-line message."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+class BodyTooLarge(Exception):
+    """A request body grew past the upload limit while it was being received."""
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+def json_response(values: Any, status: int = 200) -> Response:
+    return Response(json.dumps(values).encode(), status_code=status, media_type=JSON)
+
+
+class Guard:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): the token, the
+    upload limit (Content-Length, and bytes counted as they arrive for chunked bodies) and the metrics."""
+
+    def __init__(self, app, token: str | None, max_bytes: int, metrics: ServerMetrics):
+        self.app = app
+        self.token = f"Bearer {token}".encode() if token is not None else None
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_and_note(message):
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+            await send(message)
+
+        received = 0
+
+        async def receive_counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        path = scope["path"]
+        try:
+            refusal = self.refusal(scope, path)
+            if refusal is not None:
+                await send_error(send_and_note, *refusal)
+            else:
+                await self.app(scope, receive_counted, send_and_note)
+        except BodyTooLarge:
+            if not response_started:
+                await send_error(send_and_note, *self.too_large())
+        finally:
+            self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)
+
+    def too_large(self) -> tuple[int, str]:
+        return 413, f"the request body is larger than the upload limit of {self.max_bytes / 2**20:g} MB"
+
+    def refusal(self, scope, path: str) -> tuple[int, str, dict[str, str]] | None:
+        headers = dict(scope["headers"])
+        if self.token is not None and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.token):
+                reason = "a wrong token" if given else "no token"
+                return (
+                    401,
+                    f"this server needs a token and the request has {reason}: send 'Authorization: Bearer TOKEN'",
+                    {"www-authenticate": "Bearer"},
+                )
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_large = int(length) > self.max_bytes
+            except ValueError:
+                return 422, "the Content-Length header is not a number", {}
+            if too_large:
+                return (*self.too_large(), {})
+        return None
+
+
+async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    body = error_body(message)
+    raw_headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(key.encode(), value.encode()) for key, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def image_error(exc: DataError) -> ApiError:
+    """A picture that cannot be used: 415 not an image, 413 too many pixels, 422 damaged."""
+    if isinstance(exc, NotAnImage):
+        return ApiError(415, f"{exc}; send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
+    if isinstance(exc, ImageTooLarge):
+        return ApiError(413, str(exc))
+    return ApiError(422, str(exc)) if isinstance(exc, DamagedImage) else ApiError(422, str(exc))
+
+
+def create_app(settings: ServeSettings | None = None, served: ServedModel | None = None) -> FastAPI:
+    """The app for a checkpoint (settings) or an already loaded model (served); the model loads here, once."""
+    if served is None:
+        served = ServedModel(settings)
+    settings = served.settings
+    metrics = ServerMetrics()
+    batcher = Batcher(
+        served.forward, settings.max_batch, settings.max_wait_ms, settings.max_queue, metrics.batch, served.setup_thread
+    )
+    state = {"ready": False}
+    decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="trainlab-decode")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        served.start_card()
+        state["ready"] = True
+        yield
+        state["ready"] = False
+        await batcher.stop()  # uvicorn has let the requests in flight finish; their jobs are done
+        decoders.shutdown(wait=True)
+
+    app = FastAPI(
+        title=f"trainlab serve: {served.name}",
+        version=__version__,
+        description=(
+            "Predictions from a trainlab model: the /v1 JSON API, the Open Inference Protocol (KServe V2) under "
+            "/v2, Prometheus metrics at /metrics and a page to try the model at /. Errors are JSON "
+            '{"error": "..."}.' + (" Send the token as 'Authorization: Bearer TOKEN'." if settings.token else "")
+        ),
+        lifespan=lifespan,
+    )
+    app.state.served, app.state.batcher, app.state.metrics = served, batcher, metrics
+    static = resources.files("trainlab.serve") / "static"
+    page = (static / "index.html").read_bytes()
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return Response(error_body(exc.message), exc.status, headers=exc.headers, media_type=JSON)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such path: {request.url.path} (the API is described at /docs)"
+        return Response(error_body(message), exc.status_code, headers=exc.headers, media_type=JSON)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for item in exc.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part not in ("query", "body"))
+            problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+        return Response(error_body("; ".join(problems) or "malformed request"), 422, media_type=JSON)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        return Response(error_body(f"internal error: {type(exc).__name__}: {exc}"), 500, media_type=JSON)
+
+    async def classify(batch: torch.Tensor) -> torch.Tensor:
+        """Probabilities for a uint8 batch, through the batcher's queue and forward passes."""
+        try:
+            return await batcher.submit(batch, len(batch))
+        except QueueFull:
+            raise ApiError(
+                503, f"the model's queue is full ({settings.max_queue} requests); retry shortly", {"retry-after": "1"}
+            ) from None
+
+    async def read_pictures(files: list[bytes], names: list[str | None], style: str) -> list:
+        """The pictures as the model receives them: small files here (a thread hop costs more than their
+        decode), larger ones in the decode threads, so that the event loop never waits on a big picture."""
+        try:
+            return [
+                served.read(data, name, style)
+                if len(data) <= INLINE_DECODE_BYTES
+                else await asyncio.get_running_loop().run_in_executor(decoders, served.read, data, name, style)
+                for data, name in zip(files, names, strict=True)
+            ]
+        except DataError as exc:
+            raise image_error(exc) from None
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/v1/health", tags=["health"], response_model=schemas.Health)
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return json_response({"status": "ok"})
+
+    @app.get("/v1/ready", tags=["health"], response_model=schemas.Ready, responses={503: {"model": schemas.Error}})
+    async def ready() -> Response:
+        """Readiness: the model is loaded and taking requests."""
+        if not state["ready"]:
+            raise ApiError(503, "the model is not ready (starting or stopping)")
+        return json_response({"ready": True, "model": served.name})
+
+    @app.get("/v1/model", tags=["model"], response_model=schemas.ModelInfo)
+    async def model_info() -> Response:
+        """The model: name, classes, input, preprocessing, parameters, test figures, checkpoint sha256."""
+        return json_response(served.describe())
+
+    @app.get("/v1/model/reports/{key}.png", tags=["model"], response_class=FileResponse)
+    async def model_report(key: str) -> FileResponse:
+        """The run's learning curves or confusion matrix (PNG)."""
+        reports = served.reports()
+        if key not in reports:
+            raise ApiError(404, f"no report {key!r}; this model has: {', '.join(reports) or 'none'}")
+        return FileResponse(reports[key], media_type="image/png")
+
+    @app.get("/v1/samples", tags=["model"], response_model=schemas.Samples)
+    async def samples() -> Response:
+        """Test images from the run's data set (none when no copy of it is here)."""
+        return json_response(
+            {
+                "samples": [
+                    {"index": index, "label": label, "url": f"/v1/samples/{index}.png"}
+                    for index, label, _ in served.samples
+                ]
+            }
+        )
+
+    @app.get("/v1/samples/{index}.png", tags=["model"], response_class=Response)
+    async def sample_image(index: int) -> Response:
+        """One sample test image as PNG."""
+        for number, _, png in served.samples:
+            if number == index:
+                return Response(png, media_type="image/png")
+        raise ApiError(404, f"no sample image {index}; GET /v1/samples lists them")
+
+    @app.post(
+        "/v1/predict",
+        tags=["predict"],
+        response_model=schemas.PredictResponse,
+        responses={code: {"model": schemas.Error} for code in (401, 413, 415, 422, 503)},
+        openapi_extra={"requestBody": schemas.PREDICT_BODY},
+    )
+    async def predict(
+        request: Request,
+        top_k: int = Query(3, ge=1, le=MAX_TOP_K, description="classes listed per image"),
+        input_style: Literal["auto", "photo", "raw"] = Query("auto", description="as in `trainlab predict`"),
+        include_input: bool = Query(False, description="add the picture the model received, as a PNG data URL"),
+    ) -> Response:
+        """Classify one image sent as the body (Content-Type image/png, image/jpeg, ...) or several sent as
+        multipart files: per image the label, class index, probability and top-k, as `trainlab predict --json`."""
+        batcher.arriving += 1
+        try:
+            files, names = await request_images(request)
+            inputs = await read_pictures(files, names, input_style)
+        finally:
+            batcher.arriving -= 1
+        probabilities = await classify(torch.stack([item.tensor for item in inputs]))
+        return Response(served.predictions_body(probabilities, inputs, names, top_k, include_input), media_type=JSON)
+
+    @app.get("/v2", tags=["open inference protocol"])
+    async def oip_server() -> Response:
+        """Server metadata."""
+        return json_response({"name": "trainlab", "version": __version__, "extensions": []})
+
+    @app.get("/v2/health/live", tags=["open inference protocol"])
+    async def oip_live() -> Response:
+        return json_response({"live": True})
+
+    @app.get("/v2/health/ready", tags=["open inference protocol"])
+    async def oip_ready() -> Response:
+        if not state["ready"]:
+            raise ApiError(503, "the model is not ready (starting or stopping)")
+        return json_response({"ready": True})
+
+    def check_name(name: str) -> None:
+        if name != served.name:
+            raise ApiError(404, f"no model named {name!r}; this server serves {served.name!r}")
+
+    @app.get("/v2/models/{name}", tags=["open inference protocol"])
+    async def oip_model(name: str) -> Response:
+        """Model metadata: its input (UINT8 [N, C, H, W]) and output (FP32 probabilities [N, classes])."""
+        check_name(name)
+        return json_response(served.oip_metadata())
+
+    @app.get("/v2/models/{name}/ready", tags=["open inference protocol"])
+    async def oip_model_ready(name: str) -> Response:
+        check_name(name)
+        return json_response({"name": name, "ready": state["ready"]})
+
+    @app.post(
+        "/v2/models/{name}/infer",
+        tags=["open inference protocol"],
+        responses={code: {"model": schemas.Error} for code in (401, 404, 413, 422, 503)},
+    )
+    async def oip_infer(name: str, request: schemas.InferenceRequest) -> Response:
+        """Inference on one UINT8 input tensor [N, C, H, W] (any name); the output is FP32 probabilities."""
+        check_name(name)
+        tensor = oip_tensor(request, served.input_shape())
+        for output in request.outputs or []:
+            if output.name != "probabilities":
+                raise ApiError(422, f"no output named {output.name!r}; this model has one: 'probabilities'")
+        return Response(served.inference_body(await classify(tensor), request.id), media_type=JSON)
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: requests, errors by status, latency, batch sizes, queue."""
+        metrics.queue.set(batcher.waiting)
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    add_bearer_scheme(app, settings.token is not None)
+    app.add_middleware(Guard, token=settings.token, max_bytes=settings.max_upload_bytes, metrics=metrics)
+    return app
+
+
+async def request_images(request: Request) -> tuple[list[bytes], list[str | None]]:
+    """The image files of a /v1/predict request: its body, or the files of a multipart form."""
+    content_type = request.headers.get("content-type", "").lower()
+    body = await request.body()
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=1000, max_fields=1000)
+        except StarletteHTTPException as exc:  # a malformed form
+            raise ApiError(422, f"the multipart form cannot be read: {exc.detail}") from None
+        files = [value for _, value in form.multi_items() if not isinstance(value, str)]
+        if not files:
+            raise ApiError(422, "the multipart form holds no files; send each image as a file field")
+        return [await item.read() for item in files], [item.filename or None for item in files]
+    if content_type.startswith(REFUSED_TYPES):
+        raise ApiError(
+            415,
+            f"a {content_type.split(';')[0]} body is not an image; send the image file itself "
+            "(Content-Type: image/png, image/jpeg, ...) or multipart files",
+        )
+    if not body:
+        raise ApiError(422, "the request has no body; send an image file as the body or as multipart files")
+    return [body], [None]
+
+
+def oip_tensor(request: schemas.InferenceRequest, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The one UINT8 input of an OIP request as a (N, C, H, W) tensor, checked against the model's input."""
+    expected = "[N, " + ", ".join(map(str, shape)) + "]"
+    if len(request.inputs) != 1:
+        raise ApiError(422, f"send exactly one input tensor (UINT8 {expected}), got {len(request.inputs)}")
+    tensor = request.inputs[0]
+    if tensor.datatype != "UINT8":
+        raise ApiError(422, f"input {tensor.name!r} is {tensor.datatype}; send UINT8 pixels 0-255, shape {expected}")
+    if len(tensor.shape) != 4 or tuple(tensor.shape[1:]) != shape or tensor.shape[0] < 1:
+        raise ApiError(422, f"input {tensor.name!r} has shape {list(tensor.shape)}; this model takes {expected}")
+    try:
+        values = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError):
+        raise ApiError(422, f"input {tensor.name!r}: data must be numbers (flat or nested lists)") from None
+    if values.size != int(np.prod(tensor.shape)):
+        raise ApiError(
+            422,
+            f"input {tensor.name!r}: shape {list(tensor.shape)} needs {int(np.prod(tensor.shape))} values, "
+            f"got {values.size}",
+        )
+    if values.size and (values.min() < 0 or values.max() > 255 or not np.all(values == np.rint(values))):
+        raise ApiError(422, f"input {tensor.name!r}: UINT8 values are whole numbers from 0 to 255")
+    return torch.from_numpy(values.astype(np.uint8).reshape(tensor.shape))
+
+
+def add_bearer_scheme(app: FastAPI, required: bool) -> None:
+    """With a token: the OpenAPI document says so, and /docs gets its Authorize button."""
+    if not required:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def app_from_environment() -> Any:
+    """uvicorn's factory in each worker process: the settings come from $TRAINLAB_SERVE_SETTINGS."""
+    import os
+
+    return create_app(ServeSettings.from_json(os.environ[SETTINGS_VARIABLE]))

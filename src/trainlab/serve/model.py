@@ -1,0 +1,223 @@
+"""The served model: a Predictor, what describes it (/v1/model, /v2/models/{name}), and the batch work.
+
+Every picture goes through the Predictor's one decoding path (data.decoding.read_input), so the server,
+`trainlab predict` and the Python API give the same probabilities for the same file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.checkpoint import load_checkpoint
+from trainlab.data.decoding import InputImage, import_decoders, read_input
+from trainlab.errors import TrainlabError
+from trainlab.inference.predictor import Predictor
+from trainlab.layout import CHECKPOINT_FOLDER, CONFUSION_FILE, CURVES_FILE
+from trainlab.serve.settings import ServeSettings
+
+SAMPLE_COUNT = 12  # test images the page offers to click
+REPORTS = {"learning_curves": CURVES_FILE, "confusion_matrix": CONFUSION_FILE}  # the run's pictures on the card
+
+
+class ServedModel:
+    """A checkpoint loaded once for serving: its Predictor, metadata, model card and sample images."""
+
+    def __init__(self, settings: ServeSettings):
+        from trainlab.training.runtime import resolve_device
+
+        self.settings = settings
+        torch.set_num_threads(settings.threads)
+        self.loaded = load_checkpoint(settings.checkpoint, settings.trust_pickle)
+        self.predictor = Predictor.from_checkpoint(
+            self.loaded,
+            model=settings.model,
+            dataset=settings.dataset,
+            device=resolve_device(settings.device),
+            trust_model_code=settings.trust_model_code,
+        )
+        self.predictor.input_style("auto")  # an old checkpoint's look, measured now rather than on a request
+        import_decoders()  # torchvision takes seconds to import: now, not during the first requests
+        self.name = settings.name or default_name(Path(settings.checkpoint), self.loaded.path)
+        self.run_dir = run_directory(Path(settings.checkpoint), self.loaded.path)
+        self.sha256 = file_sha256(self.loaded.path)
+        self.per_class: list[dict[str, Any]] | None = None
+        self.samples: list[tuple[int, str, bytes]] = []  # (test index, true label, PNG)
+        self.card_pending = True
+        self.card_note: str | None = None
+
+    def setup_thread(self) -> None:
+        """In the model thread: torch's thread count is per thread, and a second spinning OpenMP thread on a
+        2-core machine made every forward pass 10-30x slower while the event loop ran beside it."""
+        torch.set_num_threads(self.settings.threads)
+
+    @property
+    def prep(self):
+        return self.predictor.preprocessing
+
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.prep.channels, self.prep.height, self.prep.width
+
+    def reports(self) -> dict[str, Path]:
+        """The run's report pictures that exist (none for a file outside a run directory)."""
+        if self.run_dir is None:
+            return {}
+        return {key: self.run_dir / name for key, name in REPORTS.items() if (self.run_dir / name).is_file()}
+
+    def describe(self) -> dict[str, Any]:
+        """GET /v1/model: what the model is, takes and scored."""
+        config = self.loaded.config or {}
+        metrics = self.loaded.payload.get("metrics") or []
+        last = metrics[-1] if metrics and isinstance(metrics[-1], dict) else {}
+        channels, height, width = self.input_shape()
+        return {
+            "name": self.name,
+            "model": self.predictor.model_name,
+            "dataset": config.get("dataset", self.settings.dataset if self.loaded.kind != "trainlab" else None),
+            "classes": list(self.predictor.classes),
+            "input": {"channels": channels, "height": height, "width": width, "datatype": "UINT8"},
+            "preprocessing": self.prep.to_dict(),
+            "parameters": sum(p.numel() for p in self.predictor.model.parameters()),
+            "test_accuracy": last.get("test_accuracy"),
+            "epochs": len(metrics) or None,
+            "checkpoint": self.loaded.path.name,
+            "checkpoint_kind": self.loaded.kind,
+            "sha256": self.sha256,
+            "reports": {key: f"/v1/model/reports/{key}.png" for key in self.reports()},
+            "per_class": self.per_class,
+            "per_class_pending": self.card_pending,
+            "token_required": self.settings.token is not None,
+        }
+
+    def oip_metadata(self) -> dict[str, Any]:
+        """GET /v2/models/{name}: the Open Inference Protocol's model metadata."""
+        return {
+            "name": self.name,
+            "versions": ["1"],
+            "platform": "pytorch_trainlab",
+            "inputs": [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.input_shape()]}],
+            "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.predictor.classes)]}],
+        }
+
+    def load_card(self) -> None:
+        """Per-class test figures and sample images from the run's test set, when a copy is here (in a thread)."""
+        from trainlab.inference.evaluation import load_test_split
+        from trainlab.reports.classification import confusion_matrix, per_class_report
+
+        try:
+            given = {"data_dir": self.settings.data_dir} if self.settings.data_dir else {}
+            if self.loaded.config is None:
+                given["dataset"] = self.settings.dataset
+            test, _ = load_test_split(self.loaded, self.predictor, given, download=False, input_style="raw")
+            predicted = torch.cat(
+                [
+                    self.predictor.probabilities(test.images[start : start + 1000]).argmax(1)
+                    for start in range(0, len(test), 1000)
+                ]
+            )
+            self.per_class = per_class_report(
+                confusion_matrix(predicted, test.labels, len(self.predictor.classes)), self.predictor.classes
+            )
+            step = max(1, len(test) // SAMPLE_COUNT)
+            self.samples = [
+                (i, test.classes[int(test.labels[i])], png_bytes(test.images[i].cpu()))
+                for i in range(0, min(len(test), step * SAMPLE_COUNT), step)
+            ]
+        except (TrainlabError, OSError) as exc:  # no copy of the data here: the card leaves these parts out
+            self.card_note = f"no per-class figures or sample images: {exc}"
+        finally:
+            self.card_pending = False
+
+    def start_card(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load_card, name="trainlab-model-card", daemon=True)
+        thread.start()
+        return thread
+
+    def read(self, data: bytes, name: str | None, input_style: str) -> InputImage:
+        """One uploaded picture as the model receives it: the Predictor's own decoding path."""
+        return read_input(data, self.prep, input_style, name or "image")
+
+    def forward(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The model thread's work: the uint8 batches of several requests in one forward pass, their
+        probabilities split back per request."""
+        probabilities = self.predictor.probabilities(torch.cat(batches) if len(batches) > 1 else batches[0])
+        return list(probabilities.split([len(batch) for batch in batches]))
+
+    def predictions_body(
+        self,
+        probabilities: torch.Tensor,
+        inputs: list[InputImage],
+        names: list[str | None],
+        top_k: int,
+        include_input: bool,
+    ) -> bytes:
+        """/v1/predict's answer: per picture what `trainlab predict --json` prints (and the model's input)."""
+        predictions = []
+        for prediction, item, name in zip(
+            self.predictor.top_predictions(probabilities, top_k), inputs, names, strict=True
+        ):
+            prediction.input_style, prediction.input_reason = item.choice.style, item.choice.reason
+            values = {"image": name, **prediction.to_dict()}
+            if include_input:
+                values["model_input"] = "data:image/png;base64," + base64.b64encode(png_bytes(item.tensor)).decode()
+            predictions.append(values)
+        return json.dumps({"model": self.name, "predictions": predictions}).encode()
+
+    def inference_body(self, probabilities: torch.Tensor, request_id: str | None) -> bytes:
+        """The Open Inference Protocol's answer: the probabilities as one FP32 output tensor."""
+        return json.dumps(
+            {
+                "model_name": self.name,
+                "model_version": "1",
+                **({"id": request_id} if request_id is not None else {}),
+                "outputs": [
+                    {
+                        "name": "probabilities",
+                        "datatype": "FP32",
+                        "shape": list(probabilities.shape),
+                        "data": probabilities.flatten().tolist(),
+                    }
+                ],
+            }
+        ).encode()
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """A uint8 (C, H, W) tensor as PNG bytes."""
+    from torchvision.transforms.v2 import functional as F
+
+    buffer = io.BytesIO()
+    F.to_pil_image(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def run_directory(given: Path, checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint belongs to (given, or the folder above checkpoints/), else None."""
+    if given.is_dir():
+        return given
+    if checkpoint.parent.name == CHECKPOINT_FOLDER:
+        return checkpoint.parent.parent
+    return None
+
+
+def default_name(given: Path, checkpoint: Path) -> str:
+    """The model's name in URLs: its run directory's name, else the file's stem, as [A-Za-z0-9._-]."""
+    folder = run_directory(given, checkpoint)
+    raw = (folder.resolve().name if folder is not None else checkpoint.stem) or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.") or "model"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
