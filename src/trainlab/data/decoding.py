@@ -72,7 +72,9 @@ def open_image(source: ImageSource, name: str | None = None) -> Any:
         raise DataError(f"{name}: is a folder, not an image file") from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise NotAnImage(f"{name}: cannot be read as an image (not a format PIL knows)") from None
+    except (OSError, ValueError) as exc:
         raise NotAnImage(f"{name}: cannot be read as an image ({exc})") from None
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:

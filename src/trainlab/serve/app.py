@@ -52,8 +52,12 @@ class ApiError(Exception):
         self.headers = headers
 
 
-class BodyTooLarge(Exception):
-    """A request body grew past the upload limit while it was being received."""
+class BodyTooLarge(StarletteHTTPException):
+    """A request body grew past the upload limit while it was being received: an HTTP error, so that FastAPI's
+    own body parsing (OIP requests) passes it on as the 413 it is rather than as a parse failure."""
+
+    def __init__(self, message: str):
+        super().__init__(413, message)
 
 
 def error_body(message: str) -> bytes:
@@ -68,10 +72,11 @@ class Guard:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): the token, the
     upload limit (Content-Length, and bytes counted as they arrive for chunked bodies) and the metrics."""
 
-    def __init__(self, app, token: str | None, max_bytes: int, metrics: ServerMetrics):
+    def __init__(self, app, token: str | None, max_mb: float, metrics: ServerMetrics):
         self.app = app
-        self.token = f"Bearer {token}".encode() if token is not None else None
-        self.max_bytes = max_bytes
+        self.token = token.encode() if token is not None else None
+        self.max_mb = max_mb
+        self.max_bytes = int(max_mb * 2**20)
         self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
@@ -95,7 +100,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.too_large()[1])
             return message
 
         path = scope["path"]
@@ -105,20 +110,21 @@ class Guard:
                 await send_error(send_and_note, *refusal)
             else:
                 await self.app(scope, receive_counted, send_and_note)
-        except BodyTooLarge:
+        except BodyTooLarge:  # raised past the app (a route that did not catch it)
             if not response_started:
                 await send_error(send_and_note, *self.too_large())
         finally:
             self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)
 
     def too_large(self) -> tuple[int, str]:
-        return 413, f"the request body is larger than the upload limit of {self.max_bytes / 2**20:g} MB"
+        return 413, f"the request body is larger than the upload limit of {self.max_mb:g} MB (--max-upload-mb)"
 
     def refusal(self, scope, path: str) -> tuple[int, str, dict[str, str]] | None:
         headers = dict(scope["headers"])
         if self.token is not None and not (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
             given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.token):
+            scheme, _, credentials = given.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self.token):
                 reason = "a wrong token" if given else "no token"
                 return (
                     401,
@@ -218,7 +224,9 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
             return await batcher.submit(batch, len(batch))
         except QueueFull:
             raise ApiError(
-                503, f"the model's queue is full ({settings.max_queue} requests); retry shortly", {"retry-after": "1"}
+                503,
+                f"the model's queue is full ({settings.max_queue} waiting); retry shortly",
+                {"retry-after": "1"},
             ) from None
 
     async def read_pictures(files: list[bytes], names: list[str | None], style: str) -> list:
@@ -245,11 +253,18 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
     @app.get("/v1/health", tags=["health"], response_model=schemas.Health)
+    @app.head("/v1/health", include_in_schema=False)
     async def health() -> Response:
         """Liveness: the process answers."""
         return json_response({"status": "ok"})
 
-    @app.get("/v1/ready", tags=["health"], response_model=schemas.Ready, responses={503: {"model": schemas.Error}})
+    @app.api_route(
+        "/v1/ready",
+        methods=["GET", "HEAD"],
+        tags=["health"],
+        response_model=schemas.Ready,
+        responses={503: {"model": schemas.Error}},
+    )
     async def ready() -> Response:
         """Readiness: the model is loaded and taking requests."""
         if not state["ready"]:
@@ -274,10 +289,11 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         """Test images from the run's data set (none when no copy of it is here)."""
         return json_response(
             {
+                "pending": served.card_pending,  # still being read at start-up: ask again shortly
                 "samples": [
                     {"index": index, "label": label, "url": f"/v1/samples/{index}.png"}
                     for index, label, _ in served.samples
-                ]
+                ],
             }
         )
 
@@ -319,10 +335,12 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         return json_response({"name": "trainlab", "version": __version__, "extensions": []})
 
     @app.get("/v2/health/live", tags=["open inference protocol"])
+    @app.head("/v2/health/live", include_in_schema=False)
     async def oip_live() -> Response:
         return json_response({"live": True})
 
     @app.get("/v2/health/ready", tags=["open inference protocol"])
+    @app.head("/v2/health/ready", include_in_schema=False)
     async def oip_ready() -> Response:
         if not state["ready"]:
             raise ApiError(503, "the model is not ready (starting or stopping)")
@@ -364,7 +382,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     add_bearer_scheme(app, settings.token is not None)
-    app.add_middleware(Guard, token=settings.token, max_bytes=settings.max_upload_bytes, metrics=metrics)
+    app.add_middleware(Guard, token=settings.token, max_mb=settings.max_upload_mb, metrics=metrics)
     return app
 
 
@@ -380,7 +398,11 @@ async def request_images(request: Request) -> tuple[list[bytes], list[str | None
         files = [value for _, value in form.multi_items() if not isinstance(value, str)]
         if not files:
             raise ApiError(422, "the multipart form holds no files; send each image as a file field")
-        return [await item.read() for item in files], [item.filename or None for item in files]
+        contents = [await item.read() for item in files]
+        for item, data in zip(files, contents, strict=True):
+            if not data:
+                raise ApiError(422, f"the form's file {item.filename or item.name!r} is empty (0 bytes); send an image")
+        return contents, [item.filename or None for item in files]
     if content_type.startswith(REFUSED_TYPES):
         raise ApiError(
             415,
@@ -403,9 +425,11 @@ def oip_tensor(request: schemas.InferenceRequest, shape: tuple[int, int, int]) -
     if len(tensor.shape) != 4 or tuple(tensor.shape[1:]) != shape or tensor.shape[0] < 1:
         raise ApiError(422, f"input {tensor.name!r} has shape {list(tensor.shape)}; this model takes {expected}")
     try:
-        values = np.asarray(tensor.data, dtype=np.float64).reshape(-1)
-    except (ValueError, TypeError):
-        raise ApiError(422, f"input {tensor.name!r}: data must be numbers (flat or nested lists)") from None
+        values = np.asarray(tensor.data).reshape(-1)
+    except (ValueError, TypeError):  # ragged nesting
+        values = None
+    if values is None or (values.size and values.dtype.kind not in "iuf"):  # strings and booleans are not pixels
+        raise ApiError(422, f"input {tensor.name!r}: data must be numbers (flat or nested lists)")
     if values.size != int(np.prod(tensor.shape)):
         raise ApiError(
             422,

@@ -67,6 +67,7 @@ class Sample(BaseModel):
 
 
 class Samples(BaseModel):
+    pending: bool = Field(description="true while the server is still reading them at start-up")
     samples: list[Sample]
 
 

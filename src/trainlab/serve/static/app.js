@@ -24,7 +24,7 @@
     token: null,
     predictTicket: 0, // only the newest request's answer is shown
     givenUrl: null, // object URL of the picture on show, revoked when replaced
-    lastRequest: null, // {blob, truth}: retried once a missing token is given
+    retryAfterToken: null, // {blob, truth} of a prediction refused with 401: sent again once a token is given
     samplesShown: false,
     reportsShown: false,
     drawn: false,
@@ -74,7 +74,7 @@
       clearError();
       loadAll().then(() => {
         // the picture that met the 401 goes again, unless the token was refused too
-        const retry = state.lastRequest;
+        const retry = state.retryAfterToken;
         if (retry && $("token-form").hidden) predict(retry.blob, retry.truth);
       });
     });
@@ -270,7 +270,7 @@
 
   async function predict(blob, truth = null, reveal = false) {
     const ticket = ++state.predictTicket;
-    state.lastRequest = { blob, truth };
+    state.retryAfterToken = null;
     clearError();
     const card = $("result-card");
     card.setAttribute("aria-busy", "true");
@@ -285,11 +285,11 @@
       if (ticket !== state.predictTicket) return;
       const [prediction] = answer.predictions || [];
       if (!prediction) throw new ApiError(0, "The server answered without a prediction.");
-      state.lastRequest = null;
       showPrediction(prediction, blob, truth);
       if (reveal) revealResult();
     } catch (exc) {
       if (ticket !== state.predictTicket) return;
+      if (exc.status === 401) state.retryAfterToken = { blob, truth };
       report(exc);
       if ($("result").hidden) $("result-empty").hidden = false;
     } finally {
@@ -315,7 +315,7 @@
       modelInput.src = prediction.model_input;
       modelInput.onload = () => {
         const { naturalWidth: width, naturalHeight: height } = modelInput;
-        $("model-input-caption").textContent = `The model received (${width} × ${height})`;
+        $("model-input-caption").textContent = `The model received (${width}\u00a0×\u00a0${height})`;
       };
     }
 
