@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import os
+import signal
 import socket
 import tempfile
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from trainlab.serve.settings import SETTINGS_VARIABLE, ServeSettings
 
 NEEDED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
 NEEDED["prometheus_client"] = "prometheus-client"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 GRACEFUL_SECONDS = 30  # how long requests in flight may take to finish after Ctrl-C / SIGTERM
 
 
@@ -82,6 +84,8 @@ def serve(settings: ServeSettings, say: Callable[[str], None] = print, access_lo
     say(f"  API:     {docs}")
     say(f"  workers: {settings.workers}, batches of up to {settings.max_batch} images, queue of {settings.max_queue}")
     say("Stop with Ctrl-C")
+    stopped_by: list[int] = []  # uvicorn re-raises the signal it stopped on; noted here, the process exits 0
+    previous = {number: signal.signal(number, lambda got, frame: stopped_by.append(got)) for number in STOP_SIGNALS}
     try:
         if settings.workers == 1:
             uvicorn.Server(uvicorn.Config(create_app(served=served), **options)).run(sockets=[sock])
@@ -101,4 +105,7 @@ def serve(settings: ServeSettings, say: Callable[[str], None] = print, access_lo
                     Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
-    say("Stopped")
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    why = f" on {signal.Signals(stopped_by[0]).name}" if stopped_by else ""
+    say(f"Stopped{why}: the requests in flight were answered")
