@@ -500,6 +500,18 @@ def test_predict_with_the_token_answers(token_client, run, tmp_path):
     assert_same_prediction(prediction, *run.predictor.predict_files([path], 3))
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER"])
+def test_the_bearer_scheme_is_case_insensitive(scheme, token_client):
+    response = token_client.get("/v1/model", headers={"authorization": f"{scheme} {TOKEN}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/health", "/v1/ready", "/v2/health/live", "/v2/health/ready"])
+def test_load_balancers_may_probe_health_with_head(path, client):
+    response = client.head(path)
+    assert response.status_code == 200 and response.content == b""
+
+
 @pytest.mark.parametrize("path", ["/v1/model", "/v1/samples", "/metrics", "/v2", "/v2/models/{name}"])
 def test_the_model_and_its_figures_need_the_token(path, token_client, run):
     path = path.format(name=run.run_dir.name)

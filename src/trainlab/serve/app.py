@@ -258,9 +258,9 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         """Liveness: the process answers."""
         return json_response({"status": "ok"})
 
-    @app.api_route(
+    @app.head("/v1/ready", include_in_schema=False)
+    @app.get(
         "/v1/ready",
-        methods=["GET", "HEAD"],
         tags=["health"],
         response_model=schemas.Ready,
         responses={503: {"model": schemas.Error}},
