@@ -5,7 +5,8 @@
 
 Each round starts every server afresh on 127.0.0.1, in turn (plain, trainlab, trainlab unbatched, trainlab with
 two workers, then the next round), warms it up, then drives it with wrk posting one raw Fashion-MNIST test PNG:
-REQUESTS requests at concurrency 16, then at concurrency 1. Medians of the rounds. Then a soak: 30,000 requests
+about REQUESTS requests at concurrency 16 (wrk runs for REQUESTS / the warm-up's rate, in whole seconds), then
+2 s at concurrency 1. Medians of the rounds. Then a soak: 30,000 requests
 at concurrency 16 against one `trainlab serve`, its resident memory before and after. Needs `wrk` (Debian:
 apt-get install wrk). Prints a Markdown table for BENCHMARKS.md; asserts nothing.
 """
@@ -28,17 +29,13 @@ import urllib.request
 from pathlib import Path
 
 PYTHON = sys.executable
+WARM_UP_SECONDS = 2.0
+C1_SECONDS = 2.0  # concurrency 1: latency, a few hundred requests
 BENCHMARKS = Path(__file__).resolve().parent
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "image/png"
 local f = io.open("{png}", "rb"); wrk.body = f:read("*all"); f:close()
-local answered = 0
-local limit = {per_thread}
-function response(status, headers, body)
-  answered = answered + 1
-  if answered >= limit then wrk.thread:stop() end
-end
 """
 
 
@@ -63,13 +60,25 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> Non
     raise SystemExit(f"the server at {url} did not start in {seconds} s")
 
 
-def wrk(url: str, png: Path, requests: int, connections: int, folder: Path) -> dict[str, float]:
-    """wrk posting `png` until `requests` answers: requests/s, p50 and p99 in ms, errors."""
+def wrk(url: str, png: Path, seconds: float, connections: int, folder: Path) -> dict[str, float]:
+    """wrk posting `png` for `seconds`: requests, requests/s, p50 and p99 in ms, errors. (wrk runs for a
+    duration: a measurement of about N requests runs for N / the warm-up's rate.)"""
     threads = min(2, connections)
-    script = folder / f"post-{requests}-{connections}.lua"
-    script.write_text(WRK_SCRIPT.format(png=png, per_thread=max(1, requests // threads)))
-    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", "300s", "--latency", "-s", str(script), url]
-    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT.format(png=png))
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(script),
+    ]
+    text = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
 
     def milliseconds(label: str) -> float:
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", text).groups()
@@ -172,7 +181,7 @@ def main() -> None:
     parser.add_argument("--run", help="run directory of the tutorial model (default: train one epoch first)")
     parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR"), help="Fashion-MNIST's folder")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=3000, help="requests per measurement at concurrency 16")
+    parser.add_argument("--requests", type=int, default=3000, help="about this many requests at concurrency 16")
     parser.add_argument("--soak", type=int, default=30000, help="requests of the soak (0: no soak)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -188,9 +197,9 @@ def main() -> None:
             for side in sides:
                 process, url = start(side, run, weights, free_port())
                 try:
-                    wrk(url, png, 1000, 16, folder)  # warm-up
-                    results[side]["c16"].append(wrk(url, png, args.requests, 16, folder))
-                    results[side]["c1"].append(wrk(url, png, args.requests // 6, 1, folder))
+                    rate = wrk(url, png, WARM_UP_SECONDS, 16, folder)["requests_per_second"]
+                    results[side]["c16"].append(wrk(url, png, max(2.0, args.requests / rate), 16, folder))
+                    results[side]["c1"].append(wrk(url, png, C1_SECONDS, 1, folder))
                 finally:
                     stop(process)
                 c16, c1 = results[side]["c16"][-1], results[side]["c1"][-1]
@@ -203,9 +212,9 @@ def main() -> None:
         if args.soak:
             process, url = start("trainlab serve", run, weights, free_port())
             try:
-                wrk(url, png, 1000, 16, folder)
+                rate = wrk(url, png, WARM_UP_SECONDS, 16, folder)["requests_per_second"]
                 before = rss_kib(process.pid)
-                measured = wrk(url, png, args.soak, 16, folder)
+                measured = wrk(url, png, args.soak / rate, 16, folder)
                 soak = {"rss_start_mib": before / 1024, "rss_end_mib": rss_kib(process.pid) / 1024, **measured}
             finally:
                 stop(process)

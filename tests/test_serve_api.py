@@ -859,6 +859,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_queued_requests_then_
 
     served.forward = blocking_forward
     app = create_app(served=served)
+    app.state.batcher.inline = False  # batches in the model thread: a held pass there leaves the event loop free
 
     async def three_requests() -> list[httpx.Response]:
         async with async_client(app) as http:
@@ -886,6 +887,12 @@ def test_a_full_queue_answers_503_with_retry_after_and_the_queued_requests_then_
     assert metric(text, "trainlab_requests_total", method="POST", route="/v1/predict", status="200") == 2
 
 
+def test_a_fast_model_runs_its_batches_on_the_event_loop_and_a_slow_one_in_the_model_thread(run, monkeypatch):
+    assert create_app(settings(run.run_dir)).state.batcher.inline  # the tiny MLP: well under 2 ms a batch
+    monkeypatch.setattr(ServedModel, "forward_seconds", lambda self, images: 0.05)
+    assert not create_app(settings(run.run_dir)).state.batcher.inline
+
+
 def test_concurrent_requests_share_forward_passes_and_each_gets_its_own_answer(run, tmp_path):
     images, _ = make_images(16, seed=21)
     paths = []
@@ -906,6 +913,7 @@ def test_concurrent_requests_share_forward_passes_and_each_gets_its_own_answer(r
 
     served.forward = recording_forward
     app = create_app(served=served)
+    app.state.batcher.inline = False  # batches in the model thread: a held pass there leaves the event loop free
 
     async def sixteen_requests() -> list[httpx.Response]:
         async with async_client(app) as http:

@@ -39,6 +39,7 @@ REFUSED_TYPES = ("text/", "application/json", "application/xml")  # bodies that 
 JSON = "application/json"
 INLINE_DECODE_BYTES = 4096  # files up to this size (a 28x28 PNG: about 400 bytes) decode on the event loop;
 # deflate expands at most about 1000x, so they hold at most a few million pixels: milliseconds at worst
+INLINE_FORWARD_SECONDS = 0.002  # forward passes faster than this run on the event loop (see batching.py)
 DECODE_THREADS = 2  # PIL releases the GIL while it decodes: large pictures decode beside the event loop
 
 
@@ -165,8 +166,15 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         served = ServedModel(settings)
     settings = served.settings
     metrics = ServerMetrics()
+    batch_seconds = served.forward_seconds(min(16, settings.max_batch))
     batcher = Batcher(
-        served.forward, settings.max_batch, settings.max_wait_ms, settings.max_queue, metrics.batch, served.setup_thread
+        served.forward,
+        settings.max_batch,
+        settings.max_wait_ms,
+        settings.max_queue,
+        metrics.batch,
+        served.setup_thread,
+        inline=batch_seconds < INLINE_FORWARD_SECONDS,
     )
     state = {"ready": False}
     decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="trainlab-decode")

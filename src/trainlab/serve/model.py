@@ -54,6 +54,19 @@ class ServedModel:
         self.card_pending = True
         self.card_note: str | None = None
 
+    def forward_seconds(self, images: int = 16, repeats: int = 5) -> float:
+        """The median time of one forward pass of `images` blank pictures (after one untimed pass)."""
+        import time
+
+        batch = torch.zeros(images, *self.input_shape(), dtype=torch.uint8)
+        self.predictor.probabilities(batch)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            self.predictor.probabilities(batch)
+            times.append(time.perf_counter() - started)
+        return sorted(times)[len(times) // 2]
+
     def setup_thread(self) -> None:
         """In the model thread: torch's thread count is per thread, and a second spinning OpenMP thread on a
         2-core machine made every forward pass 10-30x slower while the event loop ran beside it."""
