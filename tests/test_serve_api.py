@@ -308,7 +308,7 @@ def bad_requests() -> dict[str, tuple[dict, int, str]]:
         "a text file posted as image/png": (
             {"content": b"just some words\n", "headers": {"content-type": "image/png"}},
             415,
-            r"image: cannot be read as an image \(.+\); send a PNG, JPEG, BMP, GIF, WebP or TIFF file",
+            r"the request body: cannot be read as an image \(.+\); send a PNG, JPEG, BMP, GIF, WebP or TIFF file",
         ),
         "a text/plain body": (
             {"content": b"just some words\n", "headers": {"content-type": "text/plain"}},
@@ -326,7 +326,7 @@ def bad_requests() -> dict[str, tuple[dict, int, str]]:
         "the first half of a PNG": (
             {"content": half, "headers": {"content-type": "image/png"}},
             422,
-            re.escape("image: cannot be read as an image (image file is truncated)"),
+            re.escape("the request body: cannot be read as an image (image file is truncated)"),
         ),
         "top_k=0": (
             {"content": good, "params": {"top_k": 0}},
@@ -351,12 +351,12 @@ def bad_requests() -> dict[str, tuple[dict, int, str]]:
         "a 20000x20000 PNG": (
             {"content": gray_png(20000, 20000), "headers": {"content-type": "image/png"}},
             413,
-            re.escape(f"image: image is larger than {MAX_IMAGE_PIXELS} pixels; refused"),
+            re.escape(f"the request body: image is larger than {MAX_IMAGE_PIXELS} pixels; refused"),
         ),
         "a decompression bomb": (
             {"content": decompression_bomb(), "headers": {"content-type": "image/png"}},
             413,
-            re.escape(f"image: image is larger than {MAX_IMAGE_PIXELS} pixels (7100x7100); refused"),
+            re.escape(f"the request body: image is larger than {MAX_IMAGE_PIXELS} pixels (7100x7100); refused"),
         ),
     }
 

@@ -156,7 +156,7 @@ class ServedModel:
 
     def read(self, data: bytes, name: str | None, input_style: str) -> InputImage:
         """One uploaded picture as the model receives it: the Predictor's own decoding path."""
-        return read_input(data, self.prep, input_style, name or "image")
+        return read_input(data, self.prep, input_style, name or "the request body")
 
     def forward(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         """The model thread's work: the uint8 batches of several requests in one forward pass, their
