@@ -203,7 +203,7 @@ BAD_TRAIN_FLAGS = [
     (["--model", "no_such_module_q:Net"], "trainlab train: error: model 'no_such_module_q:Net': cannot import"),
     (["--loss", "nope"], "trainlab train: error: unknown loss 'nope'; choose one of: cross-entropy, "),
     (["--optimizer", "nope"], "trainlab train: error: unknown optimizer 'nope'; choose one of: sgd, "),
-    (["--precision", "fp8"], "trainlab train: error: unknown precision 'fp8'; choose one of: fp32, bf16, fp16"),
+    (["--precision", "fp8"], "trainlab train: error: unknown precision 'fp8'; choose one of: fp32, bf16, fp16, auto"),
     (["--bogus-flag"], "trainlab: error: unrecognized arguments: --bogus-flag"),
     (["--config", "missing.toml"], "trainlab train: error: config file missing.toml does not exist"),
 ]

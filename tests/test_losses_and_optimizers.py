@@ -20,6 +20,7 @@ from trainlab.training.optimizers import make_optimizer
 from conftest import (
     make_images,
     small_mlp,
+    train_args,
 )
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
@@ -133,3 +134,61 @@ def test_every_precision_trains_in_channels_last(precision, model, extra, tiny_d
     assert all(
         value.dtype == torch.float32 for key, value in payload["model_state"].items() if value.is_floating_point()
     )  # autocast never changes the stored weights
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ({"avx512_bf16", "avx2"}, ("bf16", "this CPU has avx512_bf16")),
+        ({"amx_bf16", "avx512_bf16"}, ("bf16", "this CPU has amx_bf16 and avx512_bf16")),
+        (
+            {"avx2", "fma"},
+            ("fp32", "this CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated, many times slower"),
+        ),
+        (set(), ("fp32", "this CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated, many times slower")),
+    ],
+)
+def test_precision_auto_on_a_cpu_follows_its_bf16_flags(flags, expected, monkeypatch):
+    from trainlab.training import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
+    assert runtime.resolve_precision("auto", torch.device("cpu")) == expected
+    assert runtime.resolve_precision("bf16", torch.device("cpu")) == ("bf16", "asked for")  # a choice stays
+
+
+@pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_on_a_gpu_follows_its_bf16_support(supported, expected, monkeypatch):
+    from trainlab.training import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Test GPU")
+    precision, why = runtime.resolve_precision("auto", torch.device("cuda"))
+    assert precision == expected
+    assert why == ("Test GPU computes bf16 natively" if supported else "Test GPU has no native bf16")
+    assert runtime.resolve_precision("auto", torch.device("mps")) == (
+        "fp32",
+        "bf16 speed on mps is not known to trainlab",
+    )
+
+
+def test_precision_auto_trains_as_fp32_on_a_cpu_without_bf16_and_says_so(tiny_data, tmp_path, monkeypatch, run_main):
+    from trainlab.training import runtime
+
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
+    auto = train_args(tiny_data, tmp_path / "auto", "--precision", "auto", "--epochs", "1")
+    result = run_main(*auto)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "precision auto: fp32 (this CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated, many times "
+        "slower)" in result.stdout
+    )
+    assert run_main(*train_args(tiny_data, tmp_path / "fp32", "--epochs", "1")).returncode == 0
+    auto_weights = load_checkpoint(tmp_path / "auto").model_state
+    fp32_weights = load_checkpoint(tmp_path / "fp32").model_state
+    assert all(torch.equal(auto_weights[key], fp32_weights[key]) for key in fp32_weights)  # exactly fp32's run
+
+
+def test_the_speedrun_preset_lets_the_hardware_choose_its_precision():
+    from trainlab.config import PRESETS
+
+    assert PRESETS["speedrun"]["precision"] == "auto"

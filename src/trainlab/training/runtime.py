@@ -36,6 +36,37 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs that compute bf16 natively; others emulate it
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(name: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why): `auto` becomes bf16 where the device runs it fast, else fp32; others stay as asked."""
+    if name != "auto":
+        return name, "asked for"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"{torch.cuda.get_device_name(device)} computes bf16 natively"
+        return "fp32", f"{torch.cuda.get_device_name(device)} has no native bf16"
+    if device.type == "cpu":
+        found = sorted(cpu_flags() & set(CPU_BF16_FLAGS))
+        if found:
+            return "bf16", f"this CPU has {' and '.join(found)}"
+        return "fp32", "this CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated, many times slower"
+    return "fp32", f"bf16 speed on {device.type} is not known to trainlab"
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit choice must be available."""
     if name == "auto":

@@ -27,7 +27,7 @@ from trainlab.training.loop import autocast_for
 from trainlab.training.losses import LossFn, make_loss
 from trainlab.training.optimizers import make_optimizer
 from trainlab.training.reporting import Reporter
-from trainlab.training.runtime import keep_freed_memory, resolve_device
+from trainlab.training.runtime import keep_freed_memory, resolve_device, resolve_precision
 from trainlab.training.schedules import make_scheduler
 
 
@@ -103,6 +103,9 @@ def build_training(
     optimizer = make_optimizer(config, model.parameters())
     loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
     scheduler = scheduler_for(config, optimizer, steps_per_epoch=len(loader))
+    precision, why = resolve_precision(config.precision, device)
+    if config.precision == "auto" and reporter is not None:
+        reporter.message(f"precision auto: {precision} ({why})")
     return TrainingSetup(
         config=config,
         device=device,
@@ -118,8 +121,8 @@ def build_training(
         loss_fn=make_loss(config.loss, len(data.classes), config.label_smoothing),
         optimizer=optimizer,
         scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type) if config.precision == "fp16" else None,
-        autocast=autocast_for(device, config.precision),
+        scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
+        autocast=autocast_for(device, precision),
         loader=loader,
     )
 
