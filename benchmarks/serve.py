@@ -28,7 +28,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from trainlab.testing.serving import ServerNotReady, free_port, wait_until_ready
+
 PYTHON = sys.executable
+STARTUP_SECONDS = 120
 WARM_UP_SECONDS = 2.0
 C1_SECONDS = 2.0  # concurrency 1: latency, a few hundred requests
 BENCHMARKS = Path(__file__).resolve().parent
@@ -37,27 +40,6 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "image/png"
 local f = io.open("{png}", "rb"); wrk.body = f:read("*all"); f:close()
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server at {url} exited with status {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"the server at {url} did not start in {seconds} s")
 
 
 def wrk(url: str, png: Path, seconds: float, connections: int, folder: Path) -> dict[str, float]:
@@ -110,14 +92,17 @@ def start(side: str, run: Path, weights: Path, port: int) -> tuple[subprocess.Po
     if side == "plain FastAPI":
         command = [PYTHON, str(BENCHMARKS / "plain_fastapi.py"), str(weights), "--port", str(port)]
         url = f"http://127.0.0.1:{port}/predict"
-        ready = f"http://127.0.0.1:{port}/docs"
+        ready = "/docs"
     else:
         extra = {"trainlab serve": [], "trainlab serve, unbatched": ["--max-batch", "1"]}.get(side, ["--workers", "2"])
         command = [PYTHON, "-m", "trainlab", "serve", str(run), "--port", str(port), *extra]
         url = f"http://127.0.0.1:{port}/v1/predict"
-        ready = f"http://127.0.0.1:{port}/v1/ready"
+        ready = "/v1/ready"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_ready(ready, process)
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}", STARTUP_SECONDS, ready_path=ready, poll=0.2)
+    except ServerNotReady as exc:
+        raise SystemExit(f"{side}: {exc}") from None
     return process, url
 
 

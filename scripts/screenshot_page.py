@@ -10,46 +10,17 @@ clicks the first sample test image, waits for the prediction and writes one full
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
+
+from trainlab.testing.serving import ServerNotReady, free_port, get_json, wait_until_ready
 
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}  # CSS pixels
 STARTUP_SECONDS = 120  # torch import, model load, per-class figures over the test set
 PAGE_TIMEOUT_MS = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def wait_until_ready(process: subprocess.Popen, base: str, log) -> None:
-    """Until /v1/ready answers and the model card is computed; raises SystemExit if the server gives up."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"trainlab serve exited with status {process.returncode}: {log.read().strip()}")
-        try:
-            if get_json(f"{base}/v1/ready").get("ready") and not get_json(f"{base}/v1/model")["per_class_pending"]:
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"trainlab serve did not become ready within {STARTUP_SECONDS} s")
 
 
 def screenshot(browser, base: str, viewport: tuple[int, int], out: Path) -> list[str]:
@@ -107,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until_ready(process, base, log)
+        try:
+            wait_until_ready(process, base, STARTUP_SECONDS, card=True)
+        except ServerNotReady as exc:
+            log.seek(0)
+            raise SystemExit(f"trainlab serve: {exc}: {log.read().strip()}") from None
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, headless=True)
             problems = []

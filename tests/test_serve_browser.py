@@ -7,19 +7,18 @@ fresh browser context (its own sessionStorage) and fails on any console error or
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from trainlab.testing.serving import ServerNotReady, free_port, get_json, wait_until_ready
 
 from conftest import make_images, train_tiny_run
 
@@ -30,17 +29,6 @@ PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 900}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
 def predicted_label(base: str, png: bytes) -> str:
     """What the API itself answers for these bytes: the label the page must show."""
     request = urllib.request.Request(
@@ -48,19 +36,6 @@ def predicted_label(base: str, png: bytes) -> str:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["predictions"][0]["label"]
-
-
-def wait_until_ready(process: subprocess.Popen, base: str, log: Path) -> None:
-    """/v1/ready answers and the model card (per-class figures, samples) is computed; fails if the server exits."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"trainlab serve exited with status {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(OSError, ValueError):
-            if get_json(f"{base}/v1/ready").get("ready") and not get_json(f"{base}/v1/model")["per_class_pending"]:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"trainlab serve did not become ready within {STARTUP_SECONDS} s")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +88,10 @@ def browser(sync_playwright, server_process):
 def server(server_process, browser) -> str:
     """The base URL of the server once it is ready."""
     process, base, log = server_process
-    wait_until_ready(process, base, log)
+    try:
+        wait_until_ready(process, base, STARTUP_SECONDS, card=True)
+    except ServerNotReady as exc:
+        pytest.fail(f"trainlab serve: {exc}:\n{log.read_text()}")
     return base
 
 

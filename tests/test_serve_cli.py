@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.testing.serving import free_port, wait_until_ready
+
 from conftest import assert_one_line_error, train_tiny_run
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
@@ -36,12 +38,6 @@ def png() -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """`python -m trainlab serve RUN --port P ...` as a subprocess, one torch thread, stopped at the end."""
 
@@ -55,15 +51,7 @@ class Server:
             text=True,
             env=env,
         )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.communicate()
-            try:
-                if self.request("GET", "/v1/ready")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("the server did not become ready in 90 s")
+        wait_until_ready(self.process, f"http://127.0.0.1:{self.port}", 90, poll=0.2)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers=None) -> tuple[int, dict]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
