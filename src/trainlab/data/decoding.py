@@ -56,12 +56,17 @@ class InputImage:
     original: Any  # PIL image, after EXIF rotation and channel conversion, before the style
 
 
+def source_name(source: ImageSource, name: str | None = None) -> str:
+    """What messages call an image: `name`, else its path, else "image" for bytes (never their repr)."""
+    return name or (str(source) if not isinstance(source, bytes) else "image")
+
+
 def open_image(source: ImageSource, name: str | None = None) -> Any:
     """A lazily opened PIL image (header read, pixels not yet decoded), size-checked; errors name the file
     (or `name`, for bytes)."""
     from PIL import Image, UnidentifiedImageError
 
-    name = name or (str(source) if not isinstance(source, bytes) else "image")
+    name = source_name(source, name)
     if isinstance(source, bytes) and not source:
         raise NotAnImage(f"{name}: is empty (0 bytes), not an image")
     try:
@@ -137,8 +142,8 @@ def decode(source: ImageSource, mode: str, name: str | None = None) -> Any:
     made black."""
     from PIL import Image, ImageOps
 
+    name = source_name(source, name)
     image = open_image(source, name)
-    name = name or (str(source) if not isinstance(source, bytes) else "image")
     try:
         with image:
             image.load()

@@ -1,8 +1,9 @@
 """The FastAPI app of `trainlab serve`: the /v1 JSON API, the Open Inference Protocol (KServe V2) endpoints,
 /metrics, and the web page at /.
 
-Requests pass one ASGI guard (token, upload limit, metrics); predictions go through the Batcher to the model
-thread; every error is JSON {"error": "..."} with its status.
+Requests pass one ASGI guard (token, upload limit, metrics); predictions go through the Batcher, which runs
+batches on the event loop for a fast model and in a model thread for a slow one; every error is JSON
+{"error": "..."} with its status.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab import __version__
-from trainlab.data.decoding import DamagedImage, ImageTooLarge, NotAnImage
+from trainlab.data.decoding import ImageTooLarge, NotAnImage
 from trainlab.errors import DataError
 from trainlab.serve import schemas
 from trainlab.serve.batching import Batcher, QueueFull
@@ -65,19 +66,19 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-def json_response(values: Any, status: int = 200) -> Response:
-    return Response(json.dumps(values).encode(), status_code=status, media_type=JSON)
+def json_response(values: Any) -> Response:
+    return Response(json.dumps(values).encode(), media_type=JSON)
 
 
 class Guard:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): the token, the
     upload limit (Content-Length, and bytes counted as they arrive for chunked bodies) and the metrics."""
 
-    def __init__(self, app, token: str | None, max_mb: float, metrics: ServerMetrics):
+    def __init__(self, app, settings: ServeSettings, metrics: ServerMetrics):
         self.app = app
-        self.token = token.encode() if token is not None else None
-        self.max_mb = max_mb
-        self.max_bytes = int(max_mb * 2**20)
+        self.token = settings.token.encode() if settings.token is not None else None
+        self.max_mb = settings.max_upload_mb
+        self.max_bytes = settings.max_upload_bytes
         self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
@@ -155,9 +156,7 @@ def image_error(exc: DataError) -> ApiError:
     """A picture that cannot be used: 415 not an image, 413 too many pixels, 422 damaged."""
     if isinstance(exc, NotAnImage):
         return ApiError(415, f"{exc}; send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    if isinstance(exc, ImageTooLarge):
-        return ApiError(413, str(exc))
-    return ApiError(422, str(exc)) if isinstance(exc, DamagedImage) else ApiError(422, str(exc))
+    return ApiError(413 if isinstance(exc, ImageTooLarge) else 422, str(exc))
 
 
 def create_app(settings: ServeSettings | None = None, served: ServedModel | None = None) -> FastAPI:
@@ -250,6 +249,10 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         except DataError as exc:
             raise image_error(exc) from None
 
+    def check_ready() -> None:
+        if not state["ready"]:
+            raise ApiError(503, "the model is not ready (starting or stopping)")
+
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         return Response(page, media_type="text/html; charset=utf-8")
@@ -275,8 +278,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     )
     async def ready() -> Response:
         """Readiness: the model is loaded and taking requests."""
-        if not state["ready"]:
-            raise ApiError(503, "the model is not ready (starting or stopping)")
+        check_ready()
         return json_response({"ready": True, "model": served.name})
 
     @app.get("/v1/model", tags=["model"], response_model=schemas.ModelInfo)
@@ -350,8 +352,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     @app.get("/v2/health/ready", tags=["open inference protocol"])
     @app.head("/v2/health/ready", include_in_schema=False)
     async def oip_ready() -> Response:
-        if not state["ready"]:
-            raise ApiError(503, "the model is not ready (starting or stopping)")
+        check_ready()
         return json_response({"ready": True})
 
     def check_name(name: str) -> None:
@@ -390,7 +391,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     add_bearer_scheme(app, settings.token is not None)
-    app.add_middleware(Guard, token=settings.token, max_mb=settings.max_upload_mb, metrics=metrics)
+    app.add_middleware(Guard, settings=settings, metrics=metrics)
     return app
 
 
