@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from trainlab.testing.serving import ServerNotReady, free_port, wait_until_ready
+from trainlab.testing.serving import ServerNotReady, free_port, start_server, stop_server, wait_until_ready
 
 PYTHON = sys.executable
 STARTUP_SECONDS = 120
@@ -95,24 +94,17 @@ def start(side: str, run: Path, weights: Path, port: int) -> tuple[subprocess.Po
         ready = "/docs"
     else:
         extra = {"trainlab serve": [], "trainlab serve, unbatched": ["--max-batch", "1"]}.get(side, ["--workers", "2"])
-        command = [PYTHON, "-m", "trainlab", "serve", str(run), "--port", str(port), *extra]
         url = f"http://127.0.0.1:{port}/v1/predict"
         ready = "/v1/ready"
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if side == "plain FastAPI":
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        process = start_server(run, port, *extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(process, f"http://127.0.0.1:{port}", STARTUP_SECONDS, ready_path=ready, poll=0.2)
     except ServerNotReady as exc:
         raise SystemExit(f"{side}: {exc}") from None
     return process, url
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def prepare(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, Path]:
@@ -143,7 +135,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> tuple[Path, Path, Path]:
             raise SystemExit("the run's test images are not here (pass --data-dir where its data set is)")
         png.write_bytes(urllib.request.urlopen(f"http://127.0.0.1:{port}{samples[0]['url']}").read())
     finally:
-        stop(process)
+        stop_server(process)
     return run, weights, png
 
 
@@ -186,7 +178,7 @@ def main() -> None:
                     results[side]["c16"].append(wrk(url, png, max(2.0, args.requests / rate), 16, folder))
                     results[side]["c1"].append(wrk(url, png, C1_SECONDS, 1, folder))
                 finally:
-                    stop(process)
+                    stop_server(process)
                 c16, c1 = results[side]["c16"][-1], results[side]["c1"][-1]
                 print(
                     f"round {round_number} {side}: c16 {c16['requests_per_second']:.0f}/s p99 {c16['p99_ms']:.1f} ms "
@@ -202,7 +194,7 @@ def main() -> None:
                 measured = wrk(url, png, args.soak / rate, 16, folder)
                 soak = {"rss_start_mib": before / 1024, "rss_end_mib": rss_kib(process.pid) / 1024, **measured}
             finally:
-                stop(process)
+                stop_server(process)
 
     def median(side: str, level: str, key: str) -> float:
         return statistics.median(row[key] for row in results[side][level])

@@ -10,13 +10,19 @@ clicks the first sample test image, waits for the prediction and writes one full
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from trainlab.testing.serving import ServerNotReady, free_port, get_json, wait_until_ready
+from trainlab.testing.serving import (
+    ServerNotReady,
+    free_port,
+    get_json,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
 
 VIEWPORTS = {"desktop": (1280, 900), "phone": (390, 844)}  # CSS pixels
 STARTUP_SECONDS = 120  # torch import, model load, per-class figures over the test set
@@ -71,12 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tempfile.TemporaryFile("w+")  # the server's output, shown if it fails (a pipe could fill and stall it)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trainlab", "serve", str(args.run), "--host", "127.0.0.1", "--port", str(port)],
-        env={key: value for key, value in os.environ.items() if key != "TRAINLAB_TOKEN"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_server(args.run, port, stdout=log, stderr=subprocess.STDOUT)
     try:
         try:
             wait_until_ready(process, base, STARTUP_SECONDS, card=True)
@@ -91,12 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Wrote {out} ({VIEWPORTS[name][0]}x{VIEWPORTS[name][1]} viewport)")
             browser.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process, 10)
         log.close()
     for problem in problems:
         print(f"console error: {problem}", file=sys.stderr)

@@ -9,16 +9,21 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from trainlab.testing.serving import ServerNotReady, free_port, get_json, wait_until_ready
+from trainlab.testing.serving import (
+    ServerNotReady,
+    free_port,
+    get_json,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
 
 from conftest import make_images, train_tiny_run
 
@@ -58,21 +63,11 @@ def server_process(sync_playwright, tmp_path_factory):
     port = free_port()
     log = root / "serve.log"  # a file, not a pipe: a pipe nobody reads can fill and stall the server
     with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trainlab", "serve", str(run_dir), "--port", str(port), "--host", "127.0.0.1"],
-            env={key: value for key, value in os.environ.items() if key != "TRAINLAB_TOKEN"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_server(run_dir, port, stdout=output, stderr=subprocess.STDOUT)
     try:
         yield process, f"http://127.0.0.1:{port}", log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process, 10)
 
 
 @pytest.fixture(scope="module")

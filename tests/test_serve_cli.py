@@ -10,14 +10,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from trainlab.testing.serving import free_port, wait_until_ready
+from trainlab.testing.serving import free_port, start_server, wait_until_ready
 
 from conftest import assert_one_line_error, train_tiny_run
 
@@ -44,12 +43,8 @@ class Server:
     def __init__(self, run: Path, *flags: str):
         self.port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "trainlab", "serve", str(run), "--port", str(self.port), *flags],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
+        self.process = start_server(
+            run, self.port, *flags, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
         )
         wait_until_ready(self.process, f"http://127.0.0.1:{self.port}", 90, poll=0.2)
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 
@@ -48,3 +52,22 @@ def wait_until_ready(
             pass
         time.sleep(poll)
     raise ServerNotReady(f"the server at {base} did not answer within {seconds:g} s")
+
+
+def start_server(run: str | os.PathLike, port: int, *flags: str, **popen: Any) -> subprocess.Popen:
+    """`python -m trainlab serve RUN --host 127.0.0.1 --port PORT FLAGS` as a subprocess (popen: Popen's
+    arguments, such as stdout), never with a token taken from the caller's $TRAINLAB_TOKEN."""
+    env = {key: value for key, value in popen.pop("env", os.environ).items() if key != "TRAINLAB_TOKEN"}
+    command = [sys.executable, "-m", "trainlab", "serve", str(Path(run)), "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen([*command, *flags], env=env, **popen)
+
+
+def stop_server(process: subprocess.Popen, seconds: float = 30) -> int:
+    """SIGTERM (requests in flight finish), SIGKILL after `seconds`; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
