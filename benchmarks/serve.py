@@ -153,11 +153,41 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {kind}"
 
 
+def request_costs(run: Path, png: Path, repeats: int = 2000) -> dict[str, float]:
+    """In this process, one torch thread, no server running: what one request's picture costs, in ms."""
+    import torch
+
+    from trainlab.data.decoding import read_input
+    from trainlab.inference import Predictor
+
+    torch.set_num_threads(1)
+    predictor = Predictor.from_checkpoint(run)
+    predictor.input_style("auto")  # an old checkpoint's look, measured before the timing
+    prep, data = predictor.preprocessing, png.read_bytes()
+    one = read_input(data, prep, "raw").tensor[None]
+    sixteen = one.repeat(16, 1, 1, 1)
+
+    def milliseconds(work, times: int) -> float:
+        work()
+        started = time.perf_counter()
+        for _ in range(times):
+            work()
+        return (time.perf_counter() - started) / times * 1000
+
+    return {
+        "decode_raw_ms": milliseconds(lambda: read_input(data, prep, "raw"), repeats),
+        "decode_auto_ms": milliseconds(lambda: read_input(data, prep, "auto"), repeats),
+        "forward_1_ms": milliseconds(lambda: predictor.probabilities(one), repeats),
+        "forward_16_ms": milliseconds(lambda: predictor.probabilities(sixteen), repeats // 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="run directory of the tutorial model (default: train one epoch first)")
     parser.add_argument("--data-dir", default=os.environ.get("TRAINLAB_DATA_DIR"), help="Fashion-MNIST's folder")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--costs-only", action="store_true", help="only the in-process per-picture costs")
     parser.add_argument("--requests", type=int, default=3000, help="about this many requests at concurrency 16")
     parser.add_argument("--soak", type=int, default=30000, help="requests of the soak (0: no soak)")
     args = parser.parse_args()
@@ -167,6 +197,8 @@ def main() -> None:
         raise SystemExit("give --run RUN_DIR or --data-dir DIR")
     sides = ["plain FastAPI", "trainlab serve", "trainlab serve, unbatched", "trainlab serve --workers 2"]
     results: dict[str, dict[str, list[dict]]] = {side: {"c16": [], "c1": []} for side in sides}
+    if args.costs_only:
+        args.rounds, args.soak, sides = 0, 0, []
     with tempfile.TemporaryDirectory(prefix="trainlab-serve-bench-") as name:
         folder = Path(name)
         run, weights, png = prepare(args, folder)
@@ -195,10 +227,18 @@ def main() -> None:
                 soak = {"rss_start_mib": before / 1024, "rss_end_mib": rss_kib(process.pid) / 1024, **measured}
             finally:
                 stop_server(process)
+        costs = request_costs(run, png)  # after the servers: alone on the machine
 
     def median(side: str, level: str, key: str) -> float:
         return statistics.median(row[key] for row in results[side][level])
 
+    print(
+        f"\nIn process, one thread: a 28x28 test PNG decoded as raw {costs['decode_raw_ms']:.3f} ms, through auto "
+        f"{costs['decode_auto_ms']:.3f} ms; a forward pass of 1 image {costs['forward_1_ms']:.3f} ms, of 16 "
+        f"{costs['forward_16_ms']:.3f} ms"
+    )
+    if not sides:
+        return
     print(f"\nMachine: {machine()}; wrk posting a raw 28x28 test PNG; medians of {args.rounds} rounds\n")
     print("| server | req/s at c16 | p50 ms c16 | p99 ms c16 | errors | p50 ms at c1 | req/s at c1 |")
     print("|---|---|---|---|---|---|---|")
@@ -220,7 +260,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"serve-{stamp}.json").write_text(
-        json.dumps({"machine": machine(), "rounds": results, "soak": soak}, indent=2) + "\n"
+        json.dumps({"machine": machine(), "rounds": results, "soak": soak, "costs": costs}, indent=2) + "\n"
     )
 
 

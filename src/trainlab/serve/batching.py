@@ -7,8 +7,8 @@ with Retry-After) instead of waiting without bound.
 
 Where a batch runs: a forward pass that takes less than inline_ms (the tutorial's MLP: well under a
 millisecond) runs on the event loop itself, because handing it to a thread costs more than it does: the two
-threads contend for the GIL, and on 2 cores the event loop then waited for it on every request (measured: 155
-against 460 requests/s, and 7.6 against 3.4 ms at concurrency 1). Slower models run in the model thread so
+threads contend for the GIL, and on 2 cores the event loop then waited for it on every request (in wrk runs,
+fewer requests answered than with no batching at all). Slower models run in the model thread so
 that the event loop keeps answering. The server decides once, from a timed forward pass before it opens
 (a choice that follows the live batch times fed itself: batches in the thread are slowed by that very contention).
 """
