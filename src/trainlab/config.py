@@ -23,6 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware runs it fast, else fp32
 INPUT_STYLES = ("auto", "photo", "raw")  # how a picture is made to look like the training images
 SCHEDULES = ("none", "step", "cosine", "onecycle")
+TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
@@ -198,6 +199,34 @@ class TrainConfig:
     channels_last: bool = option(False, "precision and speed", "channels-last memory format for conv nets")
     log_every: int = option(100, "run", "batches between the tutorial's loss lines")
     checkpoint_every: int = option(0, "run", "steps between mid-epoch checkpoints; 0: at epoch ends only")
+    limit_train_batches: int | float | None = option(
+        None,
+        "run",
+        "train on this many batches per epoch, or this fraction of them (e.g. 0.1) for a quick check",
+        kind="limit",
+        metavar="N|FRACTION",
+        default_text="all",
+    )
+    limit_eval_batches: int | float | None = option(
+        None,
+        "run",
+        "evaluate on this many batches (or this fraction) of the validation and test sets; the figures then "
+        "describe that part only",
+        kind="limit",
+        metavar="N|FRACTION",
+        default_text="all",
+    )
+    tracking: str = option("none", "run", f"{', '.join(TRACKERS)}: log params, metrics and artifacts there too")
+    tracking_uri: str | None = option(
+        None,
+        "run",
+        "the tracking server or database (an MLflow tracking URI)",
+        metavar="URI",
+        default_text="$MLFLOW_TRACKING_URI, else MLflow's own default in this folder",
+    )
+    tracking_experiment: str | None = option(
+        None, "run", "the MLflow experiment the run is logged under", metavar="NAME", default_text="trainlab"
+    )
     extra: dict[str, Any] = option(None, None, "user model keyword arguments (config files only)", factory=dict)
 
     def __post_init__(self) -> None:
@@ -226,6 +255,13 @@ class TrainConfig:
         check_integer("log_every", self.log_every, minimum=1)
         check_integer("threads", self.threads, minimum=0, maximum=MAX_THREADS)
         check_integer("checkpoint_every", self.checkpoint_every, minimum=0)
+        check_limit("limit_train_batches", self.limit_train_batches)
+        check_limit("limit_eval_batches", self.limit_eval_batches)
+        check_choice("tracking", self.tracking, TRACKERS)
+        for name in ("tracking_uri", "tracking_experiment"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
         for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -338,6 +374,29 @@ class TrainConfig:
         return tomli_w.dumps(values)
 
 
+def check_limit(name: str, value: Any) -> None:
+    """A batch limit: None (all), a whole number of batches >= 1, or a fraction in (0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of batches (e.g. 5) or a fraction (e.g. 0.1), got {value!r}")
+    if isinstance(value, int):
+        check_integer(name, value, minimum=1)
+    elif not 0.0 < value <= 1.0:
+        raise ConfigError(
+            f"{name} must be a whole number of batches (e.g. 5) or a fraction in (0, 1] (e.g. 0.1), got {value!r}"
+        )
+
+
+def limited_batches(limit: int | float | None, batches: int) -> int:
+    """How many of `batches` a limit allows: all, at most N, or that fraction of them (at least one)."""
+    if limit is None:
+        return batches
+    if isinstance(limit, int):
+        return min(limit, batches)
+    return min(batches, max(1, int(batches * limit)))
+
+
 def flag_fields() -> tuple[dataclasses.Field, ...]:
     """The TrainConfig fields that are command-line flags (all but `extra`, which config files hold)."""
     return tuple(item for item in fields(TrainConfig) if item.metadata.get("group"))
@@ -385,4 +444,23 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return {key.replace("-", "_"): value for key, value in values.items()}
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    if isinstance(values.get("tracking"), dict):
+        values.update(tracking_table(values.pop("tracking"), path))
+    return values
+
+
+TRACKING_TABLE_KEYS = {"backend": "tracking", "uri": "tracking_uri", "experiment": "tracking_experiment"}
+
+
+def tracking_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A config file's [tracking] table (backend, uri, experiment) as the tracking_* config keys."""
+    unknown = sorted(set(table) - set(TRACKING_TABLE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)} in [tracking]; "
+            f"valid keys: {', '.join(TRACKING_TABLE_KEYS)}"
+        )
+    values = {TRACKING_TABLE_KEYS[key]: value for key, value in table.items()}
+    values.setdefault("tracking", "mlflow")  # a [tracking] table with only a uri or experiment means MLflow
+    return values

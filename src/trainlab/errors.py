@@ -37,3 +37,11 @@ class TrainingInterrupted(Exception):
 
 class TrainingDiverged(TrainlabError):
     """The loss became NaN or infinite."""
+
+
+class RunEndedEarly(TrainlabError):
+    """Raised by a reporter at an epoch's end to end the run there (a pruned tuning trial): every file of the
+    run is complete to that epoch, and its summary says `status`."""
+
+    status = "ended early"
+    tracking_status = "ended early"

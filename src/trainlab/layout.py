@@ -2,7 +2,7 @@
 
 RUN_DIR/config.toml  metrics.jsonl  summary.json  .lock
         checkpoints/last.pt  checkpoints/best.pt
-        learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/
+        learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/  tracking.json
 """
 
 from __future__ import annotations
@@ -20,4 +20,14 @@ TENSORBOARD_FOLDER = "tensorboard"
 CURVES_FILE = "learning_curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TOP_LOSSES_FILE = "top_losses.png"
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, LOCK_FILE, CURVES_FILE, CONFUSION_FILE, TOP_LOSSES_FILE)
+TRACKING_FILE = "tracking.json"  # the MLflow run this run logs to, so that a resume continues it
+RUN_FILES = (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    LOCK_FILE,
+    CURVES_FILE,
+    CONFUSION_FILE,
+    TOP_LOSSES_FILE,
+    TRACKING_FILE,
+)

@@ -80,7 +80,23 @@ def learning_rate(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
-KINDS = {"path": path_argument, "name": name_argument, "device": device_argument, "lr": learning_rate}
+def batch_limit(text: str) -> int | float:
+    """--limit-*-batches: a whole number of batches (5) or a fraction of them (0.1; 1.0 is all)."""
+    try:
+        return int(text) if text.strip().lstrip("+").isdigit() else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of batches (e.g. 5) or a fraction (e.g. 0.1), got {text!r}"
+        ) from None
+
+
+KINDS = {
+    "path": path_argument,
+    "name": name_argument,
+    "device": device_argument,
+    "lr": learning_rate,
+    "limit": batch_limit,
+}
 
 
 # flags <-> config keys --------------------------------------------------------------------------------------

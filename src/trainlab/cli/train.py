@@ -56,6 +56,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="with --resume: continue even though the data differs from what the run was trained on",
     )
     run.add_argument("--quiet", action="store_true", help="one line per epoch")
+    run.add_argument(
+        "--fast-dev-run",
+        metavar="N",
+        nargs="?",
+        const=2,
+        type=dev_run_batches,
+        help="smoke test: N batches (default 2) of train, validation and test, then checkpoint, predict and "
+        "reports, once; nothing is kept unless --run-dir is given",
+    )
     add_trust_option(train)
     add_output_options(train)
     train.set_defaults(handler=cmd_train)
@@ -83,6 +92,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     lr_find.set_defaults(handler=cmd_lr_find)
 
 
+def dev_run_batches(text: str) -> int:
+    """--fast-dev-run N: a whole number of batches, at least one."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of batches >= 1, got {text!r}")
+    return int(text)
+
+
 def add_recipe_options(parser: Parser, config_help: str) -> None:
     parser.add_argument("--config", type=path_argument, help=config_help)
     parser.add_argument(
@@ -93,8 +109,9 @@ def add_recipe_options(parser: Parser, config_help: str) -> None:
     )
 
 
-def train_config(args: argparse.Namespace):
-    """Defaults < preset < --config file < flags, validated once."""
+def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
+    """Defaults < preset < --config file < flags, validated once; `ignore`: config-file tables another command
+    reads (tune's [search])."""
     from trainlab.config import TrainConfig, preset_values, read_config_file
 
     values: dict[str, Any] = preset_values(args.preset) if args.preset else {}
@@ -102,6 +119,13 @@ def train_config(args: argparse.Namespace):
         from trainlab.models import check_model_from_file
 
         from_file = read_config_file(args.config)
+        for key in ignore:
+            from_file.pop(key, None)
+        if "search" in from_file:
+            raise TrainlabError(
+                f"{args.config}: its [search] table is read by `trainlab tune`; train one config without it "
+                "(a study's best.toml has none)"
+            )
         if "model" in from_file or "extra" in from_file:  # the file's model, unless --model replaces it
             check_model_from_file(
                 args.model or from_file.get("model", "mlp"),
@@ -241,7 +265,25 @@ def resumed_config(args: argparse.Namespace):
     return load_run_config(args.resume, trust_model_code=args.trust_model_code)
 
 
+def fast_dev_run(config, args: argparse.Namespace, out: Output, reporter) -> int:
+    """trainlab train --fast-dev-run [N]: every stage once on N batches."""
+    from trainlab.devrun import fast_dev_run as run_once
+
+    summary = run_once(
+        config,
+        args.fast_dev_run,
+        run_dir=args.run_dir,
+        overwrite=args.overwrite,
+        download=not args.no_download,
+        reporter=reporter,
+    )
+    out.result(summary)
+    return EXIT_OK
+
+
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
+    if args.fast_dev_run is not None and (args.resume or args.init_from or args.lr == "auto"):
+        raise TrainlabError("--fast-dev-run runs a fresh short run; drop --resume/--init-from/--lr auto")
     if args.resume:
         config, run_dir = resumed_config(args), args.resume
     else:
@@ -259,6 +301,8 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         reporter = Reporters(reporter, TensorBoardReporter())
     if args.allow_other_data and not args.resume:
         raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
+    if args.fast_dev_run is not None:
+        return fast_dev_run(config, args, out, reporter)
     summary = fit(
         config,
         run_dir=run_dir,

@@ -5,18 +5,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from trainlab.training.reporting import Reporter
-
-SCALARS = (
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "test_loss",
-    "test_accuracy",
-    "lr",
-    "machine_samples_per_second",
-)
+from trainlab.training.reporting import EPOCH_SCALARS, Reporter
 
 
 def tensorboard_available() -> bool:
@@ -39,7 +28,7 @@ class TensorBoardReporter(Reporter):
     def epoch_end(self, row: dict[str, Any]) -> None:
         if self.writer is None:
             return
-        for key in SCALARS:
+        for key in EPOCH_SCALARS:
             if key in row:
                 split, _, name = key.partition("_")
                 tag = f"{name}/{split}" if split in ("train", "val", "test") else key

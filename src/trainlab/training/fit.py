@@ -16,7 +16,7 @@ from trainlab.data.builtin import resolve_data_dir
 from trainlab.errors import TrainlabError
 from trainlab.models import check_model_from_file
 from trainlab.training import rundir
-from trainlab.training.reporting import Reporter
+from trainlab.training.reporting import Reporter, Reporters
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
 
@@ -64,8 +64,31 @@ def fit(
     command line does.
     """
     config = run_config(config or TrainConfig(), model, data, resume)
-    reporter = reporter or Reporter()
     files = rundir.RunDirectory(run_dir if run_dir is not None else rundir.default_run_dir())
+    reporter = with_tracking(reporter or Reporter(), config, files)
+    try:
+        return run_in(
+            files, config, model, data, resume, overwrite, init_from, download, reporter, allow_other_data, reports
+        )
+    except BaseException as exc:
+        reporter.abort(exc)
+        raise
+
+
+def run_in(
+    files: rundir.RunDirectory,
+    config: TrainConfig,
+    model: nn.Module | None,
+    data: DatasetSplits | None,
+    resume: bool,
+    overwrite: bool,
+    init_from: str | os.PathLike | None,
+    download: bool,
+    reporter: Reporter,
+    allow_other_data: bool,
+    reports: bool,
+) -> dict[str, Any]:
+    """fit() in its run directory, with its reporters."""
     run_dir = files.path
     stop = StopRequest()
     with files.opened(resume, overwrite) as start, stop:
@@ -91,13 +114,24 @@ def fit(
         start.wrote_config = not resume
         files.write_config(config)
         reporter.start(start_info(trainer, files))
+        for note in limit_notes(trainer):
+            reporter.message(note)
         summary = trainer.run()
     analysis = trainer.analysis()
-    reporter.end(summary, analysis)
-    if reports:
-        paths = files.write_reports(analysis)
+    paths = files.write_reports(analysis) if reports else []
+    reporter.end(summary, {**analysis, "reports": paths})
+    if paths:
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def with_tracking(reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory) -> Reporter:
+    """The reporters, and the experiment tracker config.tracking names (checked before anything runs)."""
+    if config.tracking == "none":
+        return reporter
+    from trainlab.tuning.tracking import MlflowReporter
+
+    return Reporters(MlflowReporter(config, files), reporter)
 
 
 def run_config(config: TrainConfig, model: nn.Module | None, data: DatasetSplits | None, resume: bool) -> TrainConfig:
@@ -120,6 +154,22 @@ def start_info(trainer: Trainer, files: rundir.RunDirectory) -> dict[str, Any]:
         "train_samples": len(trainer.train_data),
         "test_samples": len(trainer.test_data),
     }
+
+
+def limit_notes(trainer: Trainer) -> list[str]:
+    """What --limit-train-batches and --limit-eval-batches leave of each epoch, said once at the start."""
+    config, notes = trainer.config, []
+    if config.limit_train_batches is not None:
+        notes.append(
+            f"--limit-train-batches {config.limit_train_batches:g}: {trainer.setup.steps_per_epoch} of "
+            f"{len(trainer.loader)} batches per epoch"
+        )
+    if config.limit_eval_batches is not None:
+        notes.append(
+            f"--limit-eval-batches {config.limit_eval_batches:g}: validation and test figures cover part of "
+            "each set, not all of it"
+        )
+    return notes
 
 
 def resume_from(trainer: Trainer, allow_other_data: bool) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -104,24 +105,27 @@ def evaluate(
     *,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     return_predictions: bool = False,
+    max_batches: int | None = None,
 ) -> dict:
-    """Accuracy and mean per-sample loss over `data`, in large batches under inference_mode."""
+    """Accuracy and mean per-sample loss over `data` (or its first max_batches batches), in large batches
+    under inference_mode."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, predictions, confidences = 0.0, 0, [], []
+    loss_sum, correct, samples, predictions, confidences = 0.0, 0, 0, [], []
+    batches = make_loader(data, batch_size).batches()  # in order; file-backed data: workers decode
     with torch.inference_mode():
-        for images, labels in make_loader(data, batch_size).batches():  # in order; file-backed data: workers decode
+        for images, labels in itertools.islice(batches, max_batches):
             with autocast():
                 logits = model(preprocess(images))
                 loss_sum += float(loss_fn(logits, labels)) * int(labels.shape[0])
             predicted = logits.argmax(1)
             correct += int((predicted == labels).sum())
+            samples += int(labels.shape[0])
             if return_predictions:  # softmax only when a report asks how confident each prediction was
                 confidence = torch.softmax(logits.float(), dim=1).gather(1, predicted.view(-1, 1)).view(-1)
                 predictions.append(predicted.cpu())
                 confidences.append(confidence.cpu())
     model.train(was_training)
-    samples = len(data)
     result = {
         "loss": loss_sum / max(samples, 1),
         "accuracy": correct / max(samples, 1),

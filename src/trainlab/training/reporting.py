@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+EPOCH_SCALARS = (  # the figures of a metrics row that trackers plot per epoch
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "lr",
+    "machine_samples_per_second",
+)
+
 
 class Reporter:
     """What the run tells its user; the base class says nothing. See trainlab.reports.console."""
@@ -17,6 +28,8 @@ class Reporter:
         """The run finished; `analysis` holds the metrics, classes and the last test predictions."""
 
     def message(self, text: str) -> None: ...
+    def abort(self, error: BaseException) -> None:
+        """The run ended on `error` (a failure, a signal, a pruning decision) instead of reaching end()."""
 
 
 class Reporters(Reporter):
@@ -52,3 +65,7 @@ class Reporters(Reporter):
     def message(self, text: str) -> None:
         for reporter in self.reporters:
             reporter.message(text)
+
+    def abort(self, error: BaseException) -> None:
+        for reporter in self.reporters:
+            reporter.abort(error)

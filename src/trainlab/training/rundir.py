@@ -27,6 +27,7 @@ from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's n
     SUMMARY_FILE,
     TENSORBOARD_FOLDER,
     TOP_LOSSES_FILE,
+    TRACKING_FILE,
 )
 
 
@@ -305,6 +306,19 @@ class RunDirectory:
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.primary:
             write_file(self.path / SUMMARY_FILE, (json.dumps(summary, indent=2) + "\n").encode())
+
+    def write_tracking(self, record: dict[str, Any]) -> None:
+        """tracking.json: which tracking server and run this run logs to."""
+        if self.primary:
+            write_file(self.path / TRACKING_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+    def read_tracking(self) -> dict[str, Any]:
+        """The tracking record a previous start of this run wrote ({} when none or unreadable)."""
+        try:
+            record = json.loads((self.path / TRACKING_FILE).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def save_checkpoint(self, payload: dict[str, Any], *names: str | os.PathLike) -> None:
         """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload."""

@@ -6,6 +6,7 @@ build_training is shared by the Trainer and the lr range test, so both train exa
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainlab.config import TrainConfig
+from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits, make_loader
 from trainlab.data.augment import Augmentation
 from trainlab.data.input_styles import measure_look
@@ -53,9 +54,15 @@ class TrainingSetup:
     autocast: Callable[[], Any]
     loader: BatchLoader
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch: the loader's batches, or --limit-train-batches of them."""
+        return limited_batches(self.config.limit_train_batches, len(self.loader))
+
     def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `epoch` from `start_batch` on, augmented on the device when asked."""
-        for images, labels in self.loader.batches(epoch, start_batch):
+        remaining = itertools.islice(self.loader.batches(epoch, start_batch), self.steps_per_epoch - start_batch)
+        for images, labels in remaining:
             if self.augment is not None:
                 images = self.augment(images)
             if self.config.channels_last:
@@ -102,7 +109,8 @@ def build_training(
     train_data = train.to(device)
     optimizer = make_optimizer(config, model.parameters())
     loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
-    scheduler = scheduler_for(config, optimizer, steps_per_epoch=len(loader))
+    steps_per_epoch = limited_batches(config.limit_train_batches, len(loader))
+    scheduler = scheduler_for(config, optimizer, steps_per_epoch=steps_per_epoch)
     precision, why = resolve_precision(config.precision, device)
     if config.precision == "auto" and reporter is not None:
         reporter.message(f"precision auto: {precision} ({why})")

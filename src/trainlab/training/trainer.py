@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state
-from trainlab.config import TrainConfig
+from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits
-from trainlab.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
+from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.training import rundir
 from trainlab.training.loop import EpochProgress, evaluate, train_one_epoch
 from trainlab.training.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
@@ -52,6 +52,13 @@ class Trainer:
         self.metrics: list[dict[str, Any]] = []
         self.stop = StopRequest()
         self.last_test: dict[str, Any] = {}
+
+    @property
+    def epoch_samples(self) -> int:
+        """Training samples in one epoch: all of them, or those --limit-train-batches leaves."""
+        if self.config.limit_train_batches is None:
+            return len(self.train_data)
+        return min(len(self.train_data), self.setup.steps_per_epoch * self.config.batch_size)
 
     def batches(self):
         """This epoch's remaining batches, augmented on the device when asked."""
@@ -124,7 +131,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         if (progress.batch - 1) % self.config.log_every == 0:
-            self.reporter.batch_log(loss, progress.batch * batch_size, len(self.train_data))
+            self.reporter.batch_log(loss, progress.batch * batch_size, self.epoch_samples)
         self.reporter.step(loss, batch_size)
         every = self.config.checkpoint_every
         if self.stop.requested or (every and self.step % every == 0):
@@ -135,7 +142,7 @@ class Trainer:
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
         samples_before = self.progress.samples
-        self.reporter.epoch_start(self.epoch + 1, len(self.loader), self.progress.batch)
+        self.reporter.epoch_start(self.epoch + 1, self.setup.steps_per_epoch, self.progress.batch)
         if self.progress.lr is None:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
@@ -178,6 +185,9 @@ class Trainer:
         return row
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
+        """Loss and accuracy on `data`: all of it, or --limit-eval-batches of it."""
+        batches = -(-len(data) // self.config.eval_batch_size)
+        limit = self.config.limit_eval_batches
         return evaluate(
             self.forward_model,
             data,
@@ -186,16 +196,21 @@ class Trainer:
             self.config.eval_batch_size,
             autocast=self.autocast,
             return_predictions=return_predictions,
+            max_batches=limited_batches(limit, batches) if limit is not None else None,
         )
 
     def analysis(self) -> dict[str, Any]:
         """What reports need: metrics, classes, test images and labels, the last epoch's predictions."""
+        test = self.test_data
+        evaluated = self.last_test.get("samples", len(test))  # all, or --limit-eval-batches of them
+        if evaluated < len(test):
+            test = test.subset(evaluated)
         return {
             "run_dir": self.run_dir,
             "metrics": self.metrics,
             "classes": self.classes,
-            "test_images": self.test_data.images,
-            "test_labels": self.test_data.labels,
+            "test_images": test.images,
+            "test_labels": test.labels,
             **{key: self.last_test[key] for key in ("predictions", "confidences")},
         }
 
@@ -236,7 +251,11 @@ class Trainer:
         with self.stop:
             while self.epoch < self.config.epochs:
                 self.stop_if_requested()
-                self.run_epoch()
+                try:
+                    self.run_epoch()
+                except RunEndedEarly as ended:  # a reporter ended the run after this epoch's files were written
+                    self.files.write_summary(self.summary(ended.status))
+                    raise
                 if self.should_stop_early():
                     self.reporter.message(
                         f"Early stop: validation accuracy has not improved for "
