@@ -155,7 +155,13 @@ class TrainConfig:
     warmup_epochs: float = option(0.0, "schedule", "linear lr warmup length in epochs")
     step_epochs: int = option(10, "schedule", "step schedule: epochs between lr drops (x step-gamma)")
     step_gamma: float = option(0.1, "schedule", "step schedule: lr multiplier at each drop")
-    batch_size: int = option(64, "optimization", "training batch size")
+    batch_size: int = option(64, "optimization", "training batch size, per process under torchrun")
+    global_batch_size: int | None = option(
+        None,
+        "optimization",
+        "the batch size over all processes (each takes its share); keeps the effective batch whatever --nproc is",
+        default_text="batch size x processes",
+    )
     eval_batch_size: int = option(1000, "precision and speed", "evaluation batch size; does not change results")
     epochs: int = option(10, "optimization", "number of epochs")
     seed: int = option(0, "optimization", "random seed for init, shuffling, splits and augmentation")
@@ -196,6 +202,9 @@ class TrainConfig:
         "else fp32 (bf16 is emulated and far slower on AVX2-only CPUs)",
     )
     compile: bool = option(False, "precision and speed", "torch.compile the model")
+    sync_batchnorm: bool = option(
+        False, "precision and speed", "several processes: batch-norm statistics over the global batch (SyncBatchNorm)"
+    )
     channels_last: bool = option(False, "precision and speed", "channels-last memory format for conv nets")
     log_every: int = option(100, "run", "batches between the tutorial's loss lines")
     checkpoint_every: int = option(0, "run", "steps between mid-epoch checkpoints; 0: at epoch ends only")
@@ -262,7 +271,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
-        for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last"):
+        if self.global_batch_size is not None:
+            check_integer("global_batch_size", self.global_batch_size, minimum=1)
+        for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last", "sync_batchnorm"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.early_stop and not self.val_split:
@@ -345,6 +356,17 @@ class TrainConfig:
                 f"augment_padding must be smaller than the images' {side} pixels, got "
                 f"{self.augment_padding} (2 to 4 is usual)"
             )
+
+    def per_process_batch_size(self, world: int) -> int:
+        """The batch each of `world` processes takes: global_batch_size / world, else batch_size."""
+        if self.global_batch_size is None:
+            return self.batch_size
+        if self.global_batch_size % world:
+            raise ConfigError(
+                f"global_batch_size {self.global_batch_size} does not divide among {world} processes; "
+                f"choose a multiple of {world}"
+            )
+        return self.global_batch_size // world
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, so it can go into TOML, JSON and weights-only checkpoints."""

@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
-    out = Output(getattr(args, "json", False))
+    args.argv = [str(arg) for arg in (argv if argv is not None else sys.argv[1:])]  # for train --nproc
+    out = Output(getattr(args, "json", False) and process_rank() == 0)
     try:
         return run_command(args, out)
     except BrokenPipeError:  # the reader of our output went away (`trainlab ... | head`): end quietly
@@ -73,15 +74,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def process_rank() -> int:
+    """This process's rank when torchrun started several (0 otherwise)."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
+def lost_another_process(exc: Exception) -> bool:
+    """A collective failed because another process of the run died (it printed its own error)."""
+    text = str(exc)
+    return type(exc).__name__ == "DistBackendError" or any(
+        part in text for part in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+    )
+
+
 def run_command(args: argparse.Namespace, out: Output) -> int:
     """The command's handler, with every error turned into one line and its exit status."""
     args.warnings = suspicious_inputs(args)
+    label = args.command  # with several processes (torchrun), which one is speaking
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        label = f"{args.command} (rank {process_rank()})"
     try:
         if getattr(args, "threads", None) is not None and args.command != "train":
             set_threads(args.threads)
         status = args.handler(args, out)
         for text in args.warnings:  # after success only: a bad input's one error line stays the only line
-            print(f"trainlab {args.command}: warning: {text}", file=sys.stderr, flush=True)
+            print(f"trainlab {label}: warning: {text}", file=sys.stderr, flush=True)
         return status
     except TrainingInterrupted as exc:
         if exc.signal_name == "SIGPIPE":
@@ -91,7 +108,8 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     except TrainlabError as exc:
         if args.debug:
             raise
-        print(f"trainlab {args.command}: error: {exc}", file=sys.stderr)
+        if not process_rank():  # every process of a launch refuses the same input: rank 0 says it once
+            print(f"trainlab {label}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         raise  # main ends quietly
@@ -101,9 +119,11 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug shows the traceback
         if args.debug:
             raise
+        if lost_another_process(exc):
+            print(f"trainlab {label}: stopped: another process of the run failed", file=sys.stderr)
+            return EXIT_FAILURE
         print(
-            f"trainlab {args.command}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for "
-            "the traceback)",
+            f"trainlab {label}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
         return EXIT_FAILURE

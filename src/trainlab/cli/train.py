@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--quiet", action="store_true", help="one line per epoch")
     run.add_argument(
+        "--nproc",
+        metavar="N",
+        type=process_count,
+        help="train with N processes on this machine (torchrun + DistributedDataParallel; gloo on CPU, one GPU "
+        "per process on CUDA); --batch-size is per process",
+    )
+    run.add_argument(
         "--fast-dev-run",
         metavar="N",
         nargs="?",
@@ -90,6 +99,53 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_trust_option(lr_find)
     add_output_options(lr_find)
     lr_find.set_defaults(handler=cmd_lr_find)
+
+
+def process_count(text: str) -> int:
+    """--nproc N: a whole number of processes, at least one."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 1024, got {text!r}")
+    return int(text)
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus --nproc N (or --nproc=N): what each process torchrun starts is given."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def launch_torchrun(processes: int, argv: list[str]) -> int:
+    """trainlab train --nproc N: torchrun (in this process) starts N processes of the same command.
+
+    A failed process has printed its own line; this one says which processes failed and exits with the first
+    failure's status (2 for a bad input), without torchrun's traceback.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from trainlab.training import distributed
+
+    if distributed.launched_by_torchrun():
+        raise TrainlabError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
+    launch = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={processes}", "-m", "trainlab", *without_nproc(argv)]
+    )
+    for name in ("torch.distributed.run", "torch.distributed.elastic"):  # its notes and tracebacks, not ours
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        run(launch)
+    except ChildFailedError as failed:
+        rank, failure = failed.get_first_failure()
+        print(f"trainlab train: the run stopped: process {rank} exited with status {failure.exitcode}", file=sys.stderr)
+        return failure.exitcode if failure.exitcode > 0 else 1
+    return EXIT_OK
 
 
 def dev_run_batches(text: str) -> int:
@@ -282,6 +338,12 @@ def fast_dev_run(config, args: argparse.Namespace, out: Output, reporter) -> int
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
+    if args.nproc and args.nproc > 1:
+        if args.fast_dev_run is not None or (args.lr == "auto"):
+            raise TrainlabError("--nproc: --fast-dev-run and --lr auto run in one process; drop --nproc")
+        if not args.resume:  # bad values are refused here, once, before any process starts
+            train_config(args).per_process_batch_size(args.nproc)
+        return launch_torchrun(args.nproc, args.argv)
     if args.fast_dev_run is not None and (args.resume or args.init_from or args.lr == "auto"):
         raise TrainlabError("--fast-dev-run runs a fresh short run; drop --resume/--init-from/--lr auto")
     if args.resume:

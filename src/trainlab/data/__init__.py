@@ -129,9 +129,9 @@ def load_dataset(
 
 
 def make_loader(
-    data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0
+    data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1)
 ) -> BatchLoader | StreamingLoader:
     """BatchLoader for data in memory, StreamingLoader for file-backed data: the same interface and batches."""
     if is_streaming(data):
-        return StreamingLoader(data, batch_size, shuffle, seed)
-    return BatchLoader(data, batch_size, shuffle, seed)
+        return StreamingLoader(data, batch_size, shuffle, seed, shard)
+    return BatchLoader(data, batch_size, shuffle, seed, shard)

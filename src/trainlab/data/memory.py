@@ -55,23 +55,60 @@ def epoch_order(
     return torch.randperm(size, generator=generator).to(device)
 
 
-class BatchLoader:
-    """Iterates over (images uint8, labels) batches by slicing a (shuffled) index; no per-sample work."""
+def shard_ranges(size: int, batch_size: int, rank: int = 0, world: int = 1) -> list[tuple[int, int]]:
+    """This process's batches of one epoch, as (start, stop) positions in the epoch's sample order.
 
-    def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0):
+    Each global batch (batch_size x world consecutive samples) is split in rank order, so N processes see
+    what one process with an N-times larger batch sees. The last, shorter global batch is split as evenly
+    as it goes; when fewer samples than processes are left, they wait for the next epoch's order (every
+    process must take the same number of steps).
+    """
+    if world == 1:
+        return [(start, min(start + batch_size, size)) for start in range(0, size, batch_size)]
+    global_batch = batch_size * world
+    full, rest = divmod(size, global_batch)
+    ranges = [(g * global_batch + rank * batch_size, g * global_batch + (rank + 1) * batch_size) for g in range(full)]
+    if rest >= world:
+        share, extra = divmod(rest, world)
+        start = full * global_batch + rank * share + min(rank, extra)
+        ranges.append((start, start + share + (1 if rank < extra else 0)))
+    return ranges
+
+
+def eval_range(size: int, rank: int, world: int) -> tuple[int, int]:
+    """This process's contiguous part of an evaluation set: every sample in exactly one part, no padding."""
+    return size * rank // world, size * (rank + 1) // world
+
+
+class BatchLoader:
+    """Iterates over (images uint8, labels) batches by slicing a (shuffled) index; no per-sample work.
+
+    shard=(rank, world): this process's part of each global batch of batch_size x world samples (see
+    shard_ranges); every process takes the same number of batches.
+    """
+
+    def __init__(
+        self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1)
+    ):
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.shard = shard
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """(start, stop) positions of this process's batches in the epoch's sample order."""
+        return shard_ranges(len(self.data), self.batch_size, *self.shard)
 
     def __len__(self) -> int:
-        return -(-len(self.data) // self.batch_size)
+        if self.shard[1] == 1:
+            return -(-len(self.data) // self.batch_size)
+        return len(self.ranges())
 
     def batches(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `epoch`, starting at batch number `start_batch` (for mid-epoch resume)."""
         order = epoch_order(len(self.data), epoch, self.seed, self.shuffle, self.data.images.device)
-        for start in range(start_batch * self.batch_size, len(self.data), self.batch_size):
-            stop = start + self.batch_size
+        for start, stop in self.ranges()[start_batch:]:
             if order is None:
                 yield self.data.images[start:stop], self.data.labels[start:stop]
             else:

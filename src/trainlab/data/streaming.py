@@ -155,10 +155,12 @@ def is_streaming(data: ImageData) -> bool:
 class StreamingLoader(BatchLoader):
     """BatchLoader's batches, decoded from the files by DataLoader workers while the model trains."""
 
-    def __init__(self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0):
+    def __init__(
+        self, data: ImageData, batch_size: int, shuffle: bool = False, seed: int = 0, shard: tuple[int, int] = (0, 1)
+    ):
         if not is_streaming(data):
             raise TypeError("StreamingLoader needs file-backed ImageData (FileBackedImages images)")
-        super().__init__(data, batch_size, shuffle, seed)
+        super().__init__(data, batch_size, shuffle, seed, shard)
         self.files: FileBackedImages = data.images  # type: ignore[assignment]
 
     def batches(self, epoch: int = 0, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -166,10 +168,7 @@ class StreamingLoader(BatchLoader):
         size = len(self.data)
         order = epoch_order(size, epoch, self.seed, self.shuffle)
         order_list = order.tolist() if order is not None else list(range(size))
-        chunks = [
-            order_list[start : start + self.batch_size]
-            for start in range(start_batch * self.batch_size, size, self.batch_size)
-        ]
+        chunks = [order_list[start:stop] for start, stop in self.ranges()[start_batch:]]
         read = reader(self.files.image_shape, self.files.style)
         labels = self.data.labels
         for indices, images, failed in read_in_batches(self.files.paths, read, chunks, self.files.workers):

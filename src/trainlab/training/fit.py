@@ -15,7 +15,7 @@ from trainlab.data import DatasetSplits, load_dataset
 from trainlab.data.builtin import resolve_data_dir
 from trainlab.errors import TrainlabError
 from trainlab.models import check_model_from_file
-from trainlab.training import rundir
+from trainlab.training import distributed, rundir
 from trainlab.training.reporting import Reporter, Reporters
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
@@ -64,8 +64,11 @@ def fit(
     command line does.
     """
     config = run_config(config or TrainConfig(), model, data, resume)
-    files = rundir.RunDirectory(run_dir if run_dir is not None else rundir.default_run_dir())
-    reporter = with_tracking(reporter or Reporter(), config, files)
+    dist = distributed.join(config.device)  # torchrun: one process of several; else a process of one
+    # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
+    path = dist.broadcast(str(run_dir if run_dir is not None else rundir.default_run_dir()))
+    files = rundir.RunDirectory(path, primary=dist.primary)
+    reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files)
     try:
         return run_in(
             files, config, model, data, resume, overwrite, init_from, download, reporter, allow_other_data, reports
@@ -73,6 +76,8 @@ def fit(
     except BaseException as exc:
         reporter.abort(exc)
         raise
+    finally:
+        distributed.leave()
 
 
 def run_in(
@@ -91,15 +96,15 @@ def run_in(
     """fit() in its run directory, with its reporters."""
     run_dir = files.path
     stop = StopRequest()
+    dist = distributed.current()
     with files.opened(resume, overwrite) as start, stop:
-        last = files.last_checkpoint
+        dist.barrier()  # the others go on once rank 0 has made, checked and locked the run directory
+        resumes = resume and dist.broadcast(files.last_checkpoint.is_file())
         if data is None:
-            data = load_dataset(config, download=download)
-            for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
-                reporter.message(note)
-        trainer = Trainer(config, files, data, model, reporter, pretrained=not (resume and last.is_file()))
+            data = load_data_once(config, download, reporter, dist)
+        trainer = Trainer(config, files, data, model, reporter, pretrained=not resumes)
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
-        if resume and last.is_file():
+        if resumes:
             finished = resume_from(trainer, allow_other_data)
             if finished is not None:
                 return finished
@@ -123,6 +128,17 @@ def run_in(
     if paths:
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def load_data_once(config: TrainConfig, download: bool, reporter: Reporter, dist) -> DatasetSplits:
+    """The data; with several processes rank 0 downloads and builds any cache first, then the others read it."""
+    data = load_dataset(config, download=download) if dist.primary else None
+    dist.barrier()
+    if data is None:
+        data = load_dataset(config, download=False)
+    for note in data.notes:  # csv/folder data: in memory or streamed, cached or decoded
+        reporter.message(note)
+    return data
 
 
 def with_tracking(reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory) -> Reporter:

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from trainlab.data import make_loader
-from trainlab.data.memory import ImageData
+from trainlab.data.memory import ImageData, eval_range
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import TrainingDiverged
+from trainlab.training.distributed import Distributed
 from trainlab.training.losses import LossFn
 
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -44,6 +45,8 @@ class EpochProgress:
 
 
 StepHook = Callable[[EpochProgress, float, int], None]  # (progress, batch loss, batch size)
+# (batch loss, batch size, correct) of this process -> the same over every process, and this process's loss weight
+CombineHook = Callable[[float, int, int], tuple[float, int, int, float]]
 
 
 def train_one_epoch(
@@ -59,8 +62,13 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     after_step: StepHook | None = None,
     step_offset: int = 0,
+    combine: CombineHook | None = None,
 ) -> dict[str, float]:
-    """One pass over `batches`: forward, loss, backward, step; returns mean loss and accuracy per sample."""
+    """One pass over `batches`: forward, loss, backward, step; returns mean loss and accuracy per sample.
+
+    With several processes, `combine` turns this process's batch figures into the global batch's (so every
+    process takes the same decisions) and says how much this process's loss weighs in the gradient.
+    """
     progress = progress or EpochProgress()
     model.train()
     for images, labels in batches:
@@ -68,12 +76,19 @@ def train_one_epoch(
             logits = model(preprocess(images))
             loss = loss_fn(logits, labels)
         loss_value = loss.item()
+        size = int(labels.shape[0])
+        correct = int((logits.argmax(1) == labels).sum())
+        weight = 1.0
+        if combine is not None:
+            loss_value, size, correct, weight = combine(loss_value, size, correct)
         if not math.isfinite(loss_value):
             raise TrainingDiverged(
                 f"loss became {loss_value} at step {step_offset + progress.batch + 1} "
                 f"(epoch batch {progress.batch + 1}); lower the learning rate or set --grad-clip 1.0"
             )
         optimizer.zero_grad(set_to_none=True)
+        if weight != 1.0:
+            loss = loss * weight
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -86,11 +101,10 @@ def train_one_epoch(
             scaler.update()
         else:
             optimizer.step()
-        size = int(labels.shape[0])
         progress.batch += 1
         progress.samples += size
         progress.loss_sum += loss_value * size
-        progress.correct += int((logits.argmax(1) == labels).sum())
+        progress.correct += correct
         if after_step is not None:
             after_step(progress, loss_value, size)
     return progress.summary()
@@ -106,9 +120,17 @@ def evaluate(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     return_predictions: bool = False,
     max_batches: int | None = None,
+    dist: Distributed | None = None,
 ) -> dict:
     """Accuracy and mean per-sample loss over `data` (or its first max_batches batches), in large batches
-    under inference_mode."""
+    under inference_mode.
+
+    With several processes (dist), each evaluates its own contiguous part, every sample in exactly one part,
+    and the sums are added up over all of them: the figures equal one process's evaluation of the whole set.
+    """
+    dist = dist or Distributed()
+    if dist.active:
+        data = data.select(torch.arange(*eval_range(len(data), dist.rank, dist.world)))
     was_training = model.training
     model.eval()
     loss_sum, correct, samples, predictions, confidences = 0.0, 0, 0, [], []
@@ -126,6 +148,15 @@ def evaluate(
                 predictions.append(predicted.cpu())
                 confidences.append(confidence.cpu())
     model.train(was_training)
+    if dist.active:
+        loss_sum, correct, samples = dist.sum([loss_sum, correct, samples])
+        correct, samples = int(correct), int(samples)
+        if return_predictions:
+            parts = dist.gather(
+                (torch.cat(predictions) if predictions else None, torch.cat(confidences) if confidences else None)
+            )
+            predictions = [p for p, _ in parts if p is not None]
+            confidences = [c for _, c in parts if c is not None]
     result = {
         "loss": loss_sum / max(samples, 1),
         "accuracy": correct / max(samples, 1),

@@ -22,8 +22,10 @@ from trainlab.data.augment import Augmentation
 from trainlab.data.input_styles import measure_look
 from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 from trainlab.models import create_model, freeze_parameters
+from trainlab.training import distributed
+from trainlab.training.distributed import Distributed
 from trainlab.training.loop import autocast_for
 from trainlab.training.losses import LossFn, make_loss
 from trainlab.training.optimizers import make_optimizer
@@ -46,13 +48,15 @@ class TrainingSetup:
     preprocess: Preprocessing
     augment: Augmentation | None
     model: nn.Module
-    forward_model: nn.Module  # the model, or its torch.compile wrapper
+    forward_model: nn.Module  # the model, its torch.compile wrapper, and its DDP wrapper with several processes
+    eval_model: nn.Module  # what evaluates: the model or its compiled wrapper, never DDP (no gradients to sync)
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler | None
     autocast: Callable[[], Any]
     loader: BatchLoader
+    dist: Distributed
 
     @property
     def steps_per_epoch(self) -> int:
@@ -87,8 +91,14 @@ def build_training(
     reporter: Reporter | None = None,
     pretrained: bool = True,
 ) -> TrainingSetup:
-    """Split, check and move the data, seed, and build the model, loss, optimizer, schedule, scaler and loader."""
+    """Split, check and move the data, seed, and build the model, loss, optimizer, schedule, scaler and loader.
+
+    Under torchrun each process takes its shard of every global batch and trains a DDP copy of the model.
+    """
+    dist = distributed.current()
     device = resolve_device(config.device)
+    if dist.active and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
     if config.threads:
         torch.set_num_threads(config.threads)
     if device.type == "cpu":
@@ -106,11 +116,26 @@ def build_training(
     random.seed(config.seed)
     np.random.seed(config.seed)
     model = prepared_model(config, model, train.image_shape, len(data.classes), device, reporter, pretrained)
+    if dist.active:  # the same weights everywhere (DDP also broadcasts rank 0's), a random stream of each its own
+        torch.manual_seed(config.seed + 1_000_003 * dist.rank)
+        if config.sync_batchnorm:
+            if device.type != "cuda":
+                raise ConfigError(
+                    "--sync-batchnorm needs CUDA processes (torch's SyncBatchNorm runs on GPUs only); on CPU "
+                    "leave it out: each process then normalizes with its own share of the batch"
+                )
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     train_data = train.to(device)
     optimizer = make_optimizer(config, model.parameters())
-    loader = make_loader(train_data, config.batch_size, config.shuffle, config.seed)  # memory or stream
+    batch_size = config.per_process_batch_size(dist.world)
+    loader = make_loader(train_data, batch_size, config.shuffle, config.seed, (dist.rank, dist.world))
     steps_per_epoch = limited_batches(config.limit_train_batches, len(loader))
     scheduler = scheduler_for(config, optimizer, steps_per_epoch=steps_per_epoch)
+    forward_model = distributed_model(model, device, dist)  # torch.compile goes outside DDP, as torch advises
+    eval_model = model if dist.active else forward_model
+    if config.compile:
+        forward_model = torch.compile(forward_model)
+        eval_model = forward_model if not dist.active else torch.compile(model)
     precision, why = resolve_precision(config.precision, device)
     if config.precision == "auto" and reporter is not None:
         reporter.message(f"precision auto: {precision} ({why})")
@@ -125,14 +150,25 @@ def build_training(
         preprocess=preprocess,
         augment=augment,
         model=model,
-        forward_model=torch.compile(model) if config.compile else model,
+        forward_model=forward_model,
+        eval_model=eval_model,
         loss_fn=make_loss(config.loss, len(data.classes), config.label_smoothing),
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=torch.amp.GradScaler(device.type) if precision == "fp16" else None,
         autocast=autocast_for(device, precision),
         loader=loader,
+        dist=dist,
     )
+
+
+def distributed_model(model: nn.Module, device: torch.device, dist: Distributed) -> nn.Module:
+    """The model as DDP wraps it when there are several processes (one device per process), else itself."""
+    if not dist.active:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def prepared_model(

@@ -45,7 +45,7 @@ class Trainer:
         self.preprocess, self.augment = setup.preprocess, setup.augment
         self.model, self.forward_model, self.loss_fn = setup.model, setup.forward_model, setup.loss_fn
         self.optimizer, self.scheduler, self.scaler = setup.optimizer, setup.scheduler, setup.scaler
-        self.autocast, self.loader = setup.autocast, setup.loader
+        self.autocast, self.loader, self.dist = setup.autocast, setup.loader, setup.dist
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
         self.progress = EpochProgress()
@@ -58,7 +58,8 @@ class Trainer:
         """Training samples in one epoch: all of them, or those --limit-train-batches leaves."""
         if self.config.limit_train_batches is None:
             return len(self.train_data)
-        return min(len(self.train_data), self.setup.steps_per_epoch * self.config.batch_size)
+        per_step = self.config.per_process_batch_size(self.dist.world) * self.dist.world
+        return min(len(self.train_data), self.setup.steps_per_epoch * per_step)
 
     def batches(self):
         """This epoch's remaining batches, augmented on the device when asked."""
@@ -83,10 +84,27 @@ class Trainer:
             epoch=self.epoch,
             step=self.step,
             epoch_progress=asdict(self.progress),
-            rng=rng_state(),
+            rng=self.rng_states(),
             metrics=self.metrics,
             data=self.data_fingerprint,
         )
+
+    def rng_states(self) -> dict[str, Any]:
+        """This process's random generators, or every process's (in rank order) when there are several."""
+        if not self.dist.active:
+            return rng_state()
+        return {"world_size": self.dist.world, "ranks": self.dist.gather(rng_state())}
+
+    def restore_rng(self, state: dict[str, Any], path: Path) -> None:
+        """Each process gets back its own generators; a run resumes only with the processes it ran with."""
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world:
+            how = "without torchrun" if saved_world == 1 else f"with --nproc {saved_world}"
+            raise CheckpointError(
+                f"{path} was trained by {saved_world} process(es) and this run has {self.dist.world}; "
+                f"resume it {how} (a run's random streams and batches belong to its number of processes)"
+            )
+        restore_rng_state(state["ranks"][self.dist.rank] if self.dist.active else state)
 
     def save(self, *names: Path) -> None:
         """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload.
@@ -111,6 +129,7 @@ class Trainer:
                 "this data anyway"
             )
         load_weights(self.model, state.model_state, source=str(path))
+        self.restore_rng(state.rng, path)
         try:
             self.optimizer.load_state_dict(state.optimizer_state)
             if self.scaler is not None and state.scaler_state:
@@ -121,7 +140,6 @@ class Trainer:
             self.step = int(state.step)
             self.progress = EpochProgress(**state.epoch_progress)
             self.metrics = list(state.metrics)
-            restore_rng_state(state.rng)
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: its training state does not fit this run ({exc}); cannot resume") from None
 
@@ -138,6 +156,16 @@ class Trainer:
             self.save()
         if self.stop.requested:
             raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+
+    def combine(self, loss: float, size: int, correct: int) -> tuple[float, int, int, float]:
+        """One all-reduce per step: the global batch's loss, size and correct count, and whether any process
+        was asked to stop, so that every process logs, checks for NaN and stops alike."""
+        loss_sum, total, correct_all, stops = self.dist.sum(
+            [loss * size, size, correct, float(bool(self.stop.requested))]
+        )
+        if stops and not self.stop.requested:
+            self.stop.requested = "a signal to another process"
+        return loss_sum / total, int(total), int(correct_all), size * self.dist.world / total
 
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -158,6 +186,7 @@ class Trainer:
             grad_clip=self.config.grad_clip,
             after_step=self.after_step,
             step_offset=self.step - self.progress.batch,
+            combine=self.combine if self.dist.active else None,
         )
         train_seconds = time.perf_counter() - started
         row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
@@ -189,7 +218,7 @@ class Trainer:
         batches = -(-len(data) // self.config.eval_batch_size)
         limit = self.config.limit_eval_batches
         return evaluate(
-            self.forward_model,
+            self.setup.eval_model,
             data,
             self.loss_fn,
             self.preprocess,
@@ -197,6 +226,7 @@ class Trainer:
             autocast=self.autocast,
             return_predictions=return_predictions,
             max_batches=limited_batches(limit, batches) if limit is not None else None,
+            dist=self.dist,
         )
 
     def analysis(self) -> dict[str, Any]:
@@ -215,10 +245,12 @@ class Trainer:
         }
 
     def stop_if_requested(self) -> None:
-        """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written."""
-        if not self.stop.requested:
+        """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written
+        (every process decides together)."""
+        if not self.dist.any(bool(self.stop.requested)):
             return
-        if not self.files.last_checkpoint.is_file():  # it came before the first step
+        self.stop.requested = self.stop.requested or "a signal to another process"
+        if not self.dist.broadcast(self.files.last_checkpoint.is_file()):  # it came before the first step
             self.save()
         raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
 

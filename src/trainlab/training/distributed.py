@@ -1,0 +1,118 @@
+"""More than one process: torchrun's environment, the process group, and the few collectives a run needs.
+
+A run started by torchrun (WORLD_SIZE > 1) joins the process group once (gloo on CPU, NCCL on CUDA, one GPU
+per process), with a collective timeout so that a lost process never blocks the others for torch's default
+30 minutes. Everything else in trainlab asks `current()`: a single process gets a Distributed of one whose
+collectives return their input, so the code paths are the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+TIMEOUT_ENV = "TRAINLAB_DIST_TIMEOUT"  # seconds a collective may wait for the other processes
+DEFAULT_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in the run: rank of world, and the local rank that picks its GPU."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def primary(self) -> bool:
+        """The one process that prints and writes the run directory."""
+        return self.rank == 0
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sums over every process (float64, so counts stay exact)."""
+        if not self.active:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.collective_device())
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process when it is true on any of them."""
+        return bool(self.sum([float(flag)])[0]) if self.active else flag
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's `value` on every process."""
+        if not self.active:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every process's `value`, in rank order, on every process."""
+        if not self.active:
+            return [value]
+        values: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(values, value)
+        return values
+
+    def barrier(self) -> None:
+        if self.active:
+            torch.distributed.barrier()
+
+    def collective_device(self) -> torch.device:
+        if self.active and torch.distributed.get_backend() == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+
+_CURRENT = Distributed()
+
+
+def current() -> Distributed:
+    """This process's Distributed: one of one unless join() found torchrun's environment."""
+    return _CURRENT
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: str) -> Distributed:
+    """Join torchrun's process group (once per process) and return this process's place in it."""
+    global _CURRENT
+    if not launched_by_torchrun():
+        return _CURRENT
+    if not torch.distributed.is_initialized():
+        from trainlab.errors import TrainlabError
+
+        cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+        if device == "cuda" and not cuda:
+            raise TrainlabError("--device cuda under torchrun, but CUDA is not available; use --device cpu")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        seconds = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS))
+        torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=seconds))
+    _CURRENT = Distributed(
+        rank=torch.distributed.get_rank(),
+        world=torch.distributed.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+    return _CURRENT
+
+
+def leave() -> None:
+    """Leave the process group at the end of the run (torchrun's processes exit right after)."""
+    global _CURRENT
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    _CURRENT = Distributed()

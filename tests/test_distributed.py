@@ -1,0 +1,211 @@
+"""Several processes: torchrun + DDP on CPU (gloo) — the same weights as one process, exact evaluation, one writer,
+a failing process stopping the rest, exact resume after a SIGKILL, and two "nodes" on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainlab.testing.serving import free_port
+
+from conftest import read_metrics, write_fashion_layout
+
+TESTS = Path(__file__).resolve().parent
+TORCHRUN = (sys.executable, "-m", "torch.distributed.run")
+QUICK = ("--device", "cpu", "--no-download", "--log-every", "1000")
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """One thread per process (two torch processes on two cores slow each other badly otherwise), tests/ importable
+    for the test models, and a short collective timeout so that a broken test fails instead of hanging."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TRAINLAB_DIST_TIMEOUT": "60"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
+    env.pop("TRAINLAB_DATA_DIR", None)
+    env.update(extra)
+    return env
+
+
+def trainlab(*args, timeout: float = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trainlab", *map(str, args)],
+        env=environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from trainlab.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt").model_state
+
+
+def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tiny_data, tmp_path):
+    common = ("--data-dir", tiny_data, *QUICK, "--epochs", "2", "--shuffle", "--optimizer", "adam")
+    one = trainlab("train", *common, "--batch-size", "64", "--threads", "1", "--run-dir", tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    two = trainlab("train", "--nproc", "2", *common, "--global-batch-size", "64", "--run-dir", tmp_path / "two")
+    assert two.returncode == 0, two.stderr
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max(float((a[key] - b[key]).abs().max()) for key in a) < 1e-5
+    rows_one, rows_two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert [row["epoch"] for row in rows_two] == [1, 2]  # one writer: one row per epoch
+    for first, second in zip(rows_one, rows_two, strict=True):
+        assert first["test_accuracy"] == second["test_accuracy"]
+        assert first["train_loss"] == pytest.approx(second["train_loss"], rel=1e-5)
+    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["last.pt"]
+    assert two.stdout.count("Done!") == 1  # only rank 0 prints
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["steps"] == 2 * 10  # 640 / 64 per step
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_evaluation_counts_every_test_image_once_whatever_the_number_of_processes(tmp_path, processes):
+    data = write_fashion_layout(tmp_path / "data", train_count=600, test_count=10_001)
+    run = tmp_path / "run"
+    trained = trainlab(
+        "train", "--nproc", processes, "--data-dir", data, *QUICK, "--epochs", "1", "--batch-size", "20",
+        "--eval-batch-size", "777", "--run-dir", run,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    reported = read_metrics(run)[-1]
+    single = trainlab("evaluate", run, "--data-dir", data, "--device", "cpu", "--threads", "1", "--json")
+    assert single.returncode == 0, single.stderr
+    evaluated = json.loads(single.stdout.strip().splitlines()[-1])
+    assert evaluated["samples"] == 10_001
+    assert reported["test_accuracy"] == evaluated["accuracy"]  # not one padded duplicate counted
+    assert reported["test_loss"] == pytest.approx(evaluated["loss"], rel=1e-6)  # float32 batch means, other batches
+
+
+def test_an_error_on_one_process_stops_every_process_within_seconds_and_is_shown_once(tiny_data, tmp_path):
+    started = time.monotonic()
+    result = trainlab(
+        "train", "--nproc", "2", "--model", "ddp_models:FailsOnRankOne", "--data-dir", tiny_data, *QUICK,
+        "--epochs", "3", "--run-dir", tmp_path / "run", timeout=120,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert elapsed < 60, f"the other process waited {elapsed:.0f} s"  # a hang would run into the 60 s timeout
+    output = result.stdout + result.stderr
+    assert output.count("rank one broke on purpose") >= 1
+    assert "trainlab train (rank 1): unexpected error: RuntimeError: rank one broke on purpose" in output
+    assert "trainlab train (rank 0): unexpected error" not in output  # rank 0 does not add a second story
+
+
+def test_a_ddp_run_killed_mid_epoch_resumes_bit_identical_to_an_uninterrupted_one(tiny_data, tmp_path):
+    common = (
+        "--model", "ddp_models:SlowMLP", "--data-dir", tiny_data, *QUICK, "--epochs", "2", "--batch-size", "16",
+        "--shuffle", "--augment", "--checkpoint-every", "4", "--optimizer", "adam",
+    )  # fmt: skip
+    whole = trainlab("train", "--nproc", "2", *common, "--run-dir", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+
+    killed = tmp_path / "killed"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "trainlab", "train", "--nproc", "2", *map(str, common), "--run-dir", str(killed)],
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the launcher, torchrun and both trainers die together
+    )
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoints" / "last.pt").is_file():
+        assert launcher.poll() is None, "the run ended before the test could kill it"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGKILL)
+    launcher.wait()
+    assert read_metrics(killed) == []  # killed in the middle of epoch 1
+
+    wrong = trainlab("train", "--resume", killed, "--trust-model-code", "--device", "cpu")
+    assert wrong.returncode == 2
+    assert "was trained by 2 process(es) and this run has 1; resume it with --nproc 2" in wrong.stderr
+
+    resumed = trainlab("train", "--nproc", "2", "--resume", killed, "--trust-model-code")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = weights(tmp_path / "whole"), weights(killed)
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert read_metrics(killed)[-1]["test_loss"] == read_metrics(tmp_path / "whole")[-1]["test_loss"]
+
+
+def test_two_nodes_on_this_machine_rendezvous_and_train_one_run(tiny_data, tmp_path):
+    port = free_port()
+    run = tmp_path / "run"
+    train = ("-m", "trainlab", "train", "--data-dir", tiny_data, *QUICK, "--epochs", "1", "--run-dir", run)
+    nodes = [
+        subprocess.Popen(
+            [
+                *TORCHRUN,
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "--rdzv-id",
+                "trainlab-test",
+                *map(str, train),
+            ],  # fmt: skip
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert [row["epoch"] for row in read_metrics(run)] == [1]
+    single = trainlab("train", "--data-dir", tiny_data, *QUICK, "--epochs", "1", "--batch-size", "128",
+                      "--threads", "1", "--run-dir", tmp_path / "single")  # fmt: skip
+    assert single.returncode == 0, single.stderr
+    a, b = weights(run), weights(tmp_path / "single")
+    assert max(float((a[key] - b[key]).abs().max()) for key in a) < 1e-5  # 2 x 64 per step = one process's 128
+
+
+def test_sync_batchnorm_on_cpu_processes_is_refused_in_one_line_and_nothing_is_written(tiny_data, tmp_path):
+    result = trainlab(
+        "train", "--nproc", "2", "--model", "cnn", "--sync-batchnorm", "--data-dir", tiny_data, *QUICK,
+        "--epochs", "1", "--run-dir", tmp_path / "run",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("--sync-batchnorm needs CUDA processes") == 1  # said once, by rank 0
+    assert "Traceback" not in result.stderr
+    assert "trainlab train: the run stopped: process 0 exited with status 2" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, run_main):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(run_main("train", "--nproc", "0"), "--nproc: expected a number of processes from 1 to 1024")
+    result = run_main("train", "--nproc", "2", "--global-batch-size", "63", "--run-dir", tmp_path / "r")
+    assert result.returncode == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_shards_cover_every_sample_once_in_equal_step_counts():
+    from trainlab.data.memory import eval_range, shard_ranges
+
+    for size, batch, world in [(640, 32, 2), (1000, 64, 3), (10, 4, 2), (7, 2, 3), (100, 1, 4)]:
+        parts = [shard_ranges(size, batch, rank, world) for rank in range(world)]
+        assert len({len(part) for part in parts}) == 1  # the same number of steps on every process
+        covered = sorted(i for part in parts for start, stop in part for i in range(start, stop))
+        assert covered == list(range(len(covered)))  # no sample twice, none skipped but a short tail
+        assert size - len(covered) < world  # at most world - 1 left for the next epoch's order
+    for size, world in [(10_001, 2), (10_001, 3), (5, 8)]:
+        ranges = [eval_range(size, rank, world) for rank in range(world)]
+        assert sum(stop - start for start, stop in ranges) == size
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(world - 1))
