@@ -103,7 +103,8 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     except TrainingInterrupted as exc:
         if exc.signal_name == "SIGPIPE":
             quiet_closed_streams()
-        print(str(exc), file=sys.stderr)
+        if not process_rank():  # every process of a launch stopped together: rank 0 says so once
+            print(str(exc), file=sys.stderr)
         return 128 + signal.Signals[exc.signal_name].value
     except TrainlabError as exc:
         if args.debug:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -155,17 +156,33 @@ class Trainer:
         if self.stop.requested or (every and self.step % every == 0):
             self.save()
         if self.stop.requested:
-            raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+            raise TrainingInterrupted(self.resume_target(), self.stop.requested)
 
     def combine(self, loss: float, size: int, correct: int) -> tuple[float, int, int, float]:
         """One all-reduce per step: the global batch's loss, size and correct count, and whether any process
         was asked to stop, so that every process logs, checks for NaN and stops alike."""
-        loss_sum, total, correct_all, stops = self.dist.sum(
-            [loss * size, size, correct, float(bool(self.stop.requested))]
-        )
-        if stops and not self.stop.requested:
-            self.stop.requested = "a signal to another process"
+        loss_sum, total, correct_all, *stops = self.dist.sum([loss * size, size, correct, *self.stop_votes()])
+        self.agree_on_stop(stops)
         return loss_sum / total, int(total), int(correct_all), size * self.dist.world / total
+
+    def resume_target(self) -> str:
+        """What `trainlab train --resume` needs to continue this run: its directory (and its processes)."""
+        return f"{self.run_dir} --nproc {self.dist.world}" if self.dist.active else str(self.run_dir)
+
+    def stop_votes(self) -> list[float]:
+        """This process's part of the stop decision: (asked to stop, the signal's number)."""
+        if not self.stop.requested:
+            return [0.0, 0.0]
+        return [1.0, float(signal.Signals[self.stop.requested].value)]
+
+    def agree_on_stop(self, votes: list[float]) -> None:
+        """Any process asked to stop: every process stops, as if it had the same signal (the first one's, or
+        SIGTERM when they differ)."""
+        count, numbers = votes
+        if count and not self.stop.requested:
+            number = round(numbers / count)
+            names = {item.value: item.name for item in signal.Signals}
+            self.stop.requested = names.get(number, "SIGTERM") if number * count == numbers else "SIGTERM"
 
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -247,12 +264,13 @@ class Trainer:
     def stop_if_requested(self) -> None:
         """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written
         (every process decides together)."""
-        if not self.dist.any(bool(self.stop.requested)):
+        if self.dist.active:
+            self.agree_on_stop(self.dist.sum(self.stop_votes()))
+        if not self.stop.requested:
             return
-        self.stop.requested = self.stop.requested or "a signal to another process"
         if not self.dist.broadcast(self.files.last_checkpoint.is_file()):  # it came before the first step
             self.save()
-        raise TrainingInterrupted(str(self.run_dir), self.stop.requested)
+        raise TrainingInterrupted(self.resume_target(), self.stop.requested)
 
     def should_stop_early(self) -> bool:
         best = self.best
