@@ -341,8 +341,9 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     if args.nproc and args.nproc > 1:
         if args.fast_dev_run is not None or (args.lr == "auto"):
             raise TrainlabError("--nproc: --fast-dev-run and --lr auto run in one process; drop --nproc")
-        if not args.resume:  # bad values are refused here, once, before any process starts
-            train_config(args).per_process_batch_size(args.nproc)
+        # bad values and a missing run are refused here, once, before any process starts
+        config = resumed_config(args) if args.resume else train_config(args)
+        config.per_process_batch_size(args.nproc)
         return launch_torchrun(args.nproc, args.argv)
     if args.fast_dev_run is not None and (args.resume or args.init_from or args.lr == "auto"):
         raise TrainlabError("--fast-dev-run runs a fresh short run; drop --resume/--init-from/--lr auto")

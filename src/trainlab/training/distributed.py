@@ -44,10 +44,6 @@ class Distributed:
         torch.distributed.all_reduce(tensor)
         return tensor.tolist()
 
-    def any(self, flag: bool) -> bool:
-        """True on every process when it is true on any of them."""
-        return bool(self.sum([float(flag)])[0]) if self.active else flag
-
     def broadcast(self, value: Any) -> Any:
         """Rank 0's `value` on every process."""
         if not self.active:

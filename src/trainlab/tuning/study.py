@@ -39,6 +39,7 @@ METRICS = ("val_accuracy", "val_loss")
 PRUNERS = ("median", "hyperband", "none")
 TUNE_INSTALL = "pip install 'trainlab[tune]'"
 SQLITE_TIMEOUT_SECONDS = 60  # several processes on one SQLite study wait for each other's writes
+STORAGE_ATTEMPTS = 10  # opening a new study database while another process creates its tables
 
 
 def require_optuna() -> None:
@@ -180,10 +181,20 @@ def storage_for(url: str | None, study_dir: Path) -> Any:
 
     url = url or f"sqlite:///{(study_dir / DATABASE_FILE).resolve()}"
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-    except Exception as exc:  # SQLAlchemy raises many kinds for an unusable URL
-        raise TrainlabError(f"--storage {url}: cannot open the study database ({str(exc).splitlines()[0]})") from None
+    attempts = 0
+    while True:
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except Exception as exc:  # SQLAlchemy raises many kinds for an unusable URL
+            first_line, attempts = str(exc).splitlines()[0], attempts + 1
+            if attempts == STORAGE_ATTEMPTS or not creating_elsewhere(first_line):
+                raise TrainlabError(f"--storage {url}: cannot open the study database ({first_line})") from None
+            time.sleep(0.5)  # seconds
+
+
+def creating_elsewhere(error: str) -> bool:
+    """An error of two processes creating one study database's tables at once (the later one then finds them)."""
+    return any(part in error for part in ("UNIQUE constraint failed", "already exists", "database is locked"))
 
 
 def pruner_for(name: str, spec: StudySpec) -> Any:
@@ -219,10 +230,46 @@ def recover_dead_trials(study: Any) -> list[str]:
         attrs = trial.user_attrs
         if attrs.get("host") != host or "pid" not in attrs or process_alive(int(attrs["pid"])):
             continue
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # another process starting now recovered it first
+            continue
         study.enqueue_trial(trial.params, user_attrs={"resumes": attrs.get("run_dir", "")})
         notes.append(f"trial {trial.number} was left running by a process that is gone; it runs again, resumed")
     return notes
+
+
+class TrialSeededSampler:
+    """Optuna's TPE sampler, seeded afresh for each trial from the seed and the trial's number: a study run by
+    one process draws the same points every time, a rerun draws new ones, and processes sharing a study never
+    draw the same point for their trials (one seed per process would give each process the same points)."""
+
+    def __init__(self, seed: int):
+        import optuna
+
+        self.seed = seed
+        self.sampler = optuna.samplers.TPESampler(seed=seed)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        import optuna
+
+        self.sampler = optuna.samplers.TPESampler(seed=self.seed + trial.number)
+        self.sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, search_space: Any) -> Any:
+        return self.sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
+        return self.sampler.sample_independent(study, trial, name, distribution)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
 
 
 def run_study(
@@ -240,14 +287,18 @@ def run_study(
     from trainlab.training.fit import run_config
 
     study_dir = Path(study_dir) if study_dir is not None else default_study_dir()
+    data = None
     if spec is not None:
         spec.check()
         spec.base = run_config(spec.base, None, None, resume=False)  # the data copy every trial reads
+        if not (study_dir / STUDY_FILE).is_file():  # a new study: bad data fails before its folder exists
+            data = load_dataset(spec.base, download=options.download)
+    # trainlab says each failed trial in one line; Optuna's own warning repeats it with a traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = storage_for(options.storage, study_dir) if options.storage else None  # a bad URL: nothing written
     spec = open_study_spec(study_dir, spec)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = storage_for(options.storage, study_dir)
+    storage = storage or storage_for(None, study_dir)  # SQLite in the study folder, now that it exists
     name = options.study_name or study_dir.name
-    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -255,15 +306,14 @@ def run_study(
         load_if_exists=True,
         pruner=pruner_for(spec.pruner, spec),
     )
-    known = len(study.get_trials(deepcopy=False))
-    study.sampler = optuna.samplers.TPESampler(seed=spec.base.seed + known)  # a rerun draws new points
+    study.sampler = TrialSeededSampler(spec.base.seed)
     for note in recover_dead_trials(study):
         say(note)
-    done = len(study.get_trials(deepcopy=False, states=finished_states))
+    done = finished_trials(study)
     say(f"Study {name} in {study_dir}: {done} of {options.trials} trials finished")
-    data = None
     if done < options.trials:
-        data = load_dataset(spec.base, download=options.download)
+        if data is None:
+            data = load_dataset(spec.base, download=options.download)
         for note in data.notes:
             say(note)
         objective = Objective(spec, study_dir, data, say)
@@ -272,7 +322,7 @@ def run_study(
             study.optimize(
                 objective,
                 timeout=options.timeout,
-                callbacks=[optuna.study.MaxTrialsCallback(options.trials, states=finished_states)],
+                callbacks=[StopAfter(options.trials)],
                 catch=(TrainlabError,),
                 gc_after_trial=False,
             )
@@ -280,6 +330,29 @@ def run_study(
             if parent is not None:
                 parent.finish(study)
     return study_summary(study, spec, study_dir, say)
+
+
+def finished_trials(study: Any) -> int:
+    """Trials that count toward --trials: complete, pruned, and failed on their own error (a trial that a dead
+    process left running is failed too, but runs again and counts then)."""
+    from optuna.trial import TrialState
+
+    return sum(
+        trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (trial.state == TrialState.FAIL and "error" in trial.user_attrs)
+        for trial in study.get_trials(deepcopy=False)
+    )
+
+
+class StopAfter:
+    """Stops the study once it has `trials` finished trials in all, whichever processes ran them."""
+
+    def __init__(self, trials: int):
+        self.trials = trials
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if finished_trials(study) >= self.trials:
+            study.stop()
 
 
 class Objective:
@@ -295,7 +368,7 @@ class Objective:
         resumes = trial.user_attrs.get("resumes")
         run_dir = Path(resumes) if resumes else self.study_dir / f"trial-{trial.number:04d}"
         resume = bool(resumes) and (run_dir / "config.toml").is_file()
-        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("run_dir", str(run_dir.resolve()))  # found again from any folder
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         shown = ", ".join(f"{key}={_shown(value)}" for key, value in params.items())
