@@ -83,7 +83,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every random generator's state, as plain types and tensors."""
+    """Every random generator's state, as plain types and tensors: Python's, NumPy's, torch's CPU generator and,
+    where CUDA is available, every GPU's generator (the one augmentation and dropout draw from on a GPU)."""
     np_state = np.random.get_state()
     state = {
         "python": random.getstate(),
@@ -96,12 +97,14 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back what rng_state() saved. GPU generators are restored on the GPUs this machine has: a run saved on
+    a machine with more GPUs resumes the ones it trained on (device 0 first); a CPU machine ignores them."""
     random.setstate(_as_tuple(state["python"]))
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"])[: torch.cuda.device_count()])
 
 
 def _as_tuple(value: Any) -> Any:
