@@ -1,39 +1,40 @@
-"""PNG reports drawn with matplotlib: learning curves, confusion matrix, most confidently wrong images."""
+"""PNG reports drawn with matplotlib: learning curves, confusion matrix, most confidently wrong images.
+
+matplotlib is imported by the functions that draw, never by this module, and without pyplot: a `Figure` saved
+to PNG is drawn by the Agg backend with no global figure registry or GUI backend to set up. Nor does this
+module import torch: a process that only draws never pays for it.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from trainlab.fileio import atomic_write, check_replaceable
 
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
 
-def save_figure(figure: Any, path: str | os.PathLike) -> Path:
+def new_figure(**options: Any) -> Figure:
+    """A matplotlib Figure (figsize=..., dpi=...) that savefig draws with Agg; nothing to close afterwards."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Write the figure as a PNG atomically; an existing file that is not a PNG is never replaced."""
-    plt = pyplot()
-    try:
-        check_replaceable(path, "PNG image")
-        return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
-    finally:
-        plt.close(figure)
+    check_replaceable(path, "PNG image")
+    return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
 
 
 def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
     """Loss and accuracy per epoch (train/val/test) for one or more runs, side by side."""
-    plt = pyplot()
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = new_figure(figsize=(11, 4))
+    loss_axis, accuracy_axis = figure.subplots(1, 2)
     several = len(runs) > 1
     for number, (label, metrics) in enumerate(runs.items()):
         epochs = [row["epoch"] for row in metrics]
@@ -69,17 +70,21 @@ def short_name(name: str) -> str:
     return name if len(name) <= MAX_NAME_CHARACTERS else name[: MAX_NAME_CHARACTERS - 1] + "…"
 
 
-def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: str | os.PathLike) -> Path:
-    """The confusion matrix with class names on both axes and, for up to 30 classes, the count in each cell.
+def confusion_matrix_plot(matrix: Any, classes: tuple[str, ...], path: str | os.PathLike) -> Path:
+    """The confusion matrix (a [actual, predicted] tensor or array of counts) with class names on both axes and,
+    for up to 30 classes, the count in each cell.
 
     Many classes degrade gracefully: no counts above 30 classes, every k-th name above 60, a figure at most
     20 inches a side; the colours still show every cell.
     """
-    plt = pyplot()
+    import numpy as np
+
+    counts = np.asarray(matrix)
     count = len(classes)
     size = min(MAX_FIGURE_INCHES, max(5.0, 0.6 * count + 2))
-    figure, axis = plt.subplots(figsize=(size, size))
-    axis.imshow(matrix.numpy(), cmap="Blues")
+    figure = new_figure(figsize=(size, size))
+    axis = figure.subplots()
+    axis.imshow(counts, cmap="Blues")
     step = -(-count // MAX_LABELLED_CLASSES)  # 1 up to 60 classes, 2 up to 120, ...
     ticks = list(range(0, count, step))
     fontsize = 10 if count <= MAX_COUNTED_CLASSES else 7
@@ -91,10 +96,10 @@ def confusion_matrix_plot(matrix: torch.Tensor, classes: tuple[str, ...], path: 
     shown = "" if step == 1 else f", {count} classes, one in {step} named"
     axis.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (test set{shown})")
     if count <= MAX_COUNTED_CLASSES:
-        threshold = matrix.max().item() / 2
+        threshold = counts.max() / 2
         for i in range(count):
             for j in range(count):
-                value = int(matrix[i, j])
+                value = int(counts[i, j])
                 axis.text(
                     j,
                     i,
@@ -116,10 +121,10 @@ def top_losses_plot(
     columns: int = 4,
 ) -> Path:
     """A grid of the most confidently wrong images, titled with predicted / true labels."""
-    plt = pyplot()
     count = max(len(predicted), 1)
     rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.6 * rows), squeeze=False)
+    figure = new_figure(figsize=(2.4 * columns, 2.6 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     if not predicted:  # a page that says so, rather than a blank one
         figure.text(
             0.5,
@@ -145,8 +150,8 @@ def top_losses_plot(
 
 def lr_finder_plot(result: Any, path: str | os.PathLike) -> Path:
     """Loss against lr (log scale), raw and smoothed, with the suggestion marked (an LrFinderResult)."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure = new_figure(figsize=(7, 4.5))
+    axis = figure.subplots()
     axis.plot(result.lrs, result.losses, alpha=0.3, label="loss")
     axis.plot(result.lrs, result.smoothed, label="smoothed loss")
     axis.axvline(
@@ -167,6 +172,7 @@ def lr_finder_plot(result: Any, path: str | os.PathLike) -> Path:
 def show_image(axis: Any, image: Any) -> None:
     """A uint8 (C, H, W) tensor or a PIL image, its pixels as they are (not stretched to its own range)."""
     import numpy as np
+    import torch
 
     pixels = image.permute(1, 2, 0).numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -177,8 +183,8 @@ def show_image(axis: Any, image: Any) -> None:
 
 def model_input_plot(inputs: list[Any], predictions: list[Any], names: list[str], path: str | os.PathLike) -> Path:
     """One row a picture: the original beside what the model received, with the input style and the prediction."""
-    plt = pyplot()
-    figure, axes = plt.subplots(len(inputs), 2, figsize=(6.4, 3.2 * len(inputs)), squeeze=False)
+    figure = new_figure(figsize=(6.4, 3.2 * len(inputs)))
+    axes = figure.subplots(len(inputs), 2, squeeze=False)
     for row, (item, prediction, name) in enumerate(zip(inputs, predictions, names, strict=True)):
         show_image(axes[row, 0], item.original)
         axes[row, 0].set_title(f"{short_name(name)} ({item.original.width}x{item.original.height})", fontsize=9)

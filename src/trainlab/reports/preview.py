@@ -11,7 +11,7 @@ import torch
 from trainlab.data.augment import Augmentation
 from trainlab.data.memory import ImageData, channel_stats
 from trainlab.fileio import atomic_write, check_replaceable
-from trainlab.reports.plots import pyplot
+from trainlab.reports.plots import new_figure
 
 CELL_INCHES = 2.5  # per image: the tutorial's 8x8-inch figure holds 3x3 images
 DPI = 100  # so a cell is 250x250 pixels
@@ -49,7 +49,6 @@ def sample_grid(
 
     With an augmentation, each sample is followed by its augmented version, so the grid has 2 x cols columns.
     """
-    plt = pyplot()
     picked = sample_indices(len(data), rows * cols, seed)
     index = torch.tensor(picked, dtype=torch.long)
     images = data.images[index].cpu()
@@ -59,7 +58,7 @@ def sample_grid(
         panels.append((augmented_copy(images, augmentation, seed), ["augmented"] * len(labels)))
     columns = cols * len(panels)
     width, height = figure_size(rows, columns)
-    figure = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    figure = new_figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     for k in range(rows * cols):
         for p, (panel_images, titles) in enumerate(panels):
             axis = figure.add_subplot(rows, columns, k * len(panels) + p + 1)
@@ -71,11 +70,8 @@ def sample_grid(
             else:
                 axis.imshow(image.permute(1, 2, 0).numpy())
     figure.tight_layout()
-    try:
-        check_replaceable(path, "PNG image")
-        return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
-    finally:
-        plt.close(figure)
+    check_replaceable(path, "PNG image")
+    return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
 
 
 def split_summary(data: ImageData) -> dict[str, Any]:
