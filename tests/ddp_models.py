@@ -33,3 +33,19 @@ class SlowMLP(NeuralNetwork):
         if self.training:
             time.sleep(0.02)
         return super().forward(x)
+
+
+class NanOnRankOne(NeuralNetwork):
+    """A small MLP whose output becomes NaN on process 1 only, at its third training step."""
+
+    def __init__(self, input_shape=(1, 28, 28), num_classes=10):
+        super().__init__(input_shape, num_classes, hidden=32)
+        self.calls = 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if os.environ.get("RANK") == "1" and self.calls == 3:
+                return out * float("nan")
+        return out

@@ -249,6 +249,28 @@ def test_sync_batchnorm_on_cpu_processes_is_refused_in_one_line_and_nothing_is_w
     assert not (tmp_path / "run").exists()
 
 
+def test_a_nan_on_one_process_stops_every_process_at_that_step_with_one_message(tiny_data, tmp_path):
+    result = trainlab(
+        "train", "--nproc", "2", "--model", "ddp_models:NanOnRankOne", "--data-dir", tiny_data, *QUICK,
+        "--epochs", "2", "--checkpoint-every", "2", "--run-dir", tmp_path / "run",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    message = "loss became nan at step 3 (epoch batch 3); lower the learning rate or set --grad-clip 1.0"
+    assert result.stderr.count(message) == 1  # both processes stopped there; rank 0 says it
+    from trainlab.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").payload["step"] == 2
+
+
+def test_bf16_autocast_trains_under_ddp(tiny_data, tmp_path):
+    result = trainlab(
+        "train", "--nproc", "2", "--precision", "bf16", "--data-dir", tiny_data, *QUICK, "--epochs", "1",
+        "--limit-train-batches", "3", "--run-dir", tmp_path / "run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 3
+
+
 def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, run_main):
     from conftest import assert_one_line_error
 
