@@ -332,3 +332,53 @@ def test_per_class_table_of_many_classes_shows_the_worst_fifty_and_says_so():
     assert len(lines) == 52
     assert lines[1].startswith("c0 ")
     assert lines[-1] == "(50 of 200 classes shown: those with the lowest recall; --json lists them all)"
+
+
+# the drawing helper of `trainlab evaluate` ----------------------------------------------------------------------
+
+MATRIX = torch.tensor([[5, 1], [2, 8]])
+CLASSES = ("cat", "dog")
+
+
+def test_the_drawing_helper_draws_the_png_this_process_would_draw(tmp_path, monkeypatch):
+    from trainlab.reports import drawing, plots
+
+    here = plots.confusion_matrix_plot(MATRIX, CLASSES, tmp_path / "here.png")
+    monkeypatch.setattr(drawing, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(plots, "confusion_matrix_plot", lambda *args: pytest.fail("drawn here, not in the helper"))
+    with drawing.DrawingProcess() as helper:
+        assert helper.process is not None
+        there = helper.confusion_matrix_plot(MATRIX, CLASSES, tmp_path / "there.png")
+    assert helper.process is None  # it ended with the command
+    assert there == tmp_path / "there.png"
+    assert np.array_equal(png_pixels(there), png_pixels(here))
+
+
+@pytest.mark.parametrize("why", ["cannot start", "died", "one CPU"])
+def test_without_a_working_helper_the_png_is_drawn_here(why, tmp_path, monkeypatch):
+    from trainlab.reports import drawing
+
+    monkeypatch.setattr(drawing, "usable_cpus", lambda: 1 if why == "one CPU" else 2)
+    if why == "cannot start":
+        monkeypatch.setattr(drawing.sys, "executable", str(tmp_path / "no-such-python"))
+    with drawing.DrawingProcess() as helper:
+        if why == "died":
+            helper.process.kill()
+            helper.process.wait()
+        path = helper.confusion_matrix_plot(MATRIX, CLASSES, tmp_path / "matrix.png")
+    assert_drawn(png_pixels(path), 300, 300)
+
+
+def test_the_helper_refuses_an_output_with_the_error_this_process_gives(tmp_path, monkeypatch):
+    from trainlab.errors import TrainlabError
+    from trainlab.reports import drawing, plots
+
+    monkeypatch.setattr(drawing, "usable_cpus", lambda: 2)
+    (tmp_path / "notes.md").write_text("# mine")
+    for target in (tmp_path, tmp_path / "notes.md", tmp_path / "notes.md" / "matrix.png"):  # folder, other file, no dir
+        with pytest.raises(TrainlabError) as here:
+            plots.confusion_matrix_plot(MATRIX, CLASSES, target)
+        with drawing.DrawingProcess() as helper, pytest.raises(TrainlabError) as there:
+            helper.confusion_matrix_plot(MATRIX, CLASSES, target)
+        assert str(there.value) == str(here.value)
+    assert (tmp_path / "notes.md").read_text() == "# mine"
