@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from trainlab.cli.options import (
     DATA_KEYS,
@@ -21,9 +20,6 @@ from trainlab.cli.options import (
 )
 from trainlab.config import INPUT_STYLES
 from trainlab.errors import TrainlabError
-
-if TYPE_CHECKING:
-    from trainlab.reports.drawing import DrawingProcess
 
 DATA_NOTE = "where the test images come from; flags not given: the checkpoint's own"
 
@@ -95,17 +91,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
-    from trainlab.reports.drawing import DrawingProcess
-
-    with DrawingProcess() as drawing:  # imports matplotlib on another core while this process imports torch
-        return evaluate_and_draw(args, out, drawing)
-
-
-def evaluate_and_draw(args: argparse.Namespace, out: Output, drawing: DrawingProcess) -> int:
-    """evaluate: the figures, the per-class table and the confusion matrix PNG."""
     from trainlab.inference.evaluation import evaluate_checkpoint
     from trainlab.reports.classification import format_per_class
     from trainlab.reports.console import format_test_block
+    from trainlab.reports.plots import confusion_matrix_plot
 
     result = evaluate_checkpoint(
         args.checkpoint,
@@ -125,7 +114,7 @@ def evaluate_and_draw(args: argparse.Namespace, out: Output, drawing: DrawingPro
     out.say(format_per_class(result.per_class))
     plot_path = Path(args.confusion_matrix) if args.confusion_matrix else default_report_path(result.checkpoint)
     try:
-        drawing.confusion_matrix_plot(result.confusion_matrix, result.classes, plot_path)
+        confusion_matrix_plot(result.confusion_matrix, result.classes, plot_path)
     except OSError as exc:
         raise cannot_write(plot_path, exc) from None
     out.say(f"Confusion matrix: {plot_path}")
