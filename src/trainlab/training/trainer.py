@@ -52,6 +52,7 @@ class Trainer:
         self.progress = EpochProgress()
         self.metrics: list[dict[str, Any]] = []
         self.stop = StopRequest()
+        self.agreed_stop = False  # several processes: this step's all-reduce found a stop request
         self.last_test: dict[str, Any] = {}
 
     @property
@@ -153,9 +154,12 @@ class Trainer:
             self.reporter.batch_log(loss, progress.batch * batch_size, self.epoch_samples)
         self.reporter.step(loss, batch_size)
         every = self.config.checkpoint_every
-        if self.stop.requested or (every and self.step % every == 0):
+        # with several processes, the stop agreed in this step's all-reduce: a signal that lands on one process
+        # after it must wait for the next step, or that process alone would enter the checkpoint's collective
+        stopping = self.agreed_stop if self.dist.active else bool(self.stop.requested)
+        if stopping or (every and self.step % every == 0):
             self.save()
-        if self.stop.requested:
+        if stopping:
             raise TrainingInterrupted(self.resume_target(), self.stop.requested)
 
     def combine(self, loss: float, size: int, correct: int) -> tuple[float, int, int, float]:
@@ -163,6 +167,7 @@ class Trainer:
         was asked to stop, so that every process logs, checks for NaN and stops alike."""
         loss_sum, total, correct_all, *stops = self.dist.sum([loss * size, size, correct, *self.stop_votes()])
         self.agree_on_stop(stops)
+        self.agreed_stop = bool(stops[0])
         return loss_sum / total, int(total), int(correct_all), size * self.dist.world / total
 
     def resume_target(self) -> str:
@@ -264,9 +269,12 @@ class Trainer:
     def stop_if_requested(self) -> None:
         """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written
         (every process decides together)."""
-        if self.dist.active:
-            self.agree_on_stop(self.dist.sum(self.stop_votes()))
-        if not self.stop.requested:
+        if self.dist.active:  # decided on the votes, not on a signal that may land on one process after them
+            votes = self.dist.sum(self.stop_votes())
+            self.agree_on_stop(votes)
+            if not votes[0]:
+                return
+        elif not self.stop.requested:
             return
         if not self.dist.broadcast(self.files.last_checkpoint.is_file()):  # it came before the first step
             self.save()
