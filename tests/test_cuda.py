@@ -13,7 +13,13 @@ import signal
 
 import pytest
 import torch
-from test_reliability import assert_same_training_state, last_checkpoint, no_temporary_files, send_at_batch
+from test_reliability import (
+    MID_EPOCH_SETTINGS,
+    assert_same_training_state,
+    last_checkpoint,
+    no_temporary_files,
+    send_at_batch,
+)
 
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
@@ -117,18 +123,7 @@ def test_a_sigterm_mid_epoch_on_cuda_then_resume_is_bit_identical_cuda_generator
 ):
     """Augmentation draws from the GPU's generator (the images live on the GPU): a resume that did not restore
     it would crop and flip differently from batch 8 of epoch 2 on, and the weights would differ."""
-    settings = (
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--shuffle",
-        "--augment",
-        "--optimizer",
-        "adam",
-        "--log-every",
-        "1",
-    )
+    settings = MID_EPOCH_SETTINGS
     clean = run_main(*cuda_args(tiny_data, tmp_path / "clean", *settings))
     assert clean.returncode == 0, clean.stderr
 

@@ -82,6 +82,11 @@ def test_sigkill_at_many_moments_then_resume_ends_bit_identical_to_an_uninterrup
 # --- graceful stop ---------------------------------------------------------------------------------------------
 
 
+# a run whose resume must restore the shuffle order, the augmentation's random draws and Adam's state exactly
+MID_EPOCH_SETTINGS = ("--epochs", "2", "--batch-size", "32", "--shuffle", "--augment", "--optimizer", "adam")
+MID_EPOCH_SETTINGS += ("--log-every", "1")  # every batch logged: send_at_batch counts the log lines
+
+
 def send_at_batch(monkeypatch, batch: int, *signals: signal.Signals) -> None:
     """Deliver real signals to this process from inside the loop, right after training batch `batch`."""
     original = ConsoleReporter.batch_log
@@ -101,18 +106,7 @@ def send_at_batch(monkeypatch, batch: int, *signals: signal.Signals) -> None:
 def test_signal_mid_epoch_saves_a_checkpoint_and_the_resumed_run_is_bit_identical(
     signum, tiny_data, tmp_path, run_main, monkeypatch
 ):
-    settings = (
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--shuffle",
-        "--augment",
-        "--optimizer",
-        "adam",
-        "--log-every",
-        "1",
-    )
+    settings = MID_EPOCH_SETTINGS
     clean = run_main(*train_args(tiny_data, tmp_path / "clean", *settings))
     assert clean.returncode == 0, clean.stderr
 

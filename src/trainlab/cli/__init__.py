@@ -74,9 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def under_torchrun() -> bool:
+    """One of several processes torchrun started (read from its environment: no torch import here)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def process_rank() -> int:
     """This process's rank when torchrun started several (0 otherwise)."""
-    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    return int(os.environ.get("RANK", "0")) if under_torchrun() else 0
 
 
 def lost_another_process(exc: Exception) -> bool:
@@ -90,9 +95,7 @@ def lost_another_process(exc: Exception) -> bool:
 def run_command(args: argparse.Namespace, out: Output) -> int:
     """The command's handler, with every error turned into one line and its exit status."""
     args.warnings = suspicious_inputs(args)
-    label = args.command  # with several processes (torchrun), which one is speaking
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        label = f"{args.command} (rank {process_rank()})"
+    label = f"{args.command} (rank {process_rank()})" if under_torchrun() else args.command  # who is speaking
     try:
         if getattr(args, "threads", None) is not None and args.command != "train":
             set_threads(args.threads)

@@ -87,13 +87,13 @@ def join(device: str) -> Distributed:
     global _CURRENT
     if not launched_by_torchrun():
         return _CURRENT
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not torch.distributed.is_initialized():
         from trainlab.errors import TrainlabError
 
         cuda = device in ("auto", "cuda") and torch.cuda.is_available()
         if device == "cuda" and not cuda:
             raise TrainlabError("--device cuda under torchrun, but CUDA is not available; use --device cpu")
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if cuda:
             torch.cuda.set_device(local_rank)
         seconds = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS))
@@ -101,7 +101,7 @@ def join(device: str) -> Distributed:
     _CURRENT = Distributed(
         rank=torch.distributed.get_rank(),
         world=torch.distributed.get_world_size(),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_rank=local_rank,
     )
     return _CURRENT
 
