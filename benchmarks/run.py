@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_common import cpu_model, git_commit
+
 BENCHMARKS = Path(__file__).resolve().parent
 TUTORIAL_SCRIPT = BENCHMARKS / "tutorial_loop.py"
 RESULTS_DIR = BENCHMARKS / "results"
@@ -101,33 +103,16 @@ def machine_info(threads: int | None) -> dict[str, Any]:
 
     import trainlab
 
-    cpu_model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], cwd=BENCHMARKS, capture_output=True, text=True, check=False
-            ).stdout.strip()
-            or None
-        )
-    except OSError:
-        commit = None
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu_model": cpu_model,
+        "cpu_model": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": threads or torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "trainlab": trainlab.__version__,
-        "git_commit": commit,
+        "git_commit": git_commit(),
         "platform": platform.platform(),
         "load_average_at_start": load_average(),
     }

@@ -18,7 +18,6 @@ asserts nothing: the targets (issue 15) are printed beside the figures.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -32,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_common import script_parser
 from run import load_average, machine_info, trainlab_command  # benchmarks/run.py: the suite's own helpers
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -288,14 +288,7 @@ def cpu_bf16_flags() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=os.environ.get("TRAINLAB_DATA_DIR", "data"),
-        help="torchvision-layout data directory holding FashionMNIST/raw (default: $TRAINLAB_DATA_DIR, else ./data)",
-    )
+    parser = script_parser(__doc__)
     parser.add_argument("--run", type=Path, help="the run directory predict and evaluate read (default: train one)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds of every command (default: 5)")
     parser.add_argument("--results-dir", type=Path, default=BENCHMARKS / "results", help="where the JSON results go")
