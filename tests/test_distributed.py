@@ -50,10 +50,10 @@ def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "checkpoints" / "last.pt").model_state
 
 
-def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tiny_data, tmp_path):
+def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(tiny_data, tmp_path, run_main):
     common = ("--data-dir", tiny_data, *QUICK, "--epochs", "2", "--shuffle", "--optimizer", "adam")
-    one = trainlab("train", *common, "--batch-size", "64", "--threads", "1", "--run-dir", tmp_path / "one")
-    assert one.returncode == 0, one.stderr
+    one = run_main("train", *common, "--batch-size", "64", "--threads", "1", "--run-dir", tmp_path / "one")
+    assert one.returncode == 0, one.stderr  # the one-process reference trains in this process (no start-up)
     two = trainlab("train", "--nproc", "2", *common, "--global-batch-size", "64", "--run-dir", tmp_path / "two")
     assert two.returncode == 0, two.stderr
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
@@ -68,17 +68,18 @@ def test_two_processes_train_what_one_process_trains_with_the_same_global_batch(
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["steps"] == 2 * 10  # 640 / 64 per step
 
 
-@pytest.mark.parametrize("processes", [2, 3])
-def test_evaluation_counts_every_test_image_once_whatever_the_number_of_processes(tmp_path, processes):
+def test_evaluation_counts_every_test_image_once_whatever_the_number_of_processes(tmp_path, run_main):
+    """Three processes: 10,001 test images split 3334 / 3334 / 3333, none a multiple of the eval batch (two
+    processes share the same code; test_shards_cover_every_sample_once_in_equal_step_counts checks both splits)."""
     data = write_fashion_layout(tmp_path / "data", train_count=600, test_count=10_001)
     run = tmp_path / "run"
     trained = trainlab(
-        "train", "--nproc", processes, "--data-dir", data, *QUICK, "--epochs", "1", "--batch-size", "20",
+        "train", "--nproc", "3", "--data-dir", data, *QUICK, "--epochs", "1", "--batch-size", "20",
         "--eval-batch-size", "777", "--run-dir", run,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     reported = read_metrics(run)[-1]
-    single = trainlab("evaluate", run, "--data-dir", data, "--device", "cpu", "--threads", "1", "--json")
+    single = run_main("evaluate", run, "--data-dir", data, "--device", "cpu", "--threads", "1", "--json")
     assert single.returncode == 0, single.stderr
     evaluated = json.loads(single.stdout.strip().splitlines()[-1])
     assert evaluated["samples"] == 10_001
@@ -198,7 +199,7 @@ def test_a_signal_to_one_process_stops_every_process_with_one_checkpoint_and_res
     assert [row["epoch"] for row in read_metrics(run)] == [1, 2, 3]
 
 
-def test_two_nodes_on_this_machine_rendezvous_and_train_one_run(tiny_data, tmp_path):
+def test_two_nodes_on_this_machine_rendezvous_and_train_one_run(tiny_data, tmp_path, run_main):
     port = free_port()
     run = tmp_path / "run"
     train = ("-m", "trainlab", "train", "--data-dir", tiny_data, *QUICK, "--epochs", "1", "--run-dir", run)
@@ -230,7 +231,7 @@ def test_two_nodes_on_this_machine_rendezvous_and_train_one_run(tiny_data, tmp_p
     outputs = [node.communicate(timeout=240) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert [row["epoch"] for row in read_metrics(run)] == [1]
-    single = trainlab("train", "--data-dir", tiny_data, *QUICK, "--epochs", "1", "--batch-size", "128",
+    single = run_main("train", "--data-dir", tiny_data, *QUICK, "--epochs", "1", "--batch-size", "128",
                       "--threads", "1", "--run-dir", tmp_path / "single")  # fmt: skip
     assert single.returncode == 0, single.stderr
     a, b = weights(run), weights(tmp_path / "single")

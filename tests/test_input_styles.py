@@ -227,7 +227,7 @@ def test_on_realistic_pictures_of_real_test_images_auto_stays_near_the_plain_acc
         paths = []
         for index in range(count):
             paths.append(tmp_path / f"{number}-{index}.png")
-            make(data.test.images[index, 0].numpy(), index).save(paths[-1])
+            make(data.test.images[index, 0].numpy(), index).save(paths[-1], compress_level=1)  # lossless, fast
         for style in ("auto", "raw") if number < 2 else ("auto",):
             predicted = predictor.predict_files(paths, input_style=style)
             accuracy[name, style] = sum(p.index == y for p, y in zip(predicted, labels, strict=True)) / count
