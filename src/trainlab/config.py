@@ -10,7 +10,7 @@ from typing import Any
 
 from trainlab.errors import ConfigError
 from trainlab.fileio import read_text_file
-from trainlab.validation import check_choice, check_integer, check_number
+from trainlab.validation import check_choice, check_integer, check_number, parse_duration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,13 +22,15 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware runs it fast, else fp32
 INPUT_STYLES = ("auto", "photo", "raw")  # how a picture is made to look like the training images
-SCHEDULES = ("none", "step", "cosine", "onecycle")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")  # linear: decay to zero at the end
 TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
 BUILTIN_IMAGE_SIDES = {"fashion-mnist": 28, "mnist": 28, "kmnist": 28, "cifar10": 32}  # pixels
 MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
+WIDTH_MODELS = ("cnn", "resnet")  # built-in models that take a width (auto_width)
+MAX_BUDGET_SECONDS = 366 * 86400  # a year: more is a typo
 MAX_EPOCHS = 1_000_000  # more is a typo: even a 0.1 s epoch would run for days
 MAX_RATE = 1e6  # lr and weight decay: far above any useful value, far below float32's overflow at 3.4e38
 MAX_THREADS = 1024  # torch's thread pools crash (segfault, abort) when asked for hundreds of thousands
@@ -164,6 +166,27 @@ class TrainConfig:
     )
     eval_batch_size: int = option(1000, "precision and speed", "evaluation batch size; does not change results")
     epochs: int = option(10, "optimization", "number of epochs")
+    max_steps: int | None = option(
+        None,
+        "optimization",
+        "stop after this many optimizer steps in all (the last epoch may be partial); the lr schedule spans them",
+        default_text="epochs x batches per epoch",
+    )
+    time_budget: float | None = option(
+        None,
+        "optimization",
+        "end the whole run (start-up, data, evaluation and reports included) within this wall time, e.g. 300, "
+        "90s, 5m: the run measures this machine's speed in its first steps and sets --epochs and --max-steps "
+        "to fit; with --schedule none the lr decays linearly to zero at the end",
+        kind="duration",
+        metavar="SECONDS|5m",
+    )
+    auto_width: bool = option(
+        False,
+        "model",
+        "with --time-budget: the widest cnn or resnet (the configured width, 3/4, 1/2, 3/8 or 1/4 of it) that "
+        "trains at least 10 epochs within the budget",
+    )
     seed: int = option(0, "optimization", "random seed for init, shuffling, splits and augmentation")
     shuffle: bool = option(False, "data", "reshuffle the training set each epoch (the tutorial's DataLoader does not)")
     val_split: float = option(0.0, "data", "fraction of the training set held out (stratified) for validation")
@@ -273,7 +296,18 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
         if self.global_batch_size is not None:
             check_integer("global_batch_size", self.global_batch_size, minimum=1)
-        for name in ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last", "sync_batchnorm"):
+        if self.max_steps is not None:
+            check_integer("max_steps", self.max_steps, minimum=1)
+        if self.time_budget is not None:  # '5m' in a config file too
+            object.__setattr__(self, "time_budget", parse_duration("time_budget", self.time_budget))
+            check_number("time_budget", self.time_budget, maximum=MAX_BUDGET_SECONDS)
+        if self.auto_width is True and (self.time_budget is None or self.model not in WIDTH_MODELS):
+            raise ConfigError(
+                f"auto_width picks the width of the {' or '.join(WIDTH_MODELS)} for a --time-budget; give both "
+                "(e.g. --model cnn --time-budget 5m) or leave it out"
+            )
+        names = ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last", "sync_batchnorm")
+        for name in (*names, "auto_width"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.early_stop and not self.val_split:

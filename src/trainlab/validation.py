@@ -40,3 +40,22 @@ def check_integer(name: str, value: Any, minimum: int, maximum: int | None = MAX
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be <= {maximum:,}, got {value:,}")
+
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(name: str, value: Any) -> float:
+    """Seconds from a number or a text such as '300', '90s', '5m', '1.5h' (a config file's or a flag's)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        scale = DURATION_UNITS.get(text[-1:], None) if text else None
+        number = text[:-1] if scale is not None else text
+        try:
+            value = float(number) * (scale or 1.0)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be seconds or a duration such as 300, 90s, 5m or 1.5h, got {value!r}"
+            ) from None
+    check_number(name, value, minimum=0.0, inclusive=False)
+    return float(value)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from trainlab.config import DEVICES, GROUPS, data_source_keys, flag_fields
 from trainlab.errors import TrainlabError
+from trainlab.validation import parse_duration
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -90,12 +91,21 @@ def batch_limit(text: str) -> int | float:
         ) from None
 
 
+def duration(text: str) -> float:
+    """--time-budget: seconds (300) or a duration (90s, 5m, 1.5h)."""
+    try:
+        return parse_duration("the time budget", text)
+    except TrainlabError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("the time budget ")) from None
+
+
 KINDS = {
     "path": path_argument,
     "name": name_argument,
     "device": device_argument,
     "lr": learning_rate,
     "limit": batch_limit,
+    "duration": duration,
 }
 
 

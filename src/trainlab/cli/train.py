@@ -339,14 +339,16 @@ def fast_dev_run(config, args: argparse.Namespace, out: Output, reporter) -> int
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
     if args.nproc and args.nproc > 1:
-        if args.fast_dev_run is not None or (args.lr == "auto"):
-            raise TrainlabError("--nproc: --fast-dev-run and --lr auto run in one process; drop --nproc")
         # bad values and a missing run are refused here, once, before any process starts
         config = resumed_config(args) if args.resume else train_config(args)
+        if args.fast_dev_run is not None or (args.lr == "auto") or config.time_budget is not None:
+            raise TrainlabError("--nproc: --fast-dev-run, --lr auto and --time-budget run in one process; drop --nproc")
         config.per_process_batch_size(args.nproc)
         return launch_torchrun(args.nproc, args.argv)
-    if args.fast_dev_run is not None and (args.resume or args.init_from or args.lr == "auto"):
-        raise TrainlabError("--fast-dev-run runs a fresh short run; drop --resume/--init-from/--lr auto")
+    if args.fast_dev_run is not None and (
+        args.resume or args.init_from or args.lr == "auto" or args.time_budget is not None
+    ):
+        raise TrainlabError("--fast-dev-run runs a fresh short run; drop --resume/--init-from/--lr auto/--time-budget")
     if args.resume:
         config, run_dir = resumed_config(args), args.resume
     else:
@@ -357,6 +359,7 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     from trainlab.reports.console import ConsoleReporter
     from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
     from trainlab.training import fit
+    from trainlab.training.budget import Clock, process_seconds
     from trainlab.training.reporting import Reporters
 
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
@@ -376,6 +379,9 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         reporter=reporter,
         allow_other_data=args.allow_other_data,
         reports=True,
+        clock=(clock := Clock(process_seconds())),
     )
+    if "time_budget" in summary:
+        out.say(f"Time budget: {clock():.1f} s of {summary['time_budget']['time_budget']:g} s used")
     out.result(summary)
     return EXIT_OK

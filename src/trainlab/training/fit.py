@@ -15,7 +15,7 @@ from trainlab.data import DatasetSplits, load_dataset
 from trainlab.data.builtin import resolve_data_dir
 from trainlab.errors import TrainlabError
 from trainlab.models import check_model_from_file
-from trainlab.training import distributed, rundir
+from trainlab.training import budget, distributed, rundir
 from trainlab.training.reporting import Reporter, Reporters
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
@@ -56,13 +56,16 @@ def fit(
     reporter: Reporter | None = None,
     allow_other_data: bool = False,
     reports: bool = False,
+    clock: budget.Clock | None = None,
 ) -> dict[str, Any]:
     """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict.
 
     A resumed run checks that its data is what it was trained on (counts, shapes, classes, labels) unless
     allow_other_data is set. reports=True draws the end-of-run PNG reports into the run directory, as the
-    command line does.
+    command line does. A config.time_budget counts from `clock` (the command line's: since the process
+    started), else from this call.
     """
+    clock = clock or budget.Clock()
     config = run_config(config or TrainConfig(), model, data, resume)
     dist = distributed.join(config.device)  # torchrun: one process of several; else a process of one
     # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
@@ -71,7 +74,18 @@ def fit(
     reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files)
     try:
         return run_in(
-            files, config, model, data, resume, overwrite, init_from, download, reporter, allow_other_data, reports
+            files,
+            config,
+            model,
+            data,
+            resume,
+            overwrite,
+            init_from,
+            download,
+            reporter,
+            allow_other_data,
+            reports,
+            clock,
         )
     except BaseException as exc:
         reporter.abort(exc)
@@ -92,6 +106,7 @@ def run_in(
     reporter: Reporter,
     allow_other_data: bool,
     reports: bool,
+    clock: budget.Clock,
 ) -> dict[str, Any]:
     """fit() in its run directory, with its reporters."""
     run_dir = files.path
@@ -102,9 +117,19 @@ def run_in(
         resumes = resume and dist.broadcast(files.last_checkpoint.is_file())
         if data is None:
             data = load_data_once(config, download, reporter, dist)
+        plan = None
+        if config.time_budget is not None and not resumes:
+            config, plan = planned_config(config, data, model, clock, reporter)
         trainer = Trainer(config, files, data, model, reporter, pretrained=not resumes)
+        if plan is not None:
+            trainer.replanner = budget.Replanner(clock, plan)
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
         if resumes:
+            if config.time_budget is not None:
+                reporter.message(
+                    f"Resuming a --time-budget run: it trains the steps it planned; the {config.time_budget:g} s "
+                    "budget held for its first process"
+                )
             finished = resume_from(trainer, allow_other_data)
             if finished is not None:
                 return finished
@@ -128,6 +153,17 @@ def run_in(
     if paths:
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def planned_config(config: TrainConfig, data: DatasetSplits, model: nn.Module | None, clock, reporter: Reporter):
+    """--time-budget: the config with the epochs and steps (and width) this machine trains within the budget."""
+    if distributed.current().active:
+        raise TrainlabError("--time-budget plans a run of one process; leave out --nproc (or torchrun)")
+    planned, plan = budget.plan_run(config, data, model, clock)
+    if config.schedule == "none":
+        reporter.message("--time-budget: the lr decays linearly to zero at the budget's end (--schedule linear)")
+    reporter.message(plan.describe())
+    return planned, plan
 
 
 def load_data_once(config: TrainConfig, download: bool, reporter: Reporter, dist) -> DatasetSplits:
@@ -193,16 +229,16 @@ def resume_from(trainer: Trainer, allow_other_data: bool) -> dict[str, Any] | No
     files, config, reporter = trainer.files, trainer.config, trainer.reporter
     trainer.restore(files.last_checkpoint, allow_other_data)
     files.write_metrics(trainer.metrics)  # a kill between checkpoint and metrics left it behind
-    if trainer.epoch < config.epochs and not trainer.should_stop_early():
+    if trainer.epoch < trainer.setup.epochs and not trainer.should_stop_early():
         reporter.message(f"Resuming {files} at epoch {trainer.epoch + 1}, batch {trainer.progress.batch}")
         return None
     if not (files / rundir.SUMMARY_FILE).is_file():
-        files.write_summary(trainer.summary("finished" if trainer.epoch >= config.epochs else "stopped early"))
-    if trainer.epoch >= config.epochs:
-        reporter.message(f"{files} already finished its {config.epochs} epochs; nothing to do")
+        files.write_summary(trainer.summary("finished" if trainer.epoch >= trainer.setup.epochs else "stopped early"))
+    if trainer.epoch >= trainer.setup.epochs:
+        reporter.message(f"{files} already finished its {trainer.setup.epochs} epochs; nothing to do")
         return trainer.summary("already finished")
     reporter.message(
-        f"{files} stopped early after {trainer.epoch} of its {config.epochs} epochs "
+        f"{files} stopped early after {trainer.epoch} of its {trainer.setup.epochs} epochs "
         f"(--early-stop {config.early_stop}); nothing to do"
     )
     return trainer.summary("already stopped early")

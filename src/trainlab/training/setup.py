@@ -63,9 +63,23 @@ class TrainingSetup:
         """Optimizer steps in one epoch: the loader's batches, or --limit-train-batches of them."""
         return limited_batches(self.config.limit_train_batches, len(self.loader))
 
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps in the whole run: every epoch's, or --max-steps of them."""
+        return total_steps(self.config, self.steps_per_epoch)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run trains, the last one partial when --max-steps ends it mid-epoch."""
+        return -(-self.total_steps // self.steps_per_epoch)
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Optimizer steps of `epoch` (0-based): a whole epoch's, or what --max-steps leaves of the last."""
+        return max(0, min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch))
+
     def batches(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of `epoch` from `start_batch` on, augmented on the device when asked."""
-        remaining = itertools.islice(self.loader.batches(epoch, start_batch), self.steps_per_epoch - start_batch)
+        remaining = itertools.islice(self.loader.batches(epoch, start_batch), self.steps_in_epoch(epoch) - start_batch)
         for images, labels in remaining:
             if self.augment is not None:
                 images = self.augment(images)
@@ -193,6 +207,12 @@ def prepared_model(
     return model
 
 
+def total_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """Optimizer steps of a whole run: epochs x steps per epoch, or --max-steps when fewer."""
+    every_epoch = config.epochs * steps_per_epoch
+    return every_epoch if config.max_steps is None else min(every_epoch, config.max_steps)
+
+
 def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
     """config's lr schedule over the whole run in optimizer steps, or None for a constant lr."""
     if config.schedule == "none" and not config.warmup_epochs:
@@ -201,7 +221,7 @@ def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_p
         config.schedule,
         optimizer,
         config.lr,
-        config.epochs * steps_per_epoch,
+        total_steps(config, steps_per_epoch),
         int(round(config.warmup_epochs * steps_per_epoch)),
         config.step_epochs * steps_per_epoch,
         config.step_gamma,

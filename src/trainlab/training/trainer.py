@@ -16,11 +16,14 @@ from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.training import rundir
+from trainlab.training.budget import Replanner
 from trainlab.training.loop import EpochProgress, evaluate, train_one_epoch
 from trainlab.training.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
 from trainlab.training.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
+
+PLANNED_KEYS = ("epochs", "max_steps", "warmup_epochs")  # what a --time-budget run's plan sets
 
 
 class Trainer:
@@ -54,14 +57,15 @@ class Trainer:
         self.stop = StopRequest()
         self.agreed_stop = False  # several processes: this step's all-reduce found a stop request
         self.last_test: dict[str, Any] = {}
+        self.replanner: Replanner | None = None  # a --time-budget run in its first process
 
     @property
     def epoch_samples(self) -> int:
-        """Training samples in one epoch: all of them, or those --limit-train-batches leaves."""
-        if self.config.limit_train_batches is None:
+        """Training samples in this epoch: all of them, or those --limit-train-batches or --max-steps leave."""
+        if self.config.limit_train_batches is None and self.setup.steps_in_epoch(self.epoch) == len(self.loader):
             return len(self.train_data)
         per_step = self.config.per_process_batch_size(self.dist.world) * self.dist.world
-        return min(len(self.train_data), self.setup.steps_per_epoch * per_step)
+        return min(len(self.train_data), self.setup.steps_in_epoch(self.epoch) * per_step)
 
     def batches(self):
         """This epoch's remaining batches, augmented on the device when asked."""
@@ -138,6 +142,10 @@ class Trainer:
                 self.scaler.load_state_dict(state.scaler_state)
             if self.scheduler is not None and state.scheduler_state:
                 self.scheduler.load_state_dict(state.scheduler_state)
+            if self.config.time_budget is not None:  # the plan as its last re-plan left it
+                planned = {key: state.config.get(key, getattr(self.config, key)) for key in PLANNED_KEYS}
+                self.config = self.config.replace(**planned)
+                self.setup.config = self.config
             self.epoch = int(state.epoch)
             self.step = int(state.step)
             self.progress = EpochProgress(**state.epoch_progress)
@@ -191,8 +199,8 @@ class Trainer:
 
     def run_epoch(self) -> dict[str, Any]:
         started = time.perf_counter()
-        samples_before = self.progress.samples
-        self.reporter.epoch_start(self.epoch + 1, self.setup.steps_per_epoch, self.progress.batch)
+        samples_before, first_batch = self.progress.samples, self.progress.batch
+        self.reporter.epoch_start(self.epoch + 1, self.setup.steps_in_epoch(self.epoch), self.progress.batch)
         if self.progress.lr is None:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
@@ -211,6 +219,8 @@ class Trainer:
             combine=self.combine if self.dist.active else None,
         )
         train_seconds = time.perf_counter() - started
+        if self.replanner is not None:
+            self.replanner.trained()
         row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
         if self.val_data is not None:
             val = self.evaluate(self.val_data)
@@ -225,15 +235,38 @@ class Trainer:
             machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9),
         )
         self.epoch += 1
+        replanned = self.replan(self.progress.batch - first_batch)
         self.progress = EpochProgress()
         self.metrics.append(row)
         if self.best is row:  # best.pt before last.pt: a kill between the two redoes this epoch, and both get written
             self.save(rundir.BEST_CHECKPOINT, rundir.LAST_CHECKPOINT)
         else:
             self.save()
+        if replanned:  # after the checkpoint that holds the moved schedule: a resume reads both alike
+            self.files.write_config(self.config)
         self.files.write_metrics(self.metrics)
         self.reporter.epoch_end(row)
         return row
+
+    def replan(self, steps: int) -> bool:
+        """A --time-budget run with the linear schedule: move its end to where this machine's clock says it fits."""
+        if self.replanner is None or self.config.schedule != "linear" or self.scheduler is None:
+            return False
+        total = self.replanner.new_total(self, steps)
+        if total is None:
+            return False
+        before = self.setup.total_steps
+        epochs = max(-(-total // self.setup.steps_per_epoch), self.epoch)
+        self.config = self.config.replace(
+            epochs=epochs, max_steps=total, warmup_epochs=min(self.config.warmup_epochs, epochs / 2)
+        )
+        self.setup.config = self.config
+        self.scheduler.lr_lambdas[0].replan(self.step, total)
+        self.reporter.message(
+            f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
+            f"the run now ends after {total} steps instead of {before} ({epochs} epochs)"
+        )
+        return True
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
         """Loss and accuracy on `data`: all of it, or --limit-eval-batches of it."""
@@ -302,12 +335,13 @@ class Trainer:
             "best_checkpoint": str(self.files.best_checkpoint) if best else None,
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
             "checkpoint": str(self.files.last_checkpoint),
+            **({"time_budget": self.replanner.report(self)} if self.replanner is not None else {}),
         }
 
     def run(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the run summary."""
         with self.stop:
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.setup.epochs:
                 self.stop_if_requested()
                 try:
                     self.run_epoch()
@@ -321,6 +355,6 @@ class Trainer:
                     )
                     break
             self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
-        summary = self.summary("stopped early" if self.epoch < self.config.epochs else "finished")
+        summary = self.summary("stopped early" if self.epoch < self.setup.epochs else "finished")
         self.files.write_summary(summary)
         return summary

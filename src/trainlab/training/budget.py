@@ -1,0 +1,255 @@
+"""--time-budget: a run that ends within a wall-clock budget on whatever machine it runs on.
+
+Before training, a throwaway copy of the run's model, optimizer and data trains a few steps and evaluates a
+few batches: that measures this machine's step and evaluation times (and, with auto_width, those of narrower
+models). The plan fixes the run's steps (epochs and --max-steps, the last epoch partial) so that start-up,
+training, every epoch's evaluation and checkpoint, and the reports end at the budget, and the lr schedule
+spans exactly those steps. The real run then starts from its seed as any run does: a budget run equals a run
+given the epochs and --max-steps it chose. After each epoch the plan is checked against the clock, and with the
+linear schedule the end moves (the lr still falls linearly to zero) when this machine turned out faster or
+slower than measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainlab.config import TrainConfig
+from trainlab.data import DatasetSplits
+from trainlab.errors import ConfigError
+from trainlab.training.loop import train_one_epoch
+
+TARGET_FRACTION = 0.985  # the plan ends here: inside the 3% window below the budget, with room for noise
+WARMUP_STEPS = 3  # untimed first steps: one-off imports, allocations, kernel choices
+MIN_TIMED_STEPS = 5
+MAX_TIMED_STEPS = 30
+MEASURE_SHARE = 0.02  # of the budget, at most, for timing one model's steps
+END_SECONDS = 3.0  # the final summary, reports and TensorBoard flush after the last epoch
+WIDTH_FRACTIONS = (1.0, 0.75, 0.5, 0.375, 0.25)  # auto_width: the configured width and these shares of it
+MIN_WIDTH = 4
+MIN_EPOCHS = 10  # auto_width: the widest model that trains at least this many epochs
+REPLAN_TOLERANCE = 0.005  # of the budget: a projected end closer to the target than this keeps the plan
+
+
+def process_seconds() -> float:
+    """Wall seconds since this process started (Linux), else since trainlab was imported."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            started_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - IMPORTED
+
+
+IMPORTED = time.monotonic()
+
+
+class Clock:
+    """Seconds since the budget started: the process's start for the command line, the call for fit()."""
+
+    def __init__(self, elapsed_at_start: float = 0.0):
+        self.origin = time.monotonic() - elapsed_at_start
+
+    def __call__(self) -> float:
+        return time.monotonic() - self.origin
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What this machine takes for one run's parts, in seconds."""
+
+    step: float  # one optimizer step
+    epoch_end: float  # after each epoch: the validation and test passes and the checkpoint
+    end: float = END_SECONDS  # after the last epoch: summary and reports
+
+
+def plan_steps(available: float, costs: Costs, steps_per_epoch: int) -> int:
+    """The most optimizer steps whose epochs, each with its evaluation, and the end fit in `available` seconds."""
+    usable = available - costs.end
+    epoch = steps_per_epoch * costs.step + costs.epoch_end
+    whole = max(int(usable // epoch), 0)
+    left = usable - whole * epoch - costs.epoch_end  # a partial last epoch still ends with an evaluation
+    return whole * steps_per_epoch + max(min(int(left // costs.step), steps_per_epoch - 1), 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a budget run chose, for its config and its summary."""
+
+    budget: float
+    steps: int
+    epochs: int
+    steps_per_epoch: int
+    width: int | None
+    costs: Costs
+    elapsed: float  # seconds of the budget gone when the plan was made
+
+    def describe(self) -> str:
+        whole, extra = divmod(self.steps, self.steps_per_epoch)
+        epochs = f"{whole} epochs" + (f" + {extra} steps" if extra else "")
+        width = f", width {self.width}" if self.width is not None else ""
+        return (
+            f"time budget {self.budget:g} s: {epochs} ({self.steps} steps{width}); measured "
+            f"{self.costs.step * 1e3:.1f} ms per step and {self.costs.epoch_end:.2f} s per evaluation and "
+            f"checkpoint, {self.elapsed:.1f} s gone before training"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time_budget": self.budget,
+            "planned_steps": self.steps,
+            "planned_epochs": self.epochs,
+            "width": self.width,
+            "step_seconds": self.costs.step,
+            "epoch_end_seconds": self.costs.epoch_end,
+            "seconds_before_training": self.elapsed,
+        }
+
+
+def widths_to_try(config: TrainConfig) -> list[int | None]:
+    """auto_width: the configured width and narrower ones, widest first; else the configured model only."""
+    if not config.auto_width:
+        return [None]
+    base = int(config.extra.get("width", 32))
+    return sorted({max(MIN_WIDTH, int(round(base * share))) for share in WIDTH_FRACTIONS}, reverse=True)
+
+
+def with_width(config: TrainConfig, width: int | None) -> TrainConfig:
+    return config if width is None else config.replace(extra={**config.extra, "width": width})
+
+
+def measure_costs(
+    config: TrainConfig, data: DatasetSplits, model: torch.nn.Module | None, seconds: float
+) -> tuple[Costs, int]:
+    """This machine's step and epoch-end times for `config`, from a throwaway copy of the run trained briefly,
+    and the run's optimizer steps per epoch."""
+    from trainlab.training.setup import build_training
+
+    setup = build_training(config, data, model=None if model is None else _copy(model))
+    stamps: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    def batches():
+        for epoch in itertools.count():
+            for batch in setup.batches(epoch):
+                timed = len(stamps) - WARMUP_STEPS
+                if timed >= MAX_TIMED_STEPS or (timed >= MIN_TIMED_STEPS and time.perf_counter() > deadline):
+                    return
+                yield batch
+
+    train_one_epoch(
+        setup.forward_model,
+        batches(),
+        setup.loss_fn,
+        setup.optimizer,
+        setup.preprocess,
+        autocast=setup.autocast,
+        scaler=setup.scaler,
+        grad_clip=config.grad_clip,
+        after_step=lambda *_: stamps.append(time.perf_counter()),
+    )
+    timed = stamps[WARMUP_STEPS - 1 :]
+    step = statistics.median(b - a for a, b in itertools.pairwise(timed))
+    return Costs(step=step, epoch_end=evaluation_seconds(setup) + checkpoint_seconds(setup)), setup.steps_per_epoch
+
+
+def evaluation_seconds(setup) -> float:
+    """One epoch's validation and test passes, from the second of two timed evaluation batches."""
+    from trainlab.training.loop import evaluate
+
+    config, test = setup.config, setup.test_data
+    size = min(config.eval_batch_size, len(test))
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        evaluate(setup.eval_model, test.subset(size), setup.loss_fn, setup.preprocess, size, autocast=setup.autocast)
+        times.append(time.perf_counter() - started)
+    samples = len(test) + (len(setup.val_data) if setup.val_data is not None else 0)
+    return times[-1] / size * samples
+
+
+def checkpoint_seconds(setup) -> float:
+    """Writing one checkpoint's weights and optimizer state (to memory; the disk adds little for small models)."""
+    import io
+
+    started = time.perf_counter()
+    torch.save({"model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict()}, io.BytesIO())
+    return time.perf_counter() - started
+
+
+def _copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def plan_run(
+    config: TrainConfig, data: DatasetSplits, model: torch.nn.Module | None, clock: Clock
+) -> tuple[TrainConfig, Plan]:
+    """The config with the epochs, --max-steps (and width) that end the run within config.time_budget."""
+    budget = config.time_budget
+    widths = widths_to_try(config) if model is None else [None]
+    chosen = None
+    for width in widths:
+        candidate = with_width(config, width)
+        costs, per_epoch = measure_costs(candidate, data, model, MEASURE_SHARE * budget)
+        steps = plan_steps(TARGET_FRACTION * budget - clock(), costs, per_epoch)
+        chosen = (candidate, width, costs, steps, per_epoch)
+        if steps >= MIN_EPOCHS * per_epoch:
+            break
+    candidate, width, costs, _, per_epoch = chosen
+    elapsed = clock()
+    steps = plan_steps(TARGET_FRACTION * budget - elapsed, costs, per_epoch)
+    if steps < 1:
+        raise ConfigError(
+            f"a time budget of {budget:g} s leaves no time to train: {elapsed:.1f} s went to start-up and "
+            f"measuring, and one evaluation takes {costs.epoch_end:.1f} s; give a larger --time-budget"
+        )
+    epochs = math.ceil(steps / per_epoch)
+    if candidate.schedule == "none":
+        candidate = candidate.replace(schedule="linear")
+    planned = candidate.replace(epochs=epochs, max_steps=steps, warmup_epochs=min(candidate.warmup_epochs, epochs / 2))
+    return planned, Plan(budget, steps, epochs, per_epoch, width, costs, elapsed)
+
+
+class Replanner:
+    """After each epoch of a budget run: moves the end of a linear schedule to where the clock says it fits."""
+
+    def __init__(self, clock: Clock, plan: Plan):
+        self.clock, self.plan = clock, plan
+        self.epoch_started = self.epoch_trained = clock()
+
+    def trained(self) -> None:
+        """This epoch's training steps are done (its evaluation and checkpoint follow)."""
+        self.epoch_trained = self.clock()
+
+    def new_total(self, trainer, steps: int) -> int | None:
+        """The run's new step count if the clock says the plan ends too early or too late, else None.
+
+        The remaining epochs are costed as this one went by the budget's clock: its `steps`, then everything
+        else up to now (evaluation, checkpoint, reports)."""
+        now = self.clock()
+        started, trained, self.epoch_started = self.epoch_started, self.epoch_trained, now
+        if steps == 0:
+            return None
+        costs = Costs(step=(trained - started) / steps, epoch_end=max(now - trained, 0.0))
+        setup, budget = trainer.setup, self.plan.budget
+        left_steps = setup.total_steps - trainer.step
+        left_epochs = -(-left_steps // setup.steps_per_epoch)
+        projected = now + left_steps * costs.step + left_epochs * costs.epoch_end + costs.end
+        if abs(projected - TARGET_FRACTION * budget) <= REPLAN_TOLERANCE * budget:
+            return None
+        more = plan_steps(TARGET_FRACTION * budget - now, costs, setup.steps_per_epoch)
+        return trainer.step + more if more != left_steps else None
+
+    def report(self, trainer) -> dict[str, Any]:
+        """The summary's part: the budget, what the plan chose, and where the run ends."""
+        return {**self.plan.to_dict(), "steps": trainer.step, "seconds_at_summary": round(self.clock(), 2)}
