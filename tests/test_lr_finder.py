@@ -76,6 +76,20 @@ def test_find_lr_leaves_the_users_model_untouched(tiny_data):
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_the_range_test_takes_its_steps_over_several_epochs_whatever_the_runs_length(tiny_data):
+    """640 images in batches of 64 are 10 steps an epoch; the run's --epochs 1 and --max-steps 5 do not bound it.
+
+    It used to train empty epochs forever once the run's own steps were spent.
+    """
+    from trainlab.training.lr_finder import find_lr
+
+    data = load_dataset(data_dir=tiny_data, download=False)
+    config = TrainConfig(device="cpu", threads=1, epochs=1, max_steps=5)
+    result = find_lr(config, data, start_lr=1e-6, end_lr=1e-3, steps=25)  # too low an lr to diverge
+    assert len(result.lrs) == 25
+    assert result.lrs[0] == 1e-6 and result.lrs[-1] == pytest.approx(1e-3)
+
+
 def test_train_lr_auto_trains_with_the_range_tests_suggestion(run_main, tiny_data, tmp_path):
     from trainlab.training.lr_finder import find_lr
 

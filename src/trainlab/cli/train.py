@@ -291,9 +291,11 @@ def wants_auto_lr(args: argparse.Namespace) -> bool:
 
 
 def cmd_lr_find(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.fileio import check_replaceable
     from trainlab.reports.plots import lr_finder_plot
 
     config = train_config(args)
+    check_replaceable(args.out, "PNG image")  # before the range test, not after its minutes
     result = run_lr_finder(config, args, out, args.start_lr, args.end_lr, args.steps)
     try:
         path = lr_finder_plot(result, args.out)

@@ -106,7 +106,16 @@ def find_lr(
     The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
     changes, rising exponentially from start_lr to end_lr.
     """
-    finder_config = config.replace(schedule="none", warmup_epochs=0.0, lr=start_lr, epochs=max(config.epochs, 1))
+    # the range test's own length: as many epochs as its steps need, whatever the run's --epochs or --max-steps
+    finder_config = config.replace(
+        schedule="none",
+        warmup_epochs=0.0,
+        lr=start_lr,
+        epochs=1_000_000,
+        max_steps=steps,
+        time_budget=None,
+        auto_width=False,
+    )
     setup = build_training(finder_config, data, copy.deepcopy(model) if model is not None else None)
     growth = (end_lr / start_lr) ** (1 / max(steps - 1, 1))
     lrs: list[float] = []
@@ -130,7 +139,7 @@ def find_lr(
     set_lr(start_lr)
     epoch = 0
     try:
-        while True:  # epoch after epoch until the range is done
+        while setup.steps_in_epoch(epoch):  # epoch after epoch until the range is done
             train_one_epoch(
                 setup.forward_model,
                 setup.batches(epoch),
