@@ -88,6 +88,7 @@ ALL_TUNABLE = (
         (["data_dir=a,b"], "--search data_dir=a,b: 'data_dir' is not a key a trial can vary; tunable keys: "),
         (["val_split=0.1,0.2"], "--search val_split=0.1,0.2: 'val_split' is not a key a trial can vary"),
         (["threads=1,2"], "--search threads=1,2: 'threads' is not a key a trial can vary"),
+        (["time_budget=60,120"], "--search time_budget=60,120: 'time_budget' is not a key a trial can vary"),
         (
             ["lr=1e-1:1e-4"],
             "--search lr=1e-1:1e-4: the range is empty; LOW must be below HIGH (got 0.1 and 0.0001)",

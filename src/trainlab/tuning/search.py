@@ -16,9 +16,10 @@ from trainlab.config import TrainConfig, flag_fields
 from trainlab.errors import ConfigError, TrainlabError
 
 # keys a trial may not change: where the data comes from, how the machine runs, what the run writes, and the
-# validation split the trials are compared on
+# validation split the trials are compared on; a time budget (and the width it picks) is the same for every trial,
+# or the trials would not be compared on equal terms
 FIXED_GROUPS = ("run",)
-FIXED_KEYS = ("device", "threads", "val_split", "eval_batch_size", "weights", "freeze")
+FIXED_KEYS = ("device", "threads", "val_split", "eval_batch_size", "weights", "freeze", "time_budget", "auto_width")
 
 
 def tunable_keys() -> dict[str, str]:
