@@ -374,7 +374,7 @@ def test_the_tutorials_code_loads_a_state_dict_export_with_its_description(train
     result = model.load_state_dict(torch.load(tmp_path / "model.pth", weights_only=True))
     assert str(result) == "<All keys matched successfully>"
     assert load_checkpoint(tmp_path / "model.pth").classes[9] == "Ankle boot"
-    assert load_checkpoint(tmp_path / "model.pth").config == {"model": "mlp", "extra": {}}
+    assert load_checkpoint(tmp_path / "model.pth").config == {"model": "mlp", "extra": {}, "tta": "none"}
 
 
 def test_the_decoded_image_cache_never_writes_through_a_linked_folder_nor_deletes_other_files(tmp_path):

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config import TTA_CHOICES
 from trainlab.errors import CheckpointError, FileWriteError
 from trainlab.fileio import atomic_write, looks_like_safetensors, looks_like_torch_file
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
@@ -33,10 +34,14 @@ EXPORT_METADATA_KEY = "trainlab"  # JSON: model, extra, classes, preprocessing o
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside DDP / torch.compile wrappers."""
+    """The plain module inside DDP / torch.compile / test-time augmentation wrappers."""
+    from trainlab.models.tta import FlipAveraged
+
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod
+        elif isinstance(model, FlipAveraged):
+            model = model.model
         elif isinstance(model, nn.parallel.DistributedDataParallel) or type(model).__name__ == "DataParallel":
             model = model.module
         else:
@@ -138,12 +143,15 @@ class LoadedCheckpoint:
 
 
 def export_description(
-    model_name: str, extra: dict[str, Any], classes: tuple[str, ...], preprocessing: dict[str, Any]
+    model_name: str,
+    extra: dict[str, Any],
+    classes: tuple[str, ...],
+    preprocessing: dict[str, Any],
+    tta: str = "none",
 ) -> str:
-    """The JSON an exported weights file carries so that trainlab can rebuild its model."""
-    return json.dumps(
-        {"config": {"model": model_name, "extra": extra}, "classes": list(classes), "preprocessing": preprocessing}
-    )
+    """The JSON an exported weights file carries so that trainlab can rebuild its model (and how it predicts)."""
+    config = {"model": model_name, "extra": extra, "tta": tta}
+    return json.dumps({"config": config, "classes": list(classes), "preprocessing": preprocessing})
 
 
 def read_description(text: Any, path: Path) -> dict[str, Any]:
@@ -157,6 +165,7 @@ def read_description(text: Any, path: Path) -> dict[str, Any]:
             isinstance(config, dict)
             and isinstance(config.get("model"), str)
             and isinstance(config.get("extra", {}), dict)
+            and config.get("tta", "none") in TTA_CHOICES
             and isinstance(preprocessing, dict)
             and isinstance(classes, list)
             and classes
@@ -168,7 +177,7 @@ def read_description(text: Any, path: Path) -> dict[str, Any]:
             f"{path}: its trainlab metadata is damaged ({exc}); pass --model and use a trainlab checkpoint"
         ) from None
     return {
-        "config": {"model": config["model"], "extra": config.get("extra", {})},
+        "config": {"model": config["model"], "extra": config.get("extra", {}), "tta": config.get("tta", "none")},
         "classes": classes,
         "preprocessing": preprocessing,
     }

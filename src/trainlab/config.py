@@ -23,6 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware runs it fast, else fp32
 INPUT_STYLES = ("auto", "photo", "raw")  # how a picture is made to look like the training images
 SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")  # linear: decay to zero at the end
+TTA_CHOICES = ("none", "flip")  # flip: the mean of the logits of each image and of its left-right mirror image
 TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
@@ -197,6 +198,12 @@ class TrainConfig:
     augment_padding: int = option(2, "data", "random crop padding in pixels")
     augment_erasing: float = option(0.25, "data", "random erasing probability per image")
     dropout: float = option(0.0, "model", "dropout for models that have it (cnn, resnet, tv:NAME; not the mlp)")
+    tta: str = option(
+        "none",
+        "model",
+        "test-time augmentation in every evaluation, predict, serve and export: none, or flip (the mean of the "
+        "logits of each image and its mirror image; for pictures that a left-right flip leaves the same class)",
+    )
     freeze: list[str] = option(
         None,
         "model",
@@ -272,6 +279,7 @@ class TrainConfig:
         check_number("grad_clip", self.grad_clip, minimum=0.0)
         check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("tta", self.tta, TTA_CHOICES)
         check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_integer("step_epochs", self.step_epochs, minimum=1)
         check_number("step_gamma", self.step_gamma, minimum=0.0, maximum=1.0, inclusive=False)

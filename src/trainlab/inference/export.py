@@ -60,7 +60,11 @@ def export_model(
         raise TrainlabError(f"--out {out} is the checkpoint being exported; choose another file name")
     state = {k: v.detach().cpu().contiguous() for k, v in model_state(predictor.model).items()}
     description = export_description(
-        predictor.model_name or "mlp", predictor.model_arguments, predictor.classes, predictor.preprocessing.to_dict()
+        predictor.model_name or "mlp",
+        predictor.model_arguments,
+        predictor.classes,
+        predictor.preprocessing.to_dict(),
+        predictor.tta,
     )
     if export_format == "state-dict":
         # The tutorial's model.pth: a state_dict of tensors. The description rides in its _metadata, which

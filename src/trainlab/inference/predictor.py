@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
+from trainlab.config import TTA_CHOICES
 from trainlab.data.builtin import BUILTIN_DATASETS
 from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-exported
     MAX_IMAGE_PIXELS,
@@ -21,6 +22,7 @@ from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model
+from trainlab.models.tta import with_tta
 from trainlab.validation import check_choice
 
 
@@ -58,9 +60,11 @@ class Predictor:
         device: str | torch.device = "cpu",
         model_name: str | None = None,
         model_arguments: dict[str, Any] | None = None,
+        tta: str = "none",
     ):
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.tta = tta  # the run's test-time augmentation: predictions are computed as its evaluations were
+        self.model = with_tta(model, tta).to(self.device).eval()
         self.classes = tuple(classes)
         self.preprocessing = preprocessing
         self.model_name = model_name  # the --model name that rebuilds the model (recorded in exports)
@@ -101,7 +105,10 @@ class Predictor:
             model_name, (preprocessing.channels, preprocessing.height, preprocessing.width), len(classes), **extra
         )
         load_weights(net, loaded.model_state, source=str(loaded.path))
-        predictor = cls(net, classes, preprocessing, device, model_name, extra)
+        tta = config.get("tta", "none")
+        if tta not in TTA_CHOICES:
+            raise CheckpointError(f"{loaded.path}: unknown test-time augmentation {tta!r} in its config")
+        predictor = cls(net, classes, preprocessing, device, model_name, extra, tta)
         if preprocessing.look is None:  # a checkpoint from before looks were recorded: measured when first needed
             predictor.look_from = (config.get("dataset", dataset), config.get("data_dir"))
         return predictor

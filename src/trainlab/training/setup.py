@@ -24,6 +24,7 @@ from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratifi
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import create_model, freeze_parameters
+from trainlab.models.tta import with_tta
 from trainlab.training import distributed
 from trainlab.training.distributed import Distributed
 from trainlab.training.loop import autocast_for
@@ -150,6 +151,7 @@ def build_training(
     if config.compile:
         forward_model = torch.compile(forward_model)
         eval_model = forward_model if not dist.active else torch.compile(model)
+    eval_model = with_tta(eval_model, config.tta)  # validation and test passes as predict and the server see it
     precision, why = resolve_precision(config.precision, device)
     if config.precision == "auto" and reporter is not None:
         reporter.message(f"precision auto: {precision} ({why})")
