@@ -222,9 +222,11 @@ def test_preset_values_show_up_in_the_saved_config_and_flags_override_them(run_m
         "--quiet",
     )
     saved = read_config_file(run_dir / "config.toml")
-    overridden = {"model": "mlp", "epochs": 1, "precision": "fp32"}
+    # --epochs replaces the preset's time budget and halves its warm-up; the mlp has no width for auto_width
+    overridden = {"model": "mlp", "epochs": 1, "precision": "fp32", "time_budget": None, "auto_width": False}
+    overridden["warmup_epochs"] = 0.5
     for key, value in PRESETS["speedrun"].items():
-        assert saved[key] == overridden.get(key, value), key
+        assert saved.get(key) == overridden.get(key, value), key
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 3  # 640 images in batches of 256
 
 
@@ -235,7 +237,31 @@ def test_a_config_file_overrides_the_preset_and_flags_override_both(tmp_path):
     config_file.write_text("lr = 0.05\nepochs = 3\n")
     args = build_parser().parse_args(["train", "--preset", "speedrun", "--config", str(config_file), "--epochs", "2"])
     config = train_config(args)
-    assert (config.lr, config.epochs, config.momentum, config.schedule) == (0.05, 2, 0.9, "onecycle")
+    assert (config.lr, config.epochs, config.momentum, config.schedule) == (0.05, 2, 0.9, "linear")
+    assert (config.time_budget, config.auto_width) == (None, False)  # a length was chosen: the preset's budget goes
+
+
+@pytest.mark.parametrize(
+    ("flags", "file", "expected"),
+    [
+        ([], "", (300.0, True, 12, None)),  # the preset's budget, the width fitted to it
+        (["--model", "resnet"], "", (300.0, True, 12, None)),
+        (["--model", "mlp"], "", (300.0, False, 12, None)),  # no width to fit: the budget stays
+        (["--epochs", "3"], "", (None, False, 3, None)),
+        (["--max-steps", "50"], "", (None, False, 12, 50)),
+        ([], "epochs = 12\n", (None, False, 12, None)),  # in a config file, even the preset's own value
+        (["--time-budget", "2m", "--epochs", "3"], "", (120.0, True, 3, None)),  # a budget the user gave stays
+        (["--no-auto-width"], "", (300.0, False, 12, None)),
+    ],
+)
+def test_the_speedrun_presets_budget_gives_way_to_a_length_the_user_chose(flags, file, expected, tmp_path):
+    from trainlab.cli import build_parser, train_config
+
+    config_file = tmp_path / "c.toml"
+    config_file.write_text(file)
+    from_file = ["--config", str(config_file)] if file else []
+    config = train_config(build_parser().parse_args(["train", "--preset", "speedrun", *flags, *from_file]))
+    assert (config.time_budget, config.auto_width, config.epochs, config.max_steps) == expected
 
 
 def test_an_unknown_preset_is_one_line_listing_the_presets(run_main, tmp_path):

@@ -28,6 +28,9 @@ def dev_run_config(config: TrainConfig, batches: int) -> TrainConfig:
         checkpoint_every=0,
         warmup_epochs=0.0,
         tracking="none",
+        time_budget=None,  # every stage once, not a budget's worth (a preset's budget included)
+        auto_width=False,
+        max_steps=None,
     )
 
 

@@ -170,7 +170,8 @@ def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
     reads (tune's [search])."""
     from trainlab.config import TrainConfig, preset_values, read_config_file
 
-    values: dict[str, Any] = preset_values(args.preset) if args.preset else {}
+    preset: dict[str, Any] = preset_values(args.preset) if args.preset else {}
+    values, chosen = dict(preset), {}  # chosen: what the config file and the flags set
     if args.config:
         from trainlab.models import check_model_from_file
 
@@ -196,8 +197,10 @@ def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
                 args.config,
                 name_from_file=args.model is None,
             )
-        values.update(from_file)
-    values.update(given(args, TRAIN_KEYS))
+        chosen.update(from_file)
+    chosen.update(given(args, TRAIN_KEYS))
+    values.update(chosen)
+    drop_preset_budget(values, preset, chosen)
     if values.get("lr") == "auto":
         values["lr"] = AUTO_LR_PLACEHOLDER
     for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
@@ -207,6 +210,22 @@ def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
         return TrainConfig.from_dict(values, source=args.config or "flags")
     except TrainlabError as exc:
         raise _blame_config_file(exc, values, args) from None
+
+
+def drop_preset_budget(values: dict[str, Any], preset: dict[str, Any], chosen: dict[str, Any]) -> None:
+    """A preset's time budget gives way to a length the user chose (--epochs or --max-steps, by flag or file),
+    its warm-up to fewer epochs, and its auto width to a model that has no width; what the user set stays, and
+    is checked."""
+    from trainlab.config import WIDTH_MODELS
+
+    if "time_budget" in preset and "time_budget" not in chosen and {"epochs", "max_steps"} & chosen.keys():
+        values.pop("time_budget")
+    epochs = chosen.get("epochs")
+    if "warmup_epochs" in preset and "warmup_epochs" not in chosen and isinstance(epochs, int) and epochs > 0:
+        values["warmup_epochs"] = min(preset["warmup_epochs"], epochs / 2)  # --epochs 1: half of it
+    if "auto_width" in preset and "auto_width" not in chosen:
+        if values.get("time_budget") is None or values.get("model") not in WIDTH_MODELS:
+            values.pop("auto_width")
 
 
 def check_built_in_model(name: str, extra: dict[str, Any], config_file: str, name_from_file: bool) -> None:
@@ -344,7 +363,10 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         # bad values and a missing run are refused here, once, before any process starts
         config = resumed_config(args) if args.resume else train_config(args)
         if args.fast_dev_run is not None or (args.lr == "auto") or config.time_budget is not None:
-            raise TrainlabError("--nproc: --fast-dev-run, --lr auto and --time-budget run in one process; drop --nproc")
+            raise TrainlabError(
+                "--nproc: --fast-dev-run, --lr auto and a time budget (--time-budget, or the preset's) run in one "
+                "process; drop --nproc, or give --epochs N in place of the budget"
+            )
         config.per_process_batch_size(args.nproc)
         return launch_torchrun(args.nproc, args.argv)
     if args.fast_dev_run is not None and (
