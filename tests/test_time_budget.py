@@ -149,9 +149,10 @@ def test_auto_width_takes_the_widest_model_that_trains_ten_epochs(tiny_data, fix
     from trainlab.training import budget
 
     costs, asked = fixed_costs
-    # a 20-step epoch of width 16 takes 20 x 50 ms + 0.5 s: 5 epochs in 0.99 x 10 s - 1 s; width 12 trains 20 x 10 ms
-    # + 0.1 s = 0.3 s per epoch, 29 epochs: it is taken, and the narrower ones are never measured
-    costs[16] = budget.Costs(step=0.05, epoch_end=0.5, end=1.0)
+    # a 20-step epoch of width 16 takes 20 x 40 ms + 0.5 s: 6 epochs in 0.99 x 10 s - 1 s (and at 9/16 of that cost
+    # width 12 might train 11, so it is measured); width 12 trains 20 x 10 ms + 0.1 s = 0.3 s per epoch, 29 epochs:
+    # it is taken, and the narrower ones are never measured
+    costs[16] = budget.Costs(step=0.04, epoch_end=0.5, end=1.0)
     costs[12] = budget.Costs(step=0.01, epoch_end=0.1, end=1.0)
     config = tiny_config(
         tiny_data, model="cnn", extra={"width": 16}, epochs=1, batch_size=32, time_budget=10.0, auto_width=True
@@ -167,6 +168,14 @@ def test_auto_width_takes_the_widest_model_that_trains_ten_epochs(tiny_data, fix
     asked.clear()
     planned, plan = budget.plan_run(config, load_dataset(config, download=False), None, budget.Clock(0.0))
     assert asked == [16, 12, 8, 6, 4] and plan.width == 4
+    # width 16 trains 1 epoch (20 x 200 ms + 0.5 s); at its cost scaled by width squared, 12 would train 3 and 8
+    # fewer than 10 (1.1 s an epoch): neither is measured; 6 could (0.6 s), is measured, and fits
+    costs.clear()
+    costs[None] = budget.Costs(step=0.2, epoch_end=0.5, end=1.0)
+    costs[6] = budget.Costs(step=0.01, epoch_end=0.1, end=1.0)
+    asked.clear()
+    planned, plan = budget.plan_run(config, load_dataset(config, download=False), None, budget.Clock(0.0))
+    assert asked == [16, 6] and plan.width == 6
 
 
 def test_the_plan_moves_the_end_when_the_clock_runs_slower_than_measured(

@@ -191,6 +191,16 @@ def _copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model)
 
 
+def may_fit(measured: tuple, width: int, available: float) -> bool:
+    """Whether `width` could train MIN_EPOCHS in `available` seconds, judged from a wider width's measured costs
+    scaled by the square of the widths (a conv layer's work). Narrower nets lose less than that (fixed costs per
+    step), so this errs towards measuring: a width it rules out would have been too slow."""
+    _, measured_width, costs, _, per_epoch = measured
+    share = (width / measured_width) ** 2
+    scaled = Costs(step=costs.step * share, epoch_end=costs.epoch_end * share, end=costs.end)
+    return plan_steps(available, scaled, per_epoch) >= MIN_EPOCHS * per_epoch
+
+
 def plan_run(
     config: TrainConfig, data: DatasetSplits, model: torch.nn.Module | None, clock: Clock
 ) -> tuple[TrainConfig, Plan]:
@@ -199,6 +209,8 @@ def plan_run(
     widths = widths_to_try(config) if model is None else [None]
     chosen = None
     for width in widths:
+        if chosen is not None and width != widths[-1] and not may_fit(chosen, width, TARGET_FRACTION * budget - clock()):
+            continue  # even at the cost its width predicts, too slow for MIN_EPOCHS: not worth measuring
         candidate = with_width(config, width)
         costs, per_epoch = measure_costs(candidate, data, model, MEASURE_SHARE * budget)
         steps = plan_steps(TARGET_FRACTION * budget - clock(), costs, per_epoch)
