@@ -209,7 +209,8 @@ def plan_run(
     widths = widths_to_try(config) if model is None else [None]
     chosen = None
     for width in widths:
-        if chosen is not None and width != widths[-1] and not may_fit(chosen, width, TARGET_FRACTION * budget - clock()):
+        available = TARGET_FRACTION * budget - clock()
+        if chosen is not None and width != widths[-1] and not may_fit(chosen, width, available):
             continue  # even at the cost its width predicts, too slow for MIN_EPOCHS: not worth measuring
         candidate = with_width(config, width)
         costs, per_epoch = measure_costs(candidate, data, model, MEASURE_SHARE * budget)
