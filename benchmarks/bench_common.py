@@ -143,7 +143,7 @@ def load_average() -> list[float] | None:
 # with mallopt for a CPU run (each activation over 128 KiB is otherwise mmapped afresh at every step, and the page
 # faults cost 5-10% of an epoch); given to the hand-written programs through the environment, so that they start
 # on the same footing without code of their own for it
-KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2 << 30)}  # bytes
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1)}  # bytes
 
 
 def child_environment(threads: int | None, keep_freed_memory: bool = False) -> dict[str, str]:

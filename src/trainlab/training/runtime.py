@@ -16,6 +16,7 @@ from trainlab.errors import ConfigError
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
 KEEP_BYTES = 1 << 30  # 1 GiB
+TRIM_BYTES = (1 << 31) - 1  # 2 GiB, the largest value mallopt's C int takes
 
 
 def keep_freed_memory() -> bool:
@@ -33,7 +34,7 @@ def keep_freed_memory() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
+    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
 
 
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs that compute bf16 natively; others emulate it
