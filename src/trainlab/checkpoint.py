@@ -26,6 +26,7 @@ from trainlab.config import TTA_CHOICES
 from trainlab.errors import CheckpointError, FileWriteError
 from trainlab.fileio import atomic_write, looks_like_safetensors, looks_like_torch_file
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
+from trainlab.models.tta import FlipAveraged
 
 FORMAT = "trainlab-checkpoint"
 FORMAT_VERSION = 1
@@ -35,8 +36,6 @@ EXPORT_METADATA_KEY = "trainlab"  # JSON: model, extra, classes, preprocessing o
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The plain module inside DDP / torch.compile / test-time augmentation wrappers."""
-    from trainlab.models.tta import FlipAveraged
-
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from trainlab.config import TrainConfig
+from trainlab.config import MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
 from trainlab.errors import TrainingDiverged, TrainlabError
 from trainlab.training.loop import EpochProgress, train_one_epoch
@@ -111,7 +111,7 @@ def find_lr(
         schedule="none",
         warmup_epochs=0.0,
         lr=start_lr,
-        epochs=1_000_000,
+        epochs=MAX_EPOCHS,
         max_steps=steps,
         time_budget=None,
         auto_width=False,
