@@ -19,6 +19,7 @@ from trainlab.training.optimizers import make_optimizer
 
 from conftest import (
     make_images,
+    read_metrics,
     small_mlp,
     train_args,
 )
@@ -192,3 +193,102 @@ def test_the_speedrun_preset_lets_the_hardware_choose_its_precision():
     from trainlab.config import PRESETS
 
     assert PRESETS["speedrun"]["precision"] == "auto"
+
+
+# Run in a fresh interpreter: this test process may have imported torch._dynamo already (other tests compile).
+OPTIMIZERS_WITHOUT_DYNAMO = """
+import json, sys
+import torch
+from trainlab import TrainConfig
+from trainlab.training.optimizers import make_optimizer
+
+def train(name, kind):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    config = TrainConfig(optimizer=name, lr=0.05, momentum=0.9, nesterov=name == "sgd", weight_decay=1e-3)
+    if kind == "torch":
+        optimizer = {"sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop, "adam": torch.optim.Adam,
+                     "adamw": torch.optim.AdamW}[name]
+        kwargs = {"lr": 0.05, "weight_decay": 1e-3}
+        if name in ("sgd", "rmsprop"):
+            kwargs["momentum"] = 0.9
+        if name == "sgd":
+            kwargs["nesterov"] = True
+        optimizer = optimizer(model.parameters(), **kwargs)
+    else:
+        optimizer = make_optimizer(config, model.parameters())
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=12)
+    for _ in range(12):
+        x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        schedule.step()
+    state = optimizer.state_dict()
+    return {"class": type(optimizer).__name__, "isinstance": isinstance(optimizer, type(optimizer).__mro__[1]),
+            "weights": [p.tolist() for p in model.parameters()],
+            "state": repr(state)}
+
+names = ("sgd", "rmsprop", "adam", "adamw")
+ours = {name: train(name, "trainlab") for name in names}
+dynamo_after_ours = "torch._dynamo" in sys.modules
+theirs = {name: train(name, "torch") for name in names}
+dynamo_after_theirs = "torch._dynamo" in sys.modules
+ours_with_dynamo_loaded = {name: train(name, "trainlab") for name in names}
+print(json.dumps({"dynamo_after_ours": dynamo_after_ours, "dynamo_after_theirs": dynamo_after_theirs,
+                  "ours": ours, "theirs": theirs, "ours_with_dynamo_loaded": ours_with_dynamo_loaded}))
+"""
+
+
+def test_trainlabs_optimizers_skip_the_dynamo_import_and_end_with_torchs_exact_weights_and_state():
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", OPTIMIZERS_WITHOUT_DYNAMO], capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["dynamo_after_ours"] is False  # about 2 s of start-up that never happens
+    assert report["dynamo_after_theirs"] is True  # torch's own classes import it: the check above means something
+    for name in OPTIMIZERS:
+        ours, theirs, later = report["ours"][name], report["theirs"][name], report["ours_with_dynamo_loaded"][name]
+        assert ours["class"] == theirs["class"] and ours["isinstance"]
+        assert ours["weights"] == theirs["weights"] == later["weights"], name  # bit for bit
+        assert ours["state"] == theirs["state"] == later["state"], name
+
+
+def test_a_compiled_run_gets_torchs_own_optimizer_classes():
+    model = small_mlp()
+    assert type(make_optimizer(TrainConfig(compile=True), model.parameters())) is torch.optim.SGD
+    assert type(make_optimizer(TrainConfig(), model.parameters())) is not torch.optim.SGD
+
+
+def test_a_torch_without_the_known_wrappers_gets_its_own_optimizer_classes(monkeypatch):
+    from trainlab.training import optimizers
+
+    monkeypatch.setattr(optimizers, "_wrapper_codes", lambda: None)
+    optimizers.without_dynamo_import.cache_clear()
+    try:
+        assert optimizers.without_dynamo_import(torch.optim.Adam) is torch.optim.Adam
+    finally:
+        optimizers.without_dynamo_import.cache_clear()
+
+
+def test_training_evaluating_and_predicting_never_import_torch_dynamo(tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    train = train_args(tiny_data, run_dir, "--epochs", "2", "--checkpoint-every", "3", "--preset", "speedrun")
+    program = (
+        "import sys\n"
+        "from trainlab.cli import main\n"
+        f"codes = [main({train + ['--threads', '1']!r}), main(['evaluate', {str(run_dir)!r}, '--data-dir', "
+        f"{str(tiny_data)!r}]), main(['predict', {str(run_dir)!r}, '--test-index', '0', '--data-dir', "
+        f"{str(tiny_data)!r}])]\n"
+        "print(codes, 'torch._dynamo' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "[0, 0, 0] False", result.stderr
+    assert len(read_metrics(run_dir)) == 2
