@@ -135,7 +135,7 @@ def drawn_figure(monkeypatch, count: int, tmp_path: Path):
 
     kept = []
     save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda figure, path: (kept.append(figure), save(figure, path))[1])
+    monkeypatch.setattr(plots, "save_figure", lambda figure, *args: (kept.append(figure), save(figure, *args))[1])
     matrix = torch.arange(count * count).reshape(count, count) % 7
     path = plots.confusion_matrix_plot(
         matrix, tuple(f"class number {i} with a long name" for i in range(count)), tmp_path / f"matrix{count}.png"

@@ -140,6 +140,44 @@ def test_evaluate_confusion_matrix_counts_every_test_image_and_its_diagonal_is_t
     assert_drawn(png_pixels(runs["root"].parent / "matrix.png"), 400, 400)
 
 
+def test_evaluate_leaves_a_confusion_matrix_png_that_shows_the_same_counts_and_redraws_any_other(runs, tmp_path):
+    from trainlab.reports.plots import png_content
+
+    target = tmp_path / "matrix.png"
+    evaluate = ("evaluate", runs["sgd"], "--data-dir", runs["data"], "--device", "cpu", "--confusion-matrix", target)
+    assert cli(*evaluate)[0] == 0
+    first = png_content(target)
+    assert first is not None and len(first) == 64  # a sha256 of the counts and class names, in the PNG
+    drawn = (target.read_bytes(), target.stat().st_mtime_ns)
+    code, stdout, _ = cli(*evaluate)
+    assert code == 0 and f"Confusion matrix: {target}" in stdout
+    assert (target.read_bytes(), target.stat().st_mtime_ns) == drawn  # the same picture: not drawn again
+    # the run's own report shows the same test predictions as evaluating its checkpoint: evaluate keeps it
+    run_report = runs["sgd"] / "confusion_matrix.png"
+    assert png_content(run_report) == first
+    # another model's counts, or a PNG without trainlab's digest, are drawn over
+    assert (
+        cli("evaluate", runs["adam"], "--data-dir", runs["data"], "--device", "cpu", "--confusion-matrix", target)[0]
+        == 0
+    )
+    assert png_content(target) not in (None, first)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(target)
+    assert png_content(target) is None
+    assert cli(*evaluate)[0] == 0
+    assert png_content(target) == first
+    assert_drawn(png_pixels(target), 400, 400)
+
+
+def test_png_content_of_files_that_carry_none_is_none(tmp_path):
+    from trainlab.reports.plots import png_content
+
+    (tmp_path / "text.png").write_text("not a picture")
+    (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert [png_content(tmp_path / name) for name in ("text.png", "cut.png", "missing.png")] == [None] * 3
+
+
 def test_per_class_precision_and_recall_match_a_hand_count():
     actual = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 3])
     predicted = torch.tensor([0, 0, 1, 2, 1, 0, 2, 2, 2, 0])

@@ -7,7 +7,10 @@ module import torch: a process that only draws never pays for it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +28,43 @@ def new_figure(**options: Any) -> Figure:
     return Figure(**options)
 
 
-def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
-    """Write the figure as a PNG atomically; an existing file that is not a PNG is never replaced."""
+CONTENT_KEYWORD = "trainlab-content"  # a PNG text chunk: the digest of what the picture shows
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, content: str | None = None) -> Path:
+    """Write the figure as a PNG atomically (with its content digest, if given); a non-PNG file is never replaced."""
     check_replaceable(path, "PNG image")
-    return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight"))
+    metadata = {CONTENT_KEYWORD: content} if content else None
+    return atomic_write(
+        path,
+        lambda handle: figure.savefig(handle, format="png", dpi=100, bbox_inches="tight", metadata=metadata),
+    )
+
+
+def content_digest(*parts: Any) -> str:
+    """A digest of the plain values (numbers, strings, lists) a picture is drawn from."""
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
+
+def png_content(path: str | os.PathLike) -> str | None:
+    """The content digest save_figure wrote into a PNG, or None (no such file, not a PNG, no digest)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != PNG_SIGNATURE:
+                return None
+            while header := handle.read(8):
+                if len(header) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", header)
+                if kind in (b"IDAT", b"IEND"):  # Agg writes its text chunks before the pixels
+                    return None
+                body = handle.read(length + 4)[:length]  # the chunk and its CRC
+                if kind == b"tEXt" and body.startswith(CONTENT_KEYWORD.encode() + b"\0"):
+                    return body[len(CONTENT_KEYWORD) + 1 :].decode("latin-1")
+    except OSError:
+        return None
+    return None
 
 
 def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
@@ -64,6 +100,7 @@ MAX_COUNTED_CLASSES = 30  # above this many classes the cells carry no count tex
 MAX_LABELLED_CLASSES = 60  # above this many, every k-th class is labelled so that at most this many are
 MAX_FIGURE_INCHES = 20.0  # at dpi 100: at most 2,000 pixels a side before the margins
 MAX_NAME_CHARACTERS = 32  # longer class names are cut on the axes, so the margins stay bounded too
+CONFUSION_DRAWING = 1  # raise when confusion_matrix_plot draws differently: older PNGs are then drawn again
 
 
 def short_name(name: str) -> str:
@@ -75,12 +112,16 @@ def confusion_matrix_plot(matrix: Any, classes: tuple[str, ...], path: str | os.
     for up to 30 classes, the count in each cell.
 
     Many classes degrade gracefully: no counts above 30 classes, every k-th name above 60, a figure at most
-    20 inches a side; the colours still show every cell.
+    20 inches a side; the colours still show every cell. A PNG already at path that shows the same counts and
+    classes is left as it is: importing matplotlib and drawing take longer (0.6 s) than evaluating a small model.
     """
     import numpy as np
 
     counts = np.asarray(matrix)
     count = len(classes)
+    content = content_digest("confusion matrix", CONFUSION_DRAWING, counts.astype(np.int64).tolist(), list(classes))
+    if png_content(path) == content:
+        return Path(path)
     size = min(MAX_FIGURE_INCHES, max(5.0, 0.6 * count + 2))
     figure = new_figure(figsize=(size, size))
     axis = figure.subplots()
@@ -109,7 +150,7 @@ def confusion_matrix_plot(matrix: Any, classes: tuple[str, ...], path: str | os.
                     fontsize=7,
                     color="white" if value > threshold else "black",
                 )
-    return save_figure(figure, path)
+    return save_figure(figure, path, content)
 
 
 def top_losses_plot(
