@@ -161,11 +161,23 @@ def top_losses_plot(
     path: str | os.PathLike,
     columns: int = 4,
 ) -> Path:
-    """A grid of the most confidently wrong images, titled with predicted / true labels."""
+    """A grid of the most confidently wrong images, titled with predicted / true labels.
+
+    The grid is one picture on one set of axes, each image in its own cell with its title above it: a set of
+    axes for each of 16 images took four times as long to draw (0.2 s).
+    """
+    import numpy as np
+
     count = max(len(predicted), 1)
     rows = -(-count // columns)
-    figure = new_figure(figsize=(2.4 * columns, 2.6 * rows))
-    axes = figure.subplots(rows, columns, squeeze=False)
+    channels, height, width = images.shape[1:] if predicted else (1, 28, 28)
+    title_space, margin = round(0.45 * height), max(1, round(0.1 * width))  # pixels of the grid around each image
+    cell_height, cell_width = height + title_space, width + 2 * margin
+    inches = 2.4 * columns  # wide; as tall as the grid's shape and the title need
+    figure = new_figure(figsize=(inches, inches * rows * cell_height / (columns * cell_width) + 0.4))
+    axis = figure.subplots()
+    axis.axis("off")
+    axis.set_title("Most confidently wrong test images", fontsize=12)
     if not predicted:  # a page that says so, rather than a blank one
         figure.text(
             0.5,
@@ -175,17 +187,24 @@ def top_losses_plot(
             va="center",
             fontsize=11,
         )
-    for k, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if k >= len(predicted):
-            continue
-        image = images[k]
-        if image.shape[0] == 1:  # uint8 pixels as they are, not stretched to each image's own range
-            axis.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
-        else:
-            axis.imshow(image.permute(1, 2, 0).numpy())
-        axis.set_title(f"pred {predicted[k]} ({100 * confidence[k]:.0f}%)\ntrue {actual[k]}", fontsize=8)
-    figure.suptitle("Most confidently wrong test images")
+        return save_figure(figure, path)
+    grid = np.full((rows * cell_height, columns * cell_width, channels), 255, dtype=np.uint8)  # white between
+    for k in range(len(predicted)):
+        top = (k // columns) * cell_height + title_space
+        left = (k % columns) * cell_width + margin
+        grid[top : top + height, left : left + width] = images[k].permute(1, 2, 0).numpy()
+        axis.text(
+            left + width / 2,
+            top - 1,
+            f"pred {predicted[k]} ({100 * confidence[k]:.0f}%)\ntrue {actual[k]}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    if channels == 1:  # uint8 pixels as they are, not stretched to the images' own range
+        axis.imshow(grid[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        axis.imshow(grid, interpolation="nearest")
     return save_figure(figure, path)
 
 
