@@ -4,7 +4,9 @@
     python benchmarks/startup.py --data-dir ../shared/data --run RUN --rounds 7
 
 Each round runs, in turn: `python -c "import torch"`, `trainlab predict RUN --test-index 0`,
-`trainlab evaluate RUN`, and `trainlab train` with the tutorial's settings until its first training step (the
+`trainlab evaluate RUN` (whose confusion matrix PNG, drawn by the training, shows what evaluate finds, so it is
+kept), `trainlab evaluate RUN --confusion-matrix NEW.png` (removed before each run, so drawn every time), and
+`trainlab train` with the tutorial's settings until its first training step (the
 time from starting the process to reading the tutorial's first `loss:` line, which the console prints and
 flushes right after step 1; the process is then killed). One untimed round warms the file cache first; medians
 of the rounds, and of each round's ratio to that round's `import torch` (the machine's speed drifts). Then
@@ -36,6 +38,7 @@ from run import load_average, machine_info, trainlab_command  # benchmarks/run.p
 
 BENCHMARKS = Path(__file__).resolve().parent
 TARGET_RATIO = 1.3  # predict and evaluate wall / `import torch` wall
+DRAWN_PNG = "drawn-confusion-matrix.png"  # removed before each run, so that evaluate draws it every time
 TARGET_FIRST_STEP_EXTRA = 0.5  # seconds to the first training step beyond `import torch`
 FIRST_STEP_TIMEOUT = 300.0  # seconds
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( +)(\S+)")
@@ -99,14 +102,16 @@ def commands(run_dir: Path, data_dir: str, work: Path) -> dict[str, list[str]]:
     return {
         "import torch": [sys.executable, "-c", "import torch"],
         "predict": [*trainlab, "predict", str(run_dir), "--test-index", "0", "--data-dir", data_dir],
-        "evaluate": [
+        # the run's own confusion_matrix.png shows what evaluating its checkpoint finds: evaluate keeps it
+        "evaluate": [*trainlab, "evaluate", str(run_dir), "--data-dir", data_dir],
+        "evaluate, drawing": [
             *trainlab,
             "evaluate",
             str(run_dir),
             "--data-dir",
             data_dir,
             "--confusion-matrix",
-            str(work / "confusion_matrix.png"),
+            str(work / DRAWN_PNG),
         ],
         "first step": [*trainlab, "train", "--epochs", "1", "--data-dir", data_dir, "--overwrite"],
     }
@@ -120,7 +125,9 @@ def with_importtime(command: list[str]) -> list[str]:
 
 
 def run_whole(command: list[str]) -> float:
-    """Wall seconds of one whole process; fails loudly on a non-zero exit."""
+    """Wall seconds of one whole process; fails loudly on a non-zero exit. A PNG it would keep is removed first."""
+    if command[-1].endswith(DRAWN_PNG):
+        Path(command[-1]).unlink(missing_ok=True)
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -188,6 +195,8 @@ def breakdown(commands_: dict[str, list[str]], work: Path) -> dict[str, dict[str
         if name == "first step":
             run_to_first_step(importtime, work / "first-step-importtime", stderr_path)
         else:
+            if command[-1].endswith(DRAWN_PNG):
+                Path(command[-1]).unlink(missing_ok=True)
             with open(stderr_path, "w") as stderr:
                 subprocess.run(importtime, stdout=subprocess.DEVNULL, stderr=stderr, check=True)
         wall = time.perf_counter() - started
@@ -216,7 +225,8 @@ def breakdown(commands_: dict[str, list[str]], work: Path) -> dict[str, dict[str
 LABELS = {
     "import torch": '`python -c "import torch"`',
     "predict": "`trainlab predict RUN --test-index 0`",
-    "evaluate": "`trainlab evaluate RUN`",
+    "evaluate": "`trainlab evaluate RUN` (the run's confusion matrix PNG up to date, kept)",
+    "evaluate, drawing": "`trainlab evaluate RUN --confusion-matrix NEW.png` (drawn)",
     "first step": "`trainlab train` (tutorial settings): process start to the first training step",
 }
 
