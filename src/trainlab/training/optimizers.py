@@ -47,7 +47,7 @@ def make_optimizer(config: TrainConfig, parameters: Iterable[torch.nn.Parameter]
 
 # Why: every torch.optim.Optimizer method that sets up parameter groups, zeroes gradients or saves state is
 # wrapped in torch._disable_dynamo, and step() in _use_grad_for_differentiable; both import torch._dynamo
-# (857 modules, about 2 s on a 2-core CPU) on their first call, only to mark the method as not to be
+# (857 modules: 1-2 s on a 2-core CPU) on their first call, only to mark the method as not to be
 # compiled or to break a graph being compiled. While torch._dynamo has not been imported nothing can be
 # compiling, so the subclass below calls the methods' own code directly then, and torch's wrappers as soon
 # as anything imports torch._dynamo. The arithmetic, the state_dict and the hooks are torch's own.
