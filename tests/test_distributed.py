@@ -111,20 +111,30 @@ def test_a_ddp_run_killed_mid_epoch_resumes_bit_identical_to_an_uninterrupted_on
     assert whole.returncode == 0, whole.stderr
 
     killed = tmp_path / "killed"
+    mark = f"killed-{os.getpid()}"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "trainlab", "train", "--nproc", "2", *map(str, common), "--run-dir", str(killed)],
-        env=environment(),
+        env=environment(TRAINLAB_TEST_MARK=mark),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the launcher, torchrun and both trainers die together
+        start_new_session=True,  # its own process group: the launcher and torchrun
     )
     deadline = time.monotonic() + 120
     while not (killed / "checkpoints" / "last.pt").is_file():
         assert launcher.poll() is None, "the run ended before the test could kill it"
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # torchrun starts each trainer in a session of its own: killing the launcher's group leaves them training
+    # (and finishing the run a second later); a whole launch that dies (a crash, the OOM killer) takes them too
+    trainers = processes_marked(mark, "0") + processes_marked(mark, "1")
+    assert len(trainers) == 2
+    for pid in trainers:
+        os.kill(pid, signal.SIGKILL)
     os.killpg(launcher.pid, signal.SIGKILL)
     launcher.wait()
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in process_state(pid) for pid in trainers):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert read_metrics(killed) == []  # killed in the middle of epoch 1
 
     wrong = trainlab("train", "--resume", killed, "--trust-model-code", "--device", "cpu")
@@ -136,6 +146,14 @@ def test_a_ddp_run_killed_mid_epoch_resumes_bit_identical_to_an_uninterrupted_on
     a, b = weights(tmp_path / "whole"), weights(killed)
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert read_metrics(killed)[-1]["test_loss"] == read_metrics(tmp_path / "whole")[-1]["test_loss"]
+
+
+def process_state(pid: int) -> str:
+    """The state letter in /proc/PID/stat (Z: a zombie, dead but not yet reaped), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def processes_marked(mark: str, rank: str) -> list[int]:
