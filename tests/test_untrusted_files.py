@@ -277,6 +277,7 @@ def test_a_report_path_that_holds_another_kind_of_file_is_not_replaced(trained, 
     notes.write_text("# mine")
     result = run_main("evaluate", run_dir, "--data-dir", data_dir, "--confusion-matrix", notes)
     assert_one_line_error(result, f"{notes} exists and is not a PNG image")
+    assert result.stdout == ""  # refused before evaluating, not after printing the figures
     assert notes.read_text() == "# mine"
 
 
