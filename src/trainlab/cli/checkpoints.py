@@ -91,10 +91,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.fileio import check_replaceable
     from trainlab.inference.evaluation import evaluate_checkpoint
     from trainlab.reports.classification import format_per_class
     from trainlab.reports.console import format_test_block
-    from trainlab.fileio import check_replaceable
     from trainlab.reports.plots import confusion_matrix_plot
 
     if args.confusion_matrix:  # a file that cannot be written is refused before the evaluation, not after
