@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -382,6 +383,11 @@ def parse_arguments() -> argparse.Namespace:
         help="auto: bf16 where the CPU has avx512_bf16 or amx_bf16, else fp32 (default: auto)",
     )
     parser.add_argument("--peak-repeats", type=int, default=10, help="timed repeats of the peak conv (default: 10)")
+    parser.add_argument(
+        "--peak-only",
+        action="store_true",
+        help="print the conv peak in --precision on --threads threads and stop (e.g. under ONEDNN_MAX_CPU_ISA=AVX2)",
+    )
     parser.add_argument("--hand-loop", action="store_true", help=argparse.SUPPRESS)  # the driver's child process
     return parse_driver(parser, positive=("peak_repeats",))
 
@@ -390,6 +396,19 @@ def main() -> int:
     args = parse_arguments()
     if args.hand_loop:
         hand_loop(args)
+        return 0
+    if args.peak_only:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        precision = resolve_precision(args.precision)
+        peak = conv_peak_gflops(precision, args.peak_repeats)
+        print(
+            f"conv peak, {precision}, {torch.get_num_threads()} thread(s), oneDNN ISA cap "
+            f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')}: {peak['gflops']:.1f} GFLOP/s (best of "
+            f"{args.peak_repeats}; median {peak['median_gflops']:.1f})"
+        )
         return 0
     return run_driver("conv-loop", args, measure, markdown_report, settings=("model", "precision", "peak_repeats"))
 
