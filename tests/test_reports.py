@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -175,7 +176,22 @@ def test_png_content_of_files_that_carry_none_is_none(tmp_path):
 
     (tmp_path / "text.png").write_text("not a picture")
     (tmp_path / "cut.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    assert [png_content(tmp_path / name) for name in ("text.png", "cut.png", "missing.png")] == [None] * 3
+    # a chunk that claims 4 GB is stepped over, not read into memory
+    claims = b"\x89PNG\r\n\x1a\n" + b"\xff\xff\xff\xf0zTXt" + b"tiny"
+    (tmp_path / "claims.png").write_bytes(claims)
+    names = ("text.png", "cut.png", "missing.png", "claims.png")
+    assert [png_content(tmp_path / name) for name in names] == [None] * 4
+
+
+def test_png_content_finds_the_digest_after_other_chunks(tmp_path):
+    from trainlab.reports.plots import new_figure, png_content, save_figure
+
+    path = save_figure(new_figure(figsize=(1, 1)), tmp_path / "a.png", "d" * 64)
+    data = path.read_bytes()
+    header_end = 8 + 8 + 13 + 4  # the signature, then IHDR: length and kind, 13 bytes, CRC
+    extra = struct.pack(">I4s", 3000, b"zzTx") + bytes(3000) + b"\0\0\0\0"  # an ancillary chunk of 3,000 bytes
+    path.write_bytes(data[:header_end] + extra + data[header_end:])
+    assert png_content(path) == "d" * 64
 
 
 def test_per_class_precision_and_recall_match_a_hand_count():

@@ -30,6 +30,7 @@ def new_figure(**options: Any) -> Figure:
 
 CONTENT_KEYWORD = "trainlab-content"  # a PNG text chunk: the digest of what the picture shows
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_CHUNK = 4096  # bytes: a digest's text chunk is 81
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, content: str | None = None) -> Path:
@@ -59,8 +60,11 @@ def png_content(path: str | os.PathLike) -> str | None:
                 length, kind = struct.unpack(">I4s", header)
                 if kind in (b"IDAT", b"IEND"):  # Agg writes its text chunks before the pixels
                     return None
-                body = handle.read(length + 4)[:length]  # the chunk and its CRC
-                if kind == b"tEXt" and body.startswith(CONTENT_KEYWORD.encode() + b"\0"):
+                if kind != b"tEXt" or length > MAX_TEXT_CHUNK:  # skipped unread, whatever length a file claims
+                    handle.seek(length + 4, os.SEEK_CUR)  # the chunk and its CRC
+                    continue
+                body = handle.read(length + 4)[:length]
+                if body.startswith(CONTENT_KEYWORD.encode() + b"\0"):
                     return body[len(CONTENT_KEYWORD) + 1 :].decode("latin-1")
     except OSError:
         return None
