@@ -59,9 +59,8 @@ def main() -> int:
         }
         for name, draw in reports.items():
             taken = seconds(draw, args.repeats)
-            print(
-                f"{name}: {statistics.median(taken):.3f} s (median of {args.repeats}; {min(taken):.3f}-{max(taken):.3f})"
-            )
+            spread = f"{min(taken):.3f}-{max(taken):.3f}"
+            print(f"{name}: {statistics.median(taken):.3f} s (median of {args.repeats}; {spread})")
     return 0
 
 
