@@ -124,10 +124,15 @@ def with_importtime(command: list[str]) -> list[str]:
     return [sys.executable, "-X", "importtime", *command[1:]]
 
 
-def run_whole(command: list[str]) -> float:
-    """Wall seconds of one whole process; fails loudly on a non-zero exit. A PNG it would keep is removed first."""
+def remove_drawn_png(command: list[str]) -> None:
+    """The PNG a drawing evaluate writes, removed before it runs: evaluate would keep it and not draw."""
     if command[-1].endswith(DRAWN_PNG):
         Path(command[-1]).unlink(missing_ok=True)
+
+
+def run_whole(command: list[str]) -> float:
+    """Wall seconds of one whole process; fails loudly on a non-zero exit. A PNG it would keep is removed first."""
+    remove_drawn_png(command)
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
@@ -195,8 +200,7 @@ def breakdown(commands_: dict[str, list[str]], work: Path) -> dict[str, dict[str
         if name == "first step":
             run_to_first_step(importtime, work / "first-step-importtime", stderr_path)
         else:
-            if command[-1].endswith(DRAWN_PNG):
-                Path(command[-1]).unlink(missing_ok=True)
+            remove_drawn_png(command)
             with open(stderr_path, "w") as stderr:
                 subprocess.run(importtime, stdout=subprocess.DEVNULL, stderr=stderr, check=True)
         wall = time.perf_counter() - started
