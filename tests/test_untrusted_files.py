@@ -210,17 +210,48 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run_and_touches_nothing(tiny_d
     assert sorted(p.name for p in project.iterdir()) == ["notes.txt", "src"]
 
 
-def test_overwrite_refuses_a_run_directory_holding_a_users_file(trained, tmp_path, run_main):
+@pytest.mark.parametrize(
+    "users_file",
+    [
+        "checkpoints/keep.txt",
+        "checkpoints/epoch1-keep-this.pt",  # a run writes last.pt and best.pt there, no other .pt
+        "checkpoints/.notes",
+        "checkpoints/.keep.pt",
+        "checkpoints/.notes.tmp",  # not the temporary file of an atomic write (.NAME.HEX.tmp)
+        "checkpoints/.epoch1.pt.0123456789ab.tmp",  # a temporary name, but of no file a run writes
+        "checkpoints/.lock",  # the lock lives at the top level only
+        ".notes.tmp",
+        "tensorboard/notes.txt",
+    ],
+)
+def test_overwrite_refuses_a_run_directory_holding_a_users_file(users_file, trained, tmp_path, run_main):
     data_dir, run_dir = trained
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    (copy / "checkpoints" / "keep.txt").write_text("mine")
+    (copy / users_file).parent.mkdir(exist_ok=True)
+    (copy / users_file).write_text("mine")
     before = snapshot(copy)
     result = run_main(
         "train", "--run-dir", copy, "--overwrite", "--data-dir", data_dir, "--epochs", "1", "--no-download", "--quiet"
     )
-    assert_one_line_error(result, "checkpoints/keep.txt", "which no run writes")
+    assert_one_line_error(result, users_file, "which no run writes")
     assert snapshot(copy) == before
+
+
+def test_a_users_files_beside_a_run_survive_the_start_of_a_resume(trained, tmp_path, run_main):
+    """Only the temporary files of a run's own writes are tidied away when a run starts."""
+    data_dir, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    mine = [copy / ".notes.tmp", copy / "checkpoints" / ".draft.tmp", copy / "checkpoints" / ".x.pt.0123456789ab.tmp"]
+    for path in mine:
+        path.write_text("mine")
+    leftover = copy / "checkpoints" / ".last.pt.0123456789ab.tmp"  # a writer killed mid-write left it
+    leftover.write_bytes(b"half a checkpoint")
+    result = run_main("train", "--resume", copy, "--data-dir", data_dir, "--no-download", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert [path.read_text() for path in mine] == ["mine"] * 3
+    assert not leftover.exists()
 
 
 def test_overwrite_replaces_a_run_and_fills_an_empty_folder(trained, tmp_path, run_main):

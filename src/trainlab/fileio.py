@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import BinaryIO
 from trainlab.errors import FileWriteError, TrainlabError
 
 TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "inline_container", "file write failed")  # torch's RuntimeErrors
+TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")  # what _create_temporary names: .NAME.HEX.tmp
 
 
 def read_text_file(path: Path, what: str, error: type[TrainlabError], encoding: str = "utf-8") -> str:
@@ -76,13 +78,19 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     except OSError as exc:
         raise FileWriteError(path, exc.strerror or str(exc)) from None
     while True:
-        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")  # TEMPORARY_NAME
         try:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), name
         except FileExistsError:
             continue
         except OSError as exc:
             raise FileWriteError(path, exc.strerror or str(exc)) from None
+
+
+def temporary_target(name: str) -> str | None:
+    """The file name an atomic write's temporary file `name` was to replace (None: not such a temporary file)."""
+    match = TEMPORARY_NAME.fullmatch(name)
+    return match["target"] if match else None
 
 
 def write_bytes_atomically(path: str | os.PathLike, content: bytes) -> Path:

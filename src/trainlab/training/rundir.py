@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import FileWriteError, TrainlabError
-from trainlab.fileio import write_bytes_atomically
+from trainlab.fileio import temporary_target, write_bytes_atomically
 from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's names
     BEST_CHECKPOINT,
     CHECKPOINT_FOLDER,
@@ -71,7 +71,7 @@ def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
             f"run directory {run_dir} holds symbolic links ({', '.join(links)}); trainlab never "
             "writes through links: remove them or choose another --run-dir"
         )
-    if resume or not any(not _is_scratch(e.name) for e in run_dir.iterdir()):
+    if resume or all(_is_scratch("", entry.name) for entry in run_dir.iterdir()):
         return
     if not overwrite:
         raise TrainlabError(
@@ -101,17 +101,25 @@ def _own_entries(run_dir: Path) -> list[Path]:
     return entries
 
 
+# The names a run writes, folder by folder: a file of any other name is a user's, wherever it sits.
+OWN_FILE_NAMES = {
+    "": frozenset(RUN_FILES),
+    CHECKPOINT_FOLDER: frozenset({LAST_CHECKPOINT.name, BEST_CHECKPOINT.name}),
+}
+TENSORBOARD_EVENTS_PREFIX = "events.out.tfevents."  # SummaryWriter's event files
+
+
 def _belongs_to_a_run(run_dir: Path, entry: Path) -> bool:
-    """Whether a run writes this entry: its files, checkpoints (*.pt), event files, temporary files."""
+    """Whether a run writes this entry, by its name: its files, last.pt and best.pt, event files, temporaries."""
     relative = entry.relative_to(run_dir)
-    name = entry.name
-    if _is_scratch(name):
-        return True
-    if len(relative.parts) == 1:
-        return name in RUN_FILES or (name in (CHECKPOINT_FOLDER, TENSORBOARD_FOLDER) and entry.is_dir())
-    if relative.parts[0] == CHECKPOINT_FOLDER:
-        return name.endswith(".pt") and not entry.is_dir()
-    return name.startswith("events.out.tfevents.") and not entry.is_dir()
+    folder = "" if len(relative.parts) == 1 else relative.parts[0]
+    if folder == "" and entry.name in (CHECKPOINT_FOLDER, TENSORBOARD_FOLDER):
+        return entry.is_dir()
+    if not entry.is_file():  # a run writes only regular files: a folder, FIFO or socket is a user's
+        return False
+    if folder == TENSORBOARD_FOLDER:
+        return entry.name.startswith(TENSORBOARD_EVENTS_PREFIX)
+    return _is_scratch(folder, entry.name) or entry.name in OWN_FILE_NAMES[folder]
 
 
 def foreign_entries(run_dir: Path) -> list[str]:
@@ -132,17 +140,19 @@ def linked_entries(run_dir: Path) -> list[str]:
     )
 
 
-def _is_scratch(name: str) -> bool:
-    """The lock file and temporary files of an interrupted atomic write hold nothing worth keeping."""
-    return name == LOCK_FILE or (name.startswith(".") and name.endswith(".tmp"))
+def _is_scratch(folder: str, name: str) -> bool:
+    """The lock file, and a temporary file of an interrupted atomic write of a run's own file (in `folder`)."""
+    if folder == "" and name == LOCK_FILE:
+        return True
+    return temporary_target(name) in OWN_FILE_NAMES.get(folder, ())
 
 
 def remove_temporary_files(run_dir: Path) -> None:
-    """Delete temporary files left by a writer that was killed mid-write (call with the lock held)."""
-    for folder in (run_dir, run_dir / LAST_CHECKPOINT.parent):
-        if folder.is_dir():
-            for entry in folder.iterdir():
-                if entry.name != LOCK_FILE and _is_scratch(entry.name) and entry.is_file():
+    """Delete the temporary files of a writer killed mid-write (call with the lock held); a user's stay."""
+    for folder in ("", CHECKPOINT_FOLDER):
+        if (run_dir / folder).is_dir():
+            for entry in (run_dir / folder).iterdir():
+                if entry.name != LOCK_FILE and _is_scratch(folder, entry.name) and entry.is_file():
                     entry.unlink(missing_ok=True)
 
 
