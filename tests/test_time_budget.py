@@ -144,6 +144,33 @@ def test_a_budget_too_small_to_train_is_refused_and_leaves_no_run(run_main, tiny
     assert not (tmp_path / "r").exists()
 
 
+PLAN_A_SHORT_RUN = """
+import json
+import sys
+
+from trainlab import TrainConfig
+from trainlab.data import load_dataset
+from trainlab.training import budget
+
+config = TrainConfig(device="cpu", threads=1, data_dir=sys.argv[1], time_budget=20, **json.loads(sys.argv[2]))
+planned, plan = budget.plan_run(config, load_dataset(config, download=False), None, budget.Clock())
+print(plan.steps_per_epoch, planned.max_steps >= 1, planned.epochs == -(-planned.max_steps // 10))
+"""
+
+
+@pytest.mark.parametrize("length", ['{"epochs": 1}', '{"epochs": 2}', '{"epochs": 1, "max_steps": 3}'])
+def test_a_short_budget_run_with_fewer_steps_than_the_timing_takes_is_planned(tiny_data, length):
+    import subprocess
+    import sys
+
+    # in a process of its own: before the fix the measurement spun forever waiting for steps the run lacks
+    done = subprocess.run(
+        [sys.executable, "-c", PLAN_A_SHORT_RUN, str(tiny_data), length], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["10", "True", "True"]  # 640 images in batches of 64
+
+
 def test_auto_width_takes_the_widest_model_that_trains_ten_epochs(tiny_data, fixed_costs):
     from trainlab import load_dataset
     from trainlab.training import budget

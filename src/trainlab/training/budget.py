@@ -31,6 +31,7 @@ TARGET_FRACTION = 0.99  # the plan ends here: inside the 3% window below the bud
 WARMUP_STEPS = 3  # untimed first steps: one-off imports, allocations, kernel choices
 MIN_TIMED_STEPS = 5
 MAX_TIMED_STEPS = 30
+MEASURED_STEPS = WARMUP_STEPS + MAX_TIMED_STEPS  # the most steps one measurement trains
 MEASURE_SHARE = 0.02  # of the budget, at most, for timing one model's steps
 END_SECONDS = 3.0  # the final summary, reports and TensorBoard flush after the last epoch
 WIDTH_FRACTIONS = (1.0, 0.75, 0.5, 0.375, 0.25)  # auto_width: the configured width and these shares of it
@@ -133,12 +134,15 @@ def measure_costs(
     and the run's optimizer steps per epoch."""
     from trainlab.training.setup import build_training
 
-    setup = build_training(config, data, model=None if model is None else _copy(model))
+    # the throwaway trains as many epochs as the timing needs, whatever the run's own --epochs or --max-steps
+    # (a 1-epoch run of 10 batches, or --max-steps 3, has fewer steps than the timing: it waited for them forever)
+    measured = config.replace(epochs=max(config.epochs, MEASURED_STEPS), max_steps=None)
+    setup = build_training(measured, data, model=None if model is None else _copy(model))
     stamps: list[float] = []
     deadline = time.perf_counter() + seconds
 
     def batches():
-        for epoch in itertools.count():
+        for epoch in range(MEASURED_STEPS):  # every epoch has a step: bounded even if the loader were short
             for batch in setup.batches(epoch):
                 timed = len(stamps) - WARMUP_STEPS
                 if timed >= MAX_TIMED_STEPS or (timed >= MIN_TIMED_STEPS and time.perf_counter() > deadline):
