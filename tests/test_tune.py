@@ -566,3 +566,29 @@ def test_a_search_key_that_is_not_a_table_is_refused(tiny_data, tmp_path, run_ma
     result = run_main("tune", "--config", config, "--data-dir", tiny_data, *TINY, "--run-dir", tmp_path / "s")
     assert_one_line_error(result, f"{config}: search must be a table ([search]) of KEY = SPEC")
     assert not (tmp_path / "s").exists()
+
+
+def test_a_study_searching_a_torchvision_model_continues_from_its_folder(tiny_data, tmp_path, run_main, no_run_reports):
+    config = tmp_path / "tune.toml"
+    config.write_text('[search]\nmodel = ["mlp", "tv:resnet18"]\n')
+    study = tmp_path / "study"
+    result = run_main(*tune_args(tiny_data, study, "--config", config, "--trials", "1"))
+    assert result.returncode == 0, result.stderr
+    assert 'search = [\n    "model=mlp,tv:resnet18",\n]' in (study / "study.toml").read_text()
+    again = run_main("tune", "--run-dir", study, "--trials", "1", "--no-download")
+    assert again.returncode == 0, again.stderr  # the recorded space reads back as two choices, not one name
+    assert f"Study study in {study}: 1 of 1 trials finished" in again.stdout
+
+
+def test_a_model_choice_holds_its_colon_and_other_names_still_refuse_a_range(tiny_data):
+    from trainlab.config import TrainConfig
+    from trainlab.tuning.search import parse_search
+
+    base = TrainConfig(data_dir=str(tiny_data), val_split=0.2)
+    (model,) = parse_search(["model=mlp,tv:resnet18,my_pkg.nets:Net"], base)
+    assert model.choices == ("mlp", "tv:resnet18", "my_pkg.nets:Net")
+    assert parse_search([model.spec()], base) == [model]
+    from trainlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="optimizer takes a name, not a range; list the choices as A,B"):
+        parse_search(["optimizer=sgd:adam"], base)

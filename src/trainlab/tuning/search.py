@@ -20,6 +20,8 @@ from trainlab.errors import ConfigError, TrainlabError
 # or the trials would not be compared on equal terms
 FIXED_GROUPS = ("run",)
 FIXED_KEYS = ("device", "threads", "val_split", "eval_batch_size", "weights", "freeze", "time_budget", "auto_width")
+# names that hold a colon (tv:resnet18, package.module:Class): A:B is one choice there, never a range
+COLON_NAME_KEYS = ("model",)
 
 
 def tunable_keys() -> dict[str, str]:
@@ -108,7 +110,7 @@ def parse_dimension(key: str, kind: str, value: Any, where: str) -> Dimension:
         return _range(key, kind, value["low"], value["high"], bool(value.get("log", False)), where)
     if not isinstance(value, str):
         raise ConfigError(f'{where}: expected "LOW:HIGH[:log]", a list of choices or a table, got {value!r}')
-    if ":" in value:
+    if ":" in value and key not in COLON_NAME_KEYS:
         parts = [part.strip() for part in value.split(":")]
         log = parts[-1].lower() == "log"
         if log:
