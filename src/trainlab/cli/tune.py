@@ -41,7 +41,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     tune.add_argument(
         "--trust-model-code",
         action="store_true",
-        help="build a package.module:Class model that the config file names (trusted files only)",
+        help="build a package.module:Class model that the config file or the study folder names (trusted files only)",
     )
     add_output_options(tune)
     tune.set_defaults(handler=cmd_tune)
@@ -63,7 +63,7 @@ def search_from(args: argparse.Namespace):
 
 
 def cmd_tune(args: argparse.Namespace, out: Output) -> int:
-    from trainlab.tuning.search import parse_search
+    from trainlab.tuning.search import ModelTrust, check_named_models, parse_search
     from trainlab.tuning.study import StudySpec, TuneOptions, require_optuna, run_study
 
     if args.trials < 1:
@@ -71,11 +71,14 @@ def cmd_tune(args: argparse.Namespace, out: Output) -> int:
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise TrainlabError(f"--timeout must be a number of seconds above 0, got {args.timeout:g}")
     search = search_from(args)
+    trust = ModelTrust.of_command_line(args.model, args.search, args.trust_model_code)
     spec = None
     if search is not None:
         base = train_config(args, ignore=("search",))
         source = "--search" if args.search else f"{args.config} [search]"
         spec = StudySpec(base, parse_search(search, base, source), args.metric, args.pruner)
+        if not args.search:  # a [search] table is a file's words, not the user's
+            check_named_models(base, spec.search, f"config file {args.config} [search]", trust)
         spec.check()
     elif args.run_dir is None:
         raise TrainlabError(
@@ -89,6 +92,7 @@ def cmd_tune(args: argparse.Namespace, out: Output) -> int:
         storage=args.storage,
         study_name=args.study_name,
         download=not args.no_download,
+        model_trust=trust,
     )
     result = run_study(spec, args.run_dir, options, say=out.say)
     out.result(result)

@@ -2,7 +2,7 @@
 
 Every spec is checked against TrainConfig before any trial runs: the key must be one a trial may change, the
 range non-empty, a log range positive, whole numbers for whole-number keys, and every value one the config
-accepts.
+accepts. A model that a file's search space names is built only if the user named it or trusts the file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from trainlab.config import TrainConfig, flag_fields
 from trainlab.errors import ConfigError, TrainlabError
+from trainlab.models import check_model_from_file
 
 # keys a trial may not change: where the data comes from, how the machine runs, what the run writes, and the
 # validation split the trials are compared on; a time budget (and the width it picks) is the same for every trial,
@@ -191,3 +192,29 @@ def check_values(dimension: Dimension, base: TrainConfig, where: str) -> None:
             dataclasses.replace(base, **{dimension.key: value})
         except TrainlabError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ModelTrust:
+    """The package.module:Class models the user named on the command line, or every one (--trust-model-code)."""
+
+    named: frozenset[str] = frozenset()
+    everything: bool = False
+
+    @classmethod
+    def of_command_line(cls, model: str | None, search: list[str] | None, trust_model_code: bool) -> ModelTrust:
+        """--model NAME and the model choices of `--search model=A,B` are the user's own words; files are not."""
+        named = {model} if model else set()
+        for text in search or ():
+            key, _, value = text.partition("=")
+            if key.strip().replace("-", "_") == "model":
+                named.update(choice.strip() for choice in value.split(","))
+        return cls(frozenset(named), trust_model_code)
+
+
+def check_named_models(base: TrainConfig, dimensions: list[Dimension], source: str, trust: ModelTrust) -> None:
+    """The base model and every model choice that the file `source` names: code only if the user trusts it."""
+    names = [base.model] + [choice for item in dimensions if item.key == "model" for choice in item.choices]
+    for name in names:
+        named_by_user = name if name in trust.named else None
+        check_model_from_file(name, base.extra, source, named_by_user=named_by_user, trusted=trust.everything)

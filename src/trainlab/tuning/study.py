@@ -28,7 +28,7 @@ from trainlab.config import TrainConfig, read_config_file
 from trainlab.errors import ConfigError, RunEndedEarly, TrainlabError
 from trainlab.fileio import write_bytes_atomically
 from trainlab.training.reporting import Reporter, Reporters
-from trainlab.tuning.search import Dimension, parse_search
+from trainlab.tuning.search import Dimension, ModelTrust, check_named_models, parse_search
 
 STUDY_FILE = "study.toml"
 DATABASE_FILE = "study.db"
@@ -104,7 +104,7 @@ class TuneOptions:
     storage: str | None = None
     study_name: str | None = None
     download: bool = True
-    messages: list[str] = field(default_factory=list)
+    model_trust: ModelTrust = field(default_factory=ModelTrust)  # the models a study's files may name
 
 
 class TrialPruned(RunEndedEarly):
@@ -154,11 +154,12 @@ class TrialConsole(Reporter):
             self.say(f"  trial {self.number}: {text}")
 
 
-def open_study_spec(study_dir: Path, spec: StudySpec | None) -> StudySpec:
+def open_study_spec(study_dir: Path, spec: StudySpec | None, trust: ModelTrust) -> StudySpec:
     """The study's spec: recorded in study.toml at its first start; a rerun with other settings is refused."""
     path = study_dir / STUDY_FILE
     if path.is_file():
         recorded = StudySpec.from_dict(read_config_file(path), str(path))
+        check_named_models(recorded.base, recorded.search, str(path), trust)  # an edited file runs no code
         if spec is not None and spec.to_dict() != recorded.to_dict():
             changed = [key for key, value in spec.to_dict().items() if recorded.to_dict()[key] != value]
             raise ConfigError(
@@ -296,7 +297,7 @@ def run_study(
     # trainlab says each failed trial in one line; Optuna's own warning repeats it with a traceback
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = storage_for(options.storage, study_dir) if options.storage else None  # a bad URL: nothing written
-    spec = open_study_spec(study_dir, spec)
+    spec = open_study_spec(study_dir, spec, options.model_trust)
     storage = storage or storage_for(None, study_dir)  # SQLite in the study folder, now that it exists
     name = options.study_name or study_dir.name
     study = optuna.create_study(
@@ -465,21 +466,19 @@ def tracking_parent(spec: StudySpec, study_dir: Path, name: str) -> TrackingPare
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:
     """One row per trial: number, state, params, value, epochs, seconds, run directory."""
-    rows = []
-    for trial in study.get_trials(deepcopy=False):
-        rows.append(
-            {
-                "number": trial.number,
-                "state": trial.state.name.lower(),
-                "params": dict(trial.params),
-                "value": trial.value,
-                "epochs": trial.user_attrs.get("epochs"),
-                "seconds": trial.user_attrs.get("seconds"),
-                "run_dir": trial.user_attrs.get("run_dir"),
-                "error": trial.user_attrs.get("error"),
-            }
-        )
-    return rows
+    return [
+        {
+            "number": trial.number,
+            "state": trial.state.name.lower(),
+            "params": dict(trial.params),
+            "value": trial.value,
+            "epochs": trial.user_attrs.get("epochs"),
+            "seconds": trial.user_attrs.get("seconds"),
+            "run_dir": trial.user_attrs.get("run_dir"),
+            "error": trial.user_attrs.get("error"),
+        }
+        for trial in study.get_trials(deepcopy=False)
+    ]
 
 
 def format_table(rows: list[dict[str, Any]], metric: str, best: int | None) -> str:
