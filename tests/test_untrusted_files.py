@@ -505,3 +505,110 @@ def test_a_model_named_in_search_on_the_command_line_is_the_users_own(trained, t
     assert again.returncode == 0, again.stderr
     bare = run_main("tune", "--run-dir", study, "--trials", "1", "--no-download")
     assert_one_line_error(bare, f"{study / 'study.toml'} names the model '{name}:Net'")
+
+
+# --- every file trainlab reads names code only when the user named or trusts it (issue 27) -------------------------
+
+
+def tune_tiny(data_dir: Path, study: Path, *extra) -> list:
+    """`trainlab tune` of one mlp trial on generated data: 2 batches, one epoch, a 20% validation split."""
+    return [
+        "tune", "--data-dir", data_dir, "--device", "cpu", "--threads", "1", "--no-download", "--val-split", "0.2",
+        "--epochs", "1", "--limit-train-batches", "2", "--trials", "1", "--run-dir", study, *extra,
+    ]  # fmt: skip
+
+
+def test_a_study_folder_whose_recorded_model_names_a_users_module_never_imports_it(
+    trained, tmp_path, run_main, user_module
+):
+    data_dir, _ = trained
+    name, marker = user_module
+    study = tmp_path / "study"
+    assert run_main(*tune_tiny(data_dir, study, "--search", "lr=1e-3:1e-1:log")).returncode == 0
+    recorded = study / "study.toml"
+    recorded.write_text(recorded.read_text().replace('model = "mlp"', f'model = "{name}:Net"'))
+    before = snapshot(study)
+    result = run_main("tune", "--run-dir", study, "--trials", "2", "--no-download")
+    assert_one_line_error(
+        result, f"{recorded} names the model '{name}:Net'", f"pass --model {name}:Net or --trust-model-code"
+    )
+    assert not marker.exists() and name not in sys.modules
+    assert snapshot(study) == before  # no trial ran, nothing was written
+    trusted = run_main("tune", "--run-dir", study, "--trials", "2", "--no-download", "--trust-model-code")
+    assert trusted.returncode == 0, trusted.stderr
+    assert marker.read_text() == "imported"
+    assert f"Study study in {study}: 1 of 2 trials finished" in trusted.stdout
+
+
+def test_a_search_table_naming_a_users_module_is_refused_naming_the_file(trained, tmp_path, run_main, user_module):
+    data_dir, _ = trained
+    name, marker = user_module
+    config = tmp_path / "tune.toml"
+    config.write_text(f'val_split = 0.2\n\n[search]\nmodel = ["{name}:Net"]\nlr = "1e-3:1e-1:log"\n')
+    study = tmp_path / "study"
+    result = run_main(*tune_tiny(data_dir, study, "--config", config))
+    assert_one_line_error(
+        result, f"config file {config} [search] names the model '{name}:Net'", "so it was not imported"
+    )
+    assert not marker.exists() and name not in sys.modules
+    assert not study.exists()
+
+    top_level = tmp_path / "top.toml"  # the same name outside [search] is refused the same way
+    top_level.write_text(f'val_split = 0.2\nmodel = "{name}:Net"\n\n[search]\nlr = "1e-3:1e-1:log"\n')
+    result = run_main(*tune_tiny(data_dir, study, "--config", top_level))
+    assert_one_line_error(result, f"config file {top_level} names the model '{name}:Net'")
+    assert not marker.exists() and not study.exists()
+
+    trusted = run_main(*tune_tiny(data_dir, study, "--config", config, "--trust-model-code"))
+    assert trusted.returncode == 0, trusted.stderr
+    assert marker.read_text() == "imported"
+    assert f'"model=\\"{name}:Net\\""' not in (study / "study.toml").read_text()
+    assert f"model={name}:Net" in (study / "study.toml").read_text()
+
+
+def test_a_model_named_in_search_on_the_command_line_is_the_users_own(trained, tmp_path, run_main, user_module):
+    data_dir, _ = trained
+    name, marker = user_module
+    study = tmp_path / "study"
+    result = run_main(*tune_tiny(data_dir, study, "--search", f"model={name}:Net", "lr=1e-3:1e-1:log"))
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "imported"
+    # the recorded study continues with the same words on the command line, and only with them
+    again = run_main(*tune_tiny(data_dir, study, "--search", f"model={name}:Net", "lr=1e-3:1e-1:log"))
+    assert again.returncode == 0, again.stderr
+    bare = run_main("tune", "--run-dir", study, "--trials", "1", "--no-download")
+    assert_one_line_error(bare, f"{study / 'study.toml'} names the model '{name}:Net'")
+
+
+def test_mlflow_tracking_logs_a_runs_weights_as_its_own_model_never_the_checkpoints_code(
+    trained, tmp_path, monkeypatch, user_module
+):
+    """A resumed run's best.pt may be older than the process; the logged weights are built as the run's model."""
+    from types import SimpleNamespace
+
+    import trainlab.inference.export as export
+
+    pytest.importorskip("mlflow")
+    from trainlab.tuning.tracking import MlflowReporter
+
+    _, run_dir = trained
+    name, marker = user_module
+    payload = load_checkpoint(run_dir).payload
+    payload["config"] = {**payload["config"], "model": f"{name}:Net"}
+    best = tmp_path / "best.pt"
+    torch.save(payload, best)
+    exported = []
+
+    class Built(Exception):
+        """The weights were built; what MLflow does with them is not this test's concern."""
+
+    def export_model(predictor, *args, **kwargs):
+        exported.append(predictor.model_name)
+        raise Built
+
+    monkeypatch.setattr(export, "export_model", export_model)
+    reporter = MlflowReporter(TrainConfig(model="mlp"), SimpleNamespace(primary=False))
+    with pytest.raises(Built):
+        reporter.log_weights(best)
+    assert not marker.exists() and name not in sys.modules
+    assert exported == ["mlp"]
