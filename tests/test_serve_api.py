@@ -674,6 +674,49 @@ def test_oip_data_given_as_strings_is_refused(client, run):
     assert_error(response, 422, re.escape("input 'anything': data must be numbers (flat or nested lists)"))
 
 
+def oip_malformed_tensors() -> dict[str, tuple[dict, str]]:
+    """Tensors that once passed the checks and failed later (a 500) or were taken as another tensor."""
+    flat = two_images().flatten().tolist()
+    huge = 2**60 + 1
+    return {
+        "a shape whose element count overflows 64 bits": (
+            infer_request(flat[:784], shape=[huge, 1, 28, 28]),
+            f"input 'anything': shape [{huge}, 1, 28, 28] needs {huge * 784} values, got 784",
+        ),
+        "nested data of another shape than its shape field": (
+            infer_request(two_images().reshape(1, 2, 28, 28).tolist()),
+            "input 'anything': the nested data has shape [1, 2, 28, 28], not its shape [2, 1, 28, 28]",
+        ),
+        "nested rows beside numbers": (
+            infer_request([flat[:784], *flat[784:]]),
+            "input 'anything': data must be numbers (flat or nested lists)",
+        ),
+        "a boolean among the numbers": (
+            infer_request([True, *flat[1:]]),
+            "input 'anything': data holds true or false; UINT8 pixels are numbers 0-255",
+        ),
+        "a boolean as a dimension": (
+            infer_request(flat[:784], shape=[True, 1, 28, 28]),
+            "inputs.0.shape.0: Input should be a valid integer",
+        ),
+        "a 400-digit value": (
+            infer_request([10**400, *flat[1:]]),
+            "input 'anything': UINT8 values are whole numbers from 0 to 255",
+        ),
+        "a null value": (
+            infer_request([None, *flat[1:]]),
+            "input 'anything': data must be numbers (flat or nested lists)",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(oip_malformed_tensors()))
+def test_a_malformed_tensor_is_a_json_422_never_a_500(case, client, run):
+    request, message = oip_malformed_tensors()[case]
+    response = client.post(f"/v2/models/{run.run_dir.name}/infer", json=request)
+    assert_error(response, 422, re.escape(message))
+
+
 def test_an_unknown_model_name_is_a_json_404(client, run):
     message = re.escape(f"no model named 'nope'; this server serves '{run.run_dir.name}'")
     assert_error(client.get("/v2/models/nope"), 404, message)

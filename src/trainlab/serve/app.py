@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,32 +25,22 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab import __version__
-from trainlab.data.decoding import ImageTooLarge, NotAnImage
 from trainlab.errors import DataError
 from trainlab.serve import schemas
 from trainlab.serve.batching import Batcher, QueueFull
+from trainlab.serve.errors import JSON, ApiError, error_body, image_error
 from trainlab.serve.metrics import ServerMetrics
 from trainlab.serve.model import ServedModel
+from trainlab.serve.oip import oip_tensor
 from trainlab.serve.settings import MAX_TOP_K, SETTINGS_VARIABLE, ServeSettings
 
 OPEN_PATHS = ("/", "/favicon.ico", "/v1/health", "/v1/ready", "/v2/health/live", "/v2/health/ready", "/docs")
 OPEN_PREFIXES = ("/static/", "/docs/", "/openapi.json")  # the page and the API docs carry no model data
 REFUSED_TYPES = ("text/", "application/json", "application/xml")  # bodies that are surely not image files
-JSON = "application/json"
 INLINE_DECODE_BYTES = 4096  # files up to this size (a 28x28 PNG: about 400 bytes) decode on the event loop;
 # deflate expands at most about 1000x, so they hold at most a few million pixels: milliseconds at worst
 INLINE_FORWARD_SECONDS = 0.002  # forward passes faster than this run on the event loop (see batching.py)
 DECODE_THREADS = 2  # PIL releases the GIL while it decodes: large pictures decode beside the event loop
-
-
-class ApiError(Exception):
-    """An answer with an error status and a one-line message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -60,10 +49,6 @@ class BodyTooLarge(StarletteHTTPException):
 
     def __init__(self, message: str):
         super().__init__(413, message)
-
-
-def error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
 
 
 def json_response(values: Any) -> Response:
@@ -150,13 +135,6 @@ async def send_error(send, status: int, message: str, headers: dict[str, str] | 
     raw_headers += [(key.encode(), value.encode()) for key, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def image_error(exc: DataError) -> ApiError:
-    """A picture that cannot be used: 415 not an image, 413 too many pixels, 422 damaged."""
-    if isinstance(exc, NotAnImage):
-        return ApiError(415, f"{exc}; send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    return ApiError(413 if isinstance(exc, ImageTooLarge) else 422, str(exc))
 
 
 def create_app(settings: ServeSettings | None = None, served: ServedModel | None = None) -> FastAPI:
@@ -421,33 +399,6 @@ async def request_images(request: Request) -> tuple[list[bytes], list[str | None
     if not body:
         raise ApiError(422, "the request has no body; send an image file as the body or as multipart files")
     return [body], [None]
-
-
-def oip_tensor(request: schemas.InferenceRequest, shape: tuple[int, int, int]) -> torch.Tensor:
-    """The one UINT8 input of an OIP request as a (N, C, H, W) tensor, checked against the model's input."""
-    expected = "[N, " + ", ".join(map(str, shape)) + "]"
-    if len(request.inputs) != 1:
-        raise ApiError(422, f"send exactly one input tensor (UINT8 {expected}), got {len(request.inputs)}")
-    tensor = request.inputs[0]
-    if tensor.datatype != "UINT8":
-        raise ApiError(422, f"input {tensor.name!r} is {tensor.datatype}; send UINT8 pixels 0-255, shape {expected}")
-    if len(tensor.shape) != 4 or tuple(tensor.shape[1:]) != shape or tensor.shape[0] < 1:
-        raise ApiError(422, f"input {tensor.name!r} has shape {list(tensor.shape)}; this model takes {expected}")
-    try:
-        values = np.asarray(tensor.data).reshape(-1)
-    except (ValueError, TypeError):  # ragged nesting
-        values = None
-    if values is None or (values.size and values.dtype.kind not in "iuf"):  # strings and booleans are not pixels
-        raise ApiError(422, f"input {tensor.name!r}: data must be numbers (flat or nested lists)")
-    if values.size != int(np.prod(tensor.shape)):
-        raise ApiError(
-            422,
-            f"input {tensor.name!r}: shape {list(tensor.shape)} needs {int(np.prod(tensor.shape))} values, "
-            f"got {values.size}",
-        )
-    if values.size and (values.min() < 0 or values.max() > 255 or not np.all(values == np.rint(values))):
-        raise ApiError(422, f"input {tensor.name!r}: UINT8 values are whole numbers from 0 to 255")
-    return torch.from_numpy(values.astype(np.uint8).reshape(tensor.shape))
 
 
 def add_bearer_scheme(app: FastAPI, required: bool) -> None:

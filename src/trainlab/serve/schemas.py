@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 
 class Error(BaseModel):
@@ -75,7 +75,7 @@ class InferenceTensor(BaseModel):
     """An Open Inference Protocol tensor: name, shape, datatype and row-major data (flat or nested)."""
 
     name: str
-    shape: list[int]
+    shape: list[StrictInt]  # strict: JSON true is no dimension
     datatype: str
     parameters: dict[str, Any] | None = None
     data: list[Any]
