@@ -445,6 +445,66 @@ def tune_tiny(data_dir: Path, study: Path, *extra) -> list:
     ]  # fmt: skip
 
 
+def crafted_export(run_main, run_dir: Path, path: Path, model: str) -> Path:
+    """A state-dict or safetensors export (by path's suffix) of run_dir whose description names `model`."""
+    import json
+
+    from trainlab.checkpoint import EXPORT_METADATA_KEY
+
+    export_format = "safetensors" if path.suffix == ".safetensors" else "state-dict"
+    assert run_main("export", run_dir, "--format", export_format, "--out", path).returncode == 0
+    if export_format == "safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata, state = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+        description = json.loads(metadata[EXPORT_METADATA_KEY])
+        description["config"]["model"] = model
+        save_file(state, str(path), metadata={**metadata, EXPORT_METADATA_KEY: json.dumps(description)})
+        return path
+    state = torch.load(path, weights_only=True)
+    description = json.loads(state._metadata[""][EXPORT_METADATA_KEY])
+    description["config"]["model"] = model
+    state._metadata[""][EXPORT_METADATA_KEY] = json.dumps(description)
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "state-dict export", "safetensors export", "run config", "config file"])
+def test_a_file_naming_a_users_module_never_imports_it(kind, trained, tmp_path, run_main, user_module):
+    data_dir, run_dir = trained
+    name, marker = user_module
+    model = f"{name}:Net"
+    if kind == "checkpoint":
+        named = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", model, marker)
+        result = run_main("evaluate", named, "--data-dir", data_dir)
+    elif kind.endswith("export"):
+        named = crafted_export(
+            run_main,
+            run_dir,
+            tmp_path / ("model.safetensors" if kind.startswith("safetensors") else "model.pth"),
+            model,
+        )
+        result = run_main("predict", named, "--test-index", "0", "--data-dir", data_dir)
+    elif kind == "run config":
+        shutil.copytree(run_dir, tmp_path / "run")
+        named = tmp_path / "run" / "config.toml"
+        named.write_text(
+            named.read_text().replace('model = "mlp"', f'model = "{model}"').replace("epochs = 1", "epochs = 2")
+        )
+        result = run_main("train", "--resume", tmp_path / "run")
+    else:
+        named = tmp_path / "run.toml"
+        named.write_text(f'model = "{model}"\nepochs = 1\n')
+        result = run_main(
+            "train", "--config", named, "--data-dir", data_dir, "--run-dir", tmp_path / "new", "--no-download"
+        )
+    assert_one_line_error(result, f"{named} names the model '{model}'", f"pass --model {model} or --trust-model-code")
+    assert not marker.exists() and name not in sys.modules
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_study_folder_whose_recorded_model_names_a_users_module_never_imports_it(
     trained, tmp_path, run_main, user_module
 ):
@@ -507,77 +567,16 @@ def test_a_model_named_in_search_on_the_command_line_is_the_users_own(trained, t
     assert_one_line_error(bare, f"{study / 'study.toml'} names the model '{name}:Net'")
 
 
-# --- every file trainlab reads names code only when the user named or trusts it (issue 27) -------------------------
-
-
-def tune_tiny(data_dir: Path, study: Path, *extra) -> list:
-    """`trainlab tune` of one mlp trial on generated data: 2 batches, one epoch, a 20% validation split."""
-    return [
-        "tune", "--data-dir", data_dir, "--device", "cpu", "--threads", "1", "--no-download", "--val-split", "0.2",
-        "--epochs", "1", "--limit-train-batches", "2", "--trials", "1", "--run-dir", study, *extra,
-    ]  # fmt: skip
-
-
-def test_a_study_folder_whose_recorded_model_names_a_users_module_never_imports_it(
-    trained, tmp_path, run_main, user_module
-):
-    data_dir, _ = trained
+def test_a_best_toml_naming_a_users_module_never_imports_it(trained, tmp_path, run_main, user_module):
+    data_dir, run_dir = trained
     name, marker = user_module
-    study = tmp_path / "study"
-    assert run_main(*tune_tiny(data_dir, study, "--search", "lr=1e-3:1e-1:log")).returncode == 0
-    recorded = study / "study.toml"
-    recorded.write_text(recorded.read_text().replace('model = "mlp"', f'model = "{name}:Net"'))
-    before = snapshot(study)
-    result = run_main("tune", "--run-dir", study, "--trials", "2", "--no-download")
-    assert_one_line_error(
-        result, f"{recorded} names the model '{name}:Net'", f"pass --model {name}:Net or --trust-model-code"
-    )
+    best = tmp_path / "study" / "best.toml"
+    best.parent.mkdir()
+    best.write_text((run_dir / "config.toml").read_text().replace('model = "mlp"', f'model = "{name}:Net"'))
+    result = run_main("train", "--config", best, "--run-dir", tmp_path / "again", "--no-download")
+    assert_one_line_error(result, f"config file {best} names the model '{name}:Net'", "--trust-model-code")
     assert not marker.exists() and name not in sys.modules
-    assert snapshot(study) == before  # no trial ran, nothing was written
-    trusted = run_main("tune", "--run-dir", study, "--trials", "2", "--no-download", "--trust-model-code")
-    assert trusted.returncode == 0, trusted.stderr
-    assert marker.read_text() == "imported"
-    assert f"Study study in {study}: 1 of 2 trials finished" in trusted.stdout
-
-
-def test_a_search_table_naming_a_users_module_is_refused_naming_the_file(trained, tmp_path, run_main, user_module):
-    data_dir, _ = trained
-    name, marker = user_module
-    config = tmp_path / "tune.toml"
-    config.write_text(f'val_split = 0.2\n\n[search]\nmodel = ["{name}:Net"]\nlr = "1e-3:1e-1:log"\n')
-    study = tmp_path / "study"
-    result = run_main(*tune_tiny(data_dir, study, "--config", config))
-    assert_one_line_error(
-        result, f"config file {config} [search] names the model '{name}:Net'", "so it was not imported"
-    )
-    assert not marker.exists() and name not in sys.modules
-    assert not study.exists()
-
-    top_level = tmp_path / "top.toml"  # the same name outside [search] is refused the same way
-    top_level.write_text(f'val_split = 0.2\nmodel = "{name}:Net"\n\n[search]\nlr = "1e-3:1e-1:log"\n')
-    result = run_main(*tune_tiny(data_dir, study, "--config", top_level))
-    assert_one_line_error(result, f"config file {top_level} names the model '{name}:Net'")
-    assert not marker.exists() and not study.exists()
-
-    trusted = run_main(*tune_tiny(data_dir, study, "--config", config, "--trust-model-code"))
-    assert trusted.returncode == 0, trusted.stderr
-    assert marker.read_text() == "imported"
-    assert f'"model=\\"{name}:Net\\""' not in (study / "study.toml").read_text()
-    assert f"model={name}:Net" in (study / "study.toml").read_text()
-
-
-def test_a_model_named_in_search_on_the_command_line_is_the_users_own(trained, tmp_path, run_main, user_module):
-    data_dir, _ = trained
-    name, marker = user_module
-    study = tmp_path / "study"
-    result = run_main(*tune_tiny(data_dir, study, "--search", f"model={name}:Net", "lr=1e-3:1e-1:log"))
-    assert result.returncode == 0, result.stderr
-    assert marker.read_text() == "imported"
-    # the recorded study continues with the same words on the command line, and only with them
-    again = run_main(*tune_tiny(data_dir, study, "--search", f"model={name}:Net", "lr=1e-3:1e-1:log"))
-    assert again.returncode == 0, again.stderr
-    bare = run_main("tune", "--run-dir", study, "--trials", "1", "--no-download")
-    assert_one_line_error(bare, f"{study / 'study.toml'} names the model '{name}:Net'")
+    assert not (tmp_path / "again").exists()
 
 
 def test_mlflow_tracking_logs_a_runs_weights_as_its_own_model_never_the_checkpoints_code(
