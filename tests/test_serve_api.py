@@ -14,6 +14,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import struct
@@ -796,6 +797,58 @@ def test_the_runs_report_pictures_are_listed_and_served(run, tmp_path):
         for key, name in pictures.items():
             response = client.get(f"/v1/model/reports/{key}.png")
             assert (response.status_code, response.content) == (200, (copy / name).read_bytes())
+
+
+def linked_out(copy: Path, name: str) -> str:
+    secret = copy.parent / "secret.txt"
+    secret.write_text("a password\n")
+    (copy / name).symlink_to(secret)
+    return f"it is a link to {secret.resolve()}, outside the run directory"
+
+
+def a_fifo(copy: Path, name: str) -> str:
+    os.mkfifo(copy / name)
+    return "it is not a regular file"
+
+
+def a_folder(copy: Path, name: str) -> str:
+    (copy / name).mkdir()
+    return "it is not a regular file"
+
+
+def a_broken_link(copy: Path, name: str) -> str:
+    (copy / name).symlink_to(copy / "gone.png")
+    return "cannot be read (No such file or directory)"
+
+
+@pytest.mark.parametrize("make", [linked_out, a_fifo, a_folder, a_broken_link])
+def test_a_report_that_is_no_regular_file_inside_the_run_directory_is_skipped_and_404(make, run, tmp_path):
+    copy = shutil.copytree(run.run_dir, tmp_path / "reported")
+    (copy / CONFUSION_FILE).write_bytes(encoded(Image.fromarray(band(3))))
+    why = make(copy, CURVES_FILE)
+
+    with TestClient(create_app(settings(copy))) as client:
+        listed = client.get("/v1/model").json()["reports"]
+        assert listed == {"confusion_matrix": "/v1/model/reports/confusion_matrix.png"}
+        assert_error(
+            client.get("/v1/model/reports/learning_curves.png"),
+            404,
+            re.escape("no report 'learning_curves'; this model has: confusion_matrix"),
+        )
+        assert client.app.state.served.skipped_reports == {CURVES_FILE: why}  # said at start-up
+        served = client.get("/v1/model/reports/confusion_matrix.png")
+        assert (served.status_code, served.content) == (200, (copy / CONFUSION_FILE).read_bytes())
+
+
+def test_a_report_linked_to_a_file_inside_the_run_directory_is_served(run, tmp_path):
+    copy = shutil.copytree(run.run_dir, tmp_path / "reported")
+    (copy / "drawn.png").write_bytes(encoded(Image.fromarray(band(4))))
+    (copy / CURVES_FILE).symlink_to("drawn.png")
+
+    with TestClient(create_app(settings(copy))) as client:
+        response = client.get("/v1/model/reports/learning_curves.png")
+        assert (response.status_code, response.content) == (200, (copy / "drawn.png").read_bytes())
+        assert client.app.state.served.skipped_reports == {}
 
 
 def test_a_plain_state_dict_is_served_without_reports(run, run_main, tmp_path, monkeypatch):

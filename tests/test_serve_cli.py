@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.layout import CURVES_FILE
 from trainlab.testing.serving import free_port, start_server, wait_until_ready
 
 from conftest import assert_one_line_error, train_tiny_run
@@ -186,3 +188,26 @@ def test_missing_serving_packages_name_the_extra(run_main, run_dir, monkeypatch)
     assert_one_line_error(
         run_main("serve", run_dir), "serving needs uvicorn, which is not installed; ", "pip install 'trainlab[serve]'"
     )
+
+
+def test_a_report_linked_out_of_the_run_directory_is_404_and_start_up_says_why_it_is_skipped(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "linked")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a password\n")
+    (copy / CURVES_FILE).symlink_to(secret)
+
+    server = Server(copy)
+    try:
+        status, body = server.request("GET", "/v1/model/reports/learning_curves.png")
+        _, card = server.request("GET", "/v1/model")
+    finally:
+        code, stderr = server.stop()
+
+    assert (status, body) == (404, {"error": "no report 'learning_curves'; this model has: none"})
+    assert card["reports"] == {}
+    assert code == 0, stderr
+    assert (
+        f"  not serving the report {CURVES_FILE}: it is a link to {secret.resolve()}, outside the run directory; "
+        "only regular files inside the run directory are served\n"
+    ) in stderr
+    assert "a password" not in stderr

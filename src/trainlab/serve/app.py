@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,6 +32,7 @@ from trainlab.serve.errors import JSON, ApiError, error_body, image_error
 from trainlab.serve.metrics import ServerMetrics
 from trainlab.serve.model import ServedModel
 from trainlab.serve.oip import oip_tensor
+from trainlab.serve.reports import report_png
 from trainlab.serve.settings import MAX_TOP_K, SETTINGS_VARIABLE, ServeSettings
 
 OPEN_PATHS = ("/", "/favicon.ico", "/v1/health", "/v1/ready", "/v2/health/live", "/v2/health/ready", "/docs")
@@ -264,13 +265,10 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
         """The model: name, classes, input, preprocessing, parameters, test figures, checkpoint sha256."""
         return json_response(served.describe())
 
-    @app.get("/v1/model/reports/{key}.png", tags=["model"], response_class=FileResponse)
-    async def model_report(key: str) -> FileResponse:
+    @app.get("/v1/model/reports/{key}.png", tags=["model"], response_class=Response)
+    async def model_report(key: str) -> Response:
         """The run's learning curves or confusion matrix (PNG)."""
-        reports = served.reports()
-        if key not in reports:
-            raise ApiError(404, f"no report {key!r}; this model has: {', '.join(reports) or 'none'}")
-        return FileResponse(reports[key], media_type="image/png")
+        return Response(report_png(served.run_dir, key), media_type="image/png")
 
     @app.get("/v1/samples", tags=["model"], response_model=schemas.Samples)
     async def samples() -> Response:

@@ -21,11 +21,11 @@ from trainlab.checkpoint import load_checkpoint
 from trainlab.data.decoding import InputImage, import_decoders, read_input
 from trainlab.errors import TrainlabError
 from trainlab.inference.predictor import Predictor
-from trainlab.layout import CHECKPOINT_FOLDER, CONFUSION_FILE, CURVES_FILE
+from trainlab.layout import CHECKPOINT_FOLDER
+from trainlab.serve.reports import find_reports
 from trainlab.serve.settings import ServeSettings
 
 SAMPLE_COUNT = 12  # test images the page offers to click
-REPORTS = {"learning_curves": CURVES_FILE, "confusion_matrix": CONFUSION_FILE}  # the run's pictures on the card
 
 
 class ServedModel:
@@ -49,6 +49,7 @@ class ServedModel:
         self.name = settings.name or default_name(Path(settings.checkpoint), self.loaded.path)
         self.run_dir = run_directory(Path(settings.checkpoint), self.loaded.path)
         self.sha256 = file_sha256(self.loaded.path)
+        self.skipped_reports = find_reports(self.run_dir)[1]  # {file name: why}, said at start-up
         self.per_class: list[dict[str, Any]] | None = None
         self.samples: list[tuple[int, str, bytes]] = []  # (test index, true label, PNG)
         self.card_pending = True
@@ -80,10 +81,8 @@ class ServedModel:
         return self.prep.channels, self.prep.height, self.prep.width
 
     def reports(self) -> dict[str, Path]:
-        """The run's report pictures that exist (none for a file outside a run directory)."""
-        if self.run_dir is None:
-            return {}
-        return {key: self.run_dir / name for key, name in REPORTS.items() if (self.run_dir / name).is_file()}
+        """The run's report pictures that are served (regular files inside the run directory)."""
+        return find_reports(self.run_dir)[0]
 
     def describe(self) -> dict[str, Any]:
         """GET /v1/model: what the model is, takes and scored."""

@@ -80,6 +80,8 @@ def serve(settings: ServeSettings, say: Callable[[str], None] = print, access_lo
         f"Serving {served.name} ({served.predictor.model_name}, {len(served.predictor.classes)} classes) "
         f"from {served.loaded.path}"
     )
+    for name, why in served.skipped_reports.items():
+        say(f"  not serving the report {name}: {why}; only regular files inside the run directory are served")
     say(f"  page:    {page}")
     say(f"  API:     {docs}")
     say(f"  workers: {settings.workers}, batches of up to {settings.max_batch} images, queue of {settings.max_queue}")
