@@ -35,7 +35,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from trainlab.checkpoint import resolve_checkpoint_path
-from trainlab.data import load_split
+from trainlab.data import decoding, load_split
 from trainlab.data.decoding import MAX_IMAGE_PIXELS
 from trainlab.errors import TrainlabError
 from trainlab.inference.predictor import Prediction, Predictor
@@ -466,6 +466,74 @@ def test_after_refused_uploads_the_server_still_predicts(small_upload_client, ru
     assert small_upload_client.get("/v1/health").status_code == 200
     prediction = only_prediction(small_upload_client.post("/v1/predict", content=data))
     assert_same_prediction(prediction, *run.predictor.predict_files([path], 3))
+
+
+# --- the pixels of a whole request ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def decoded_in(monkeypatch) -> list[str]:
+    """The threads that decode pictures, in order (the one decoding function, watched)."""
+    threads: list[str] = []
+    decode = decoding.decode
+
+    def watched(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(decoding, "decode", watched)
+    return threads
+
+
+def test_small_files_declaring_more_pixels_in_all_than_the_request_bound_are_413_and_never_decoded(client, decoded_in):
+    wide = gray_png(8000, 4000, zlib.compress(b"\0" * 4000))  # 84 bytes that declare 32 million pixels
+    files = [("files", (f"wide{number}.png", wide, "image/png")) for number in range(40)]
+
+    response = client.post("/v1/predict", files=files)
+
+    assert_error(
+        response,
+        413,
+        re.escape(
+            "the request's 40 pictures declare 1,280,000,000 pixels in all, over the limit of 50,000,000 per "
+            "request (--max-request-pixels); send fewer or smaller pictures in each request"
+        ),
+    )
+    assert decoded_in == []  # refused from the headers: no picture was decoded, no memory taken
+    assert client.get("/v1/health").json() == {"status": "ok"}
+
+
+def test_the_request_pixel_bound_counts_every_picture_of_the_request(run, tmp_path, decoded_in):
+    path, _, data = picture_file("28x28 L PNG", tmp_path)
+    [expected] = run.predictor.predict_files([path], 3)
+    decoded_in.clear()
+    with TestClient(create_app(settings(run.run_dir, max_request_pixels=2 * 28 * 28))) as client:
+        two = client.post("/v1/predict", files=[("files", ("a.png", data, "image/png"))] * 2)
+        three = client.post("/v1/predict", files=[("files", ("a.png", data, "image/png"))] * 3)
+
+    assert two.status_code == 200, two.text
+    for prediction in two.json()["predictions"]:
+        assert_same_prediction(prediction, expected)
+    assert_error(
+        three,
+        413,
+        re.escape(
+            "the request's 3 pictures declare 2,352 pixels in all, over the limit of 1,568 per request "
+            "(--max-request-pixels); send fewer or smaller pictures in each request"
+        ),
+    )
+    assert len(decoded_in) == 2  # the two pictures of the first request; the second request decoded none
+
+
+def test_a_small_file_declaring_many_pixels_is_decoded_off_the_event_loop(client, decoded_in):
+    small = encoded(Image.fromarray(band(11)))
+    wide = encoded(Image.new("L", (2000, 1000)))  # 2 million pixels in about 2 KB: a file size says nothing
+    assert len(wide) < 4096  # as small as files that were decoded on the event loop by their size
+
+    for data in (small, wide):
+        only_prediction(client.post("/v1/predict", content=data))
+
+    assert [thread.startswith("trainlab-decode") for thread in decoded_in] == [False, True]
 
 
 # --- the token -------------------------------------------------------------------------------------------

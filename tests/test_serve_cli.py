@@ -160,6 +160,7 @@ def test_two_workers_answer_2000_requests_at_concurrency_16_without_errors_and_c
         (("--max-batch", "0"), ("--max-batch must be between 1 and 4,096, got 0",)),
         (("--max-upload-mb", "0"), ("--max-upload-mb must be above 0 and at most 1024, got 0",)),
         (("--max-wait-ms", "-1"), ("--max-wait-ms must be between 0 and 1000, got -1",)),
+        (("--max-request-pixels", "0"), ("--max-request-pixels must be between 1 and 10,000,000,000, got 0",)),
         (("--token", " "), ("--token is empty",)),
     ],
 )

@@ -40,6 +40,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=float, default=defaults.max_upload_mb, help="largest request body (default: 10)"
     )
     serve.add_argument(
+        "--max-request-pixels",
+        type=int,
+        default=defaults.max_request_pixels,
+        help="pixels the pictures of one request may declare in all, counted from their headers before any is "
+        f"decoded; more: 413 (default: {defaults.max_request_pixels:,})",
+    )
+    serve.add_argument(
         "--max-batch",
         type=int,
         default=defaults.max_batch,
@@ -91,6 +98,7 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:
         workers=args.workers,
         token=args.token,
         max_upload_mb=args.max_upload_mb,
+        max_request_pixels=args.max_request_pixels,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,

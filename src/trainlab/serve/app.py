@@ -8,7 +8,6 @@ batches on the event loop for a fast model and in a model thread for a slow one;
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import time
@@ -25,21 +24,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab import __version__
-from trainlab.errors import DataError
 from trainlab.serve import schemas
 from trainlab.serve.batching import Batcher, QueueFull
-from trainlab.serve.errors import JSON, ApiError, error_body, image_error
+from trainlab.serve.errors import JSON, ApiError, error_body
 from trainlab.serve.metrics import ServerMetrics
 from trainlab.serve.model import ServedModel
 from trainlab.serve.oip import oip_tensor
 from trainlab.serve.reports import report_png
 from trainlab.serve.settings import MAX_TOP_K, SETTINGS_VARIABLE, ServeSettings
+from trainlab.serve.uploads import PictureReader, request_images
 
 OPEN_PATHS = ("/", "/favicon.ico", "/v1/health", "/v1/ready", "/v2/health/live", "/v2/health/ready", "/docs")
 OPEN_PREFIXES = ("/static/", "/docs/", "/openapi.json")  # the page and the API docs carry no model data
-REFUSED_TYPES = ("text/", "application/json", "application/xml")  # bodies that are surely not image files
-INLINE_DECODE_BYTES = 4096  # files up to this size (a 28x28 PNG: about 400 bytes) decode on the event loop;
-# deflate expands at most about 1000x, so they hold at most a few million pixels: milliseconds at worst
 INLINE_FORWARD_SECONDS = 0.002  # forward passes faster than this run on the event loop (see batching.py)
 DECODE_THREADS = 2  # PIL releases the GIL while it decodes: large pictures decode beside the event loop
 
@@ -156,6 +152,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     )
     state = {"ready": False}
     decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="trainlab-decode")
+    read_pictures = PictureReader(served.read, decoders, settings.max_request_pixels)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -214,19 +211,6 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
                 f"the model's queue is full ({settings.max_queue} waiting); retry shortly",
                 {"retry-after": "1"},
             ) from None
-
-    async def read_pictures(files: list[bytes], names: list[str | None], style: str) -> list:
-        """The pictures as the model receives them: small files here (a thread hop costs more than their
-        decode), larger ones in the decode threads, so that the event loop never waits on a big picture."""
-        try:
-            return [
-                served.read(data, name, style)
-                if len(data) <= INLINE_DECODE_BYTES
-                else await asyncio.get_running_loop().run_in_executor(decoders, served.read, data, name, style)
-                for data, name in zip(files, names, strict=True)
-            ]
-        except DataError as exc:
-            raise image_error(exc) from None
 
     def check_ready() -> None:
         if not state["ready"]:
@@ -369,34 +353,6 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     add_bearer_scheme(app, settings.token is not None)
     app.add_middleware(Guard, settings=settings, metrics=metrics)
     return app
-
-
-async def request_images(request: Request) -> tuple[list[bytes], list[str | None]]:
-    """The image files of a /v1/predict request: its body, or the files of a multipart form."""
-    content_type = request.headers.get("content-type", "").lower()
-    body = await request.body()
-    if content_type.startswith("multipart/form-data"):
-        try:
-            form = await request.form(max_files=1000, max_fields=1000)
-        except StarletteHTTPException as exc:  # a malformed form
-            raise ApiError(422, f"the multipart form cannot be read: {exc.detail}") from None
-        files = [value for _, value in form.multi_items() if not isinstance(value, str)]
-        if not files:
-            raise ApiError(422, "the multipart form holds no files; send each image as a file field")
-        contents = [await item.read() for item in files]
-        for item, data in zip(files, contents, strict=True):
-            if not data:
-                raise ApiError(422, f"the form's file {item.filename or item.name!r} is empty (0 bytes); send an image")
-        return contents, [item.filename or None for item in files]
-    if content_type.startswith(REFUSED_TYPES):
-        raise ApiError(
-            415,
-            f"a {content_type.split(';')[0]} body is not an image; send the image file itself "
-            "(Content-Type: image/png, image/jpeg, ...) or multipart files",
-        )
-    if not body:
-        raise ApiError(422, "the request has no body; send an image file as the body or as multipart files")
-    return [body], [None]
 
 
 def add_bearer_scheme(app: FastAPI, required: bool) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from trainlab.data.decoding import MAX_IMAGE_PIXELS
 from trainlab.errors import TrainlabError
 
 TOKEN_VARIABLE = "TRAINLAB_TOKEN"  # the token, when --token is not given
@@ -18,6 +19,7 @@ MAX_BATCH = 4096  # images in one forward pass
 MAX_WAIT_MS = 1000.0
 MAX_QUEUE = 100_000
 MAX_TOP_K = 1000
+MAX_REQUEST_PIXELS = 10_000_000_000  # the most --max-request-pixels may allow: 30 GB of RGB pixels a request
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ServeSettings:
     workers: int = 1  # server processes, each with its own copy of the model
     token: str | None = None  # required as `Authorization: Bearer TOKEN` on the API when set
     max_upload_mb: float = 10.0  # request bodies larger than this: 413
+    max_request_pixels: int = MAX_IMAGE_PIXELS  # pixels the pictures of one request may declare in all; more: 413
     max_batch: int = 64  # images gathered into one forward pass; 1: no batching
     max_wait_ms: float = 2.0  # how long a batch waits for requests still being received (never when none are)
     max_queue: int = 256  # requests waiting for the model; more: 503 with Retry-After
@@ -64,6 +67,7 @@ class ServeSettings:
             ("--max-batch", self.max_batch, 1, MAX_BATCH),
             ("--max-queue", self.max_queue, 1, MAX_QUEUE),
             ("--threads", self.threads, 1, 256),
+            ("--max-request-pixels", self.max_request_pixels, 1, MAX_REQUEST_PIXELS),
         ):
             if not low <= value <= high:
                 raise TrainlabError(f"{flag} must be between {low} and {high:,}, got {value}")
