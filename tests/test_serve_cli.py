@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -212,3 +213,19 @@ def test_a_report_linked_out_of_the_run_directory_is_404_and_start_up_says_why_i
         "only regular files inside the run directory are served\n"
     ) in stderr
     assert "a password" not in stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "character device"])
+def test_a_checkpoint_that_is_no_regular_file_is_one_line_and_exit_2_without_blocking(kind, tmp_path):
+    if kind == "fifo":
+        checkpoint = tmp_path / "model.pt"
+        os.mkfifo(checkpoint)  # no writer: opening it to read would wait for ever
+    else:
+        checkpoint = Path("/dev/zero")  # endless bytes: reading it whole would never end
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TRAINLAB_TOKEN", None)
+    command = [sys.executable, "-m", "trainlab", "serve", str(checkpoint), "--port", "0"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+
+    assert_one_line_error(result, str(checkpoint))
