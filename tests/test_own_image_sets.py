@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -149,3 +151,17 @@ def test_products_are_96_pixel_rgb_jpegs_of_the_ten_garments(real_data, tmp_path
 def test_products_without_fashion_mnist_are_skipped_with_the_reason(tmp_path):
     with pytest.raises(sets.SetUnavailable, match=f"no Fashion-MNIST in {tmp_path}"):
         sets.make_products(0, tmp_path)
+
+
+def test_the_benchmark_script_names_every_set_and_its_options_in_its_help():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "own_images.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "300"},  # argparse would otherwise wrap a name such as colour-shapes
+    )
+    assert completed.returncode == 0, completed.stderr
+    for option in ("--sets", "--out", "--json-out", "--quick", "--extra-args", "--data-dir", *sets.SETS):
+        assert option in completed.stdout
