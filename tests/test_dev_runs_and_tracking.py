@@ -303,3 +303,233 @@ def test_tune_trials_log_as_nested_runs_of_the_study(tiny_data, tmp_path, tracki
     assert sorted(run.info.run_name for run in children) == ["trial-0000", "trial-0001"]
     assert all(run.info.status == "FINISHED" for run in runs)
     assert "best_val_accuracy" in parent[0].data.metrics
+
+
+# an unreachable or silent tracking store ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent_port():
+    """A port on this machine that accepts connections and never answers."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def refused_port() -> int:
+    import socket
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    return port
+
+
+@pytest.fixture
+def short_waits(monkeypatch):
+    """MLflow's HTTP waits and trainlab's bounds, shortened so that the tests take seconds."""
+    from trainlab.tuning import mlflow_store
+
+    for name, value in {**mlflow_store.HTTP_DEFAULTS, "MLFLOW_HTTP_REQUEST_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(mlflow_store, "CHECK_SECONDS", 3.0)
+    monkeypatch.setattr(mlflow_store, "CALL_SECONDS", 2.0)
+
+
+@pytest.mark.parametrize("server", ["refused", "silent"])
+def test_an_unreachable_tracking_server_is_one_line_before_anything_is_written(
+    tiny_data, tmp_path, run_main, silent_port, short_waits, server
+):
+    port = refused_port() if server == "refused" else silent_port
+    uri = f"http://127.0.0.1:{port}"
+    result = run_main(
+        "train", "--tracking", "mlflow", "--tracking-uri", uri, "--data-dir", tiny_data, *TINY, "--run-dir",
+        tmp_path / "r",
+    )  # fmt: skip
+    line = assert_one_line_error(result, f"MLflow tracking store {uri} cannot be reached (", "check --tracking-uri")
+    said = ("Read timed out", "no answer within 3 s") if server == "silent" else ("Connection refused",)
+    assert any(reason in line for reason in said), line
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("store", ["not a database", "read-only folder"])
+def test_an_sqlite_tracking_store_that_cannot_be_used_is_one_line(tiny_data, tmp_path, run_main, monkeypatch, store):
+    if store == "not a database":
+        path = tmp_path / "notes.db"
+        path.write_text("my notes\n")
+        problem = f"{path} is not an SQLite database"
+    else:  # read-only as the file system says it (root writes through chmod)
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != folder and real_access(p, mode))
+        path = folder / "mlflow.db"
+        problem = f"{folder} cannot be written (read-only), so mlflow.db cannot be created there"
+    result = run_main(
+        "train", "--tracking", "mlflow", "--tracking-uri", f"sqlite:///{path}", "--data-dir", tiny_data, *TINY,
+        "--run-dir", tmp_path / "r",
+    )  # fmt: skip
+    assert_one_line_error(result, f"MLflow tracking store sqlite:///{path} cannot be reached ({problem})")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "locked" / "mlflow.db").exists()
+
+
+class HangingMetrics:
+    """MlflowClient.log_batch that never returns for metrics (a server gone silent mid-run), until released."""
+
+    def __init__(self, monkeypatch, marker: Path | None = None):
+        from mlflow.tracking import MlflowClient
+
+        import threading
+
+        self.release, self.marker, real = threading.Event(), marker, MlflowClient.log_batch
+
+        def log_batch(client, run_id, metrics=(), params=(), tags=(), **kwargs):
+            if metrics:
+                self.release.wait()
+            return real(client, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+        monkeypatch.setattr(MlflowClient, "log_batch", log_batch)
+
+
+def test_a_tracking_server_gone_silent_mid_run_never_costs_the_run(
+    tiny_data, tmp_path, tracking, run_main, short_waits, monkeypatch
+):
+    hang = HangingMetrics(monkeypatch)
+    try:
+        result = run_main(
+            "train", "--tracking", "mlflow", "--tracking-uri", tracking, "--data-dir", tiny_data, *TINY, "--epochs",
+            "2", "--limit-train-batches", "2", "--run-dir", tmp_path / "r", "--json",
+        )  # fmt: skip
+    finally:
+        hang.release.set()
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "MLflow tracking stopped" in line]
+    assert said == [
+        f"MLflow tracking stopped (epoch 1: no answer within 2 s); the run's own files in {tmp_path / 'r'} hold everything"
+    ]
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "finished"
+    assert [row["epoch"] for row in read_metrics(tmp_path / "r")] == [1, 2]
+    assert (tmp_path / "r" / "summary.json").is_file() and (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
+
+
+TRAIN_WITH_A_SILENT_SERVER = """
+import pathlib
+import sys
+import threading
+
+from mlflow.tracking import MlflowClient
+
+real, marker = MlflowClient.log_batch, pathlib.Path(sys.argv[1])
+
+
+def log_batch(client, run_id, metrics=(), params=(), tags=(), **kwargs):
+    if metrics:  # the server goes silent once training has begun
+        marker.touch()
+        threading.Event().wait()
+    return real(client, run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+
+MlflowClient.log_batch = log_batch
+from trainlab.cli import main
+
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_sigterm_while_the_tracking_server_is_silent_stops_the_run_with_its_checkpoint(tiny_data, tmp_path, tracking):
+    import subprocess
+    import sys
+    import time
+
+    marker, run_dir = tmp_path / "silent", tmp_path / "r"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-c", TRAIN_WITH_A_SILENT_SERVER, str(marker), "train", "--tracking", "mlflow",
+            "--tracking-uri", tracking, "--data-dir", str(tiny_data), *TINY, "--epochs", "3", "--run-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), process.communicate(timeout=5)
+        process.terminate()  # SIGTERM, as `timeout` and schedulers send it
+        out, err = process.communicate(timeout=30)  # the calls give up 2 s after the stop is asked
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "MLflow tracking stopped (epoch 1: no answer, and the run was asked to stop)" in out
+    assert f"trainlab train --resume {run_dir}" in err and "Traceback" not in err
+    from trainlab.checkpoint import load_checkpoint
+
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt").payload["epoch"] == 1
+
+
+# resuming a tracked run ----------------------------------------------------------------------------------------
+
+
+def test_a_resume_from_another_folder_continues_the_same_mlflow_run_in_the_default_store(
+    tiny_data, tmp_path, monkeypatch
+):
+    from trainlab import fit
+    from trainlab.errors import TrainingInterrupted
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)  # an earlier test's
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir()
+    other.mkdir()
+    monkeypatch.chdir(first)  # MLflow's default store: mlflow.db in the working folder
+    config = tiny_config(tiny_data, epochs=2, limit_train_batches=3, tracking="mlflow")
+    with pytest.raises(TrainingInterrupted):
+        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch())
+    record = json.loads((tmp_path / "run" / "tracking.json").read_text())
+    assert record["tracking_uri"] == f"sqlite:///{first / 'mlflow.db'}"
+    monkeypatch.chdir(other)
+    fit(config, run_dir=tmp_path / "run", resume=True)
+    assert json.loads((tmp_path / "run" / "tracking.json").read_text()) == record
+    assert not (other / "mlflow.db").exists()
+    client = client_for(record["tracking_uri"])
+    run = client.get_run(record["run_id"])
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [1, 2]
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+def test_a_run_whose_tracking_store_is_gone_resumes_with_another_tracking_uri_into_a_new_mlflow_run(
+    tiny_data, tmp_path, tracking, run_main
+):
+    from trainlab import fit
+    from trainlab.errors import TrainingInterrupted
+
+    config = tiny_config(tiny_data, epochs=2, limit_train_batches=3, tracking="mlflow", tracking_uri=tracking)
+    with pytest.raises(TrainingInterrupted):
+        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch())
+    old = json.loads((tmp_path / "run" / "tracking.json").read_text())
+    (tmp_path / "mlflow.db").unlink()  # the store is lost
+    result = run_main("train", "--resume", tmp_path / "run")
+    assert_one_line_error(
+        result,
+        f"{tmp_path / 'run'} logs to MLflow run {old['run_id']} in {tracking}, which cannot be reached "
+        f"({tmp_path / 'mlflow.db'} is gone); bring that store back, or resume with --tracking-uri URI",
+    )
+    assert not (tmp_path / "mlflow.db").exists()  # no empty store made in its place
+    moved = f"sqlite:///{tmp_path / 'moved.db'}"
+    result = run_main("train", "--resume", tmp_path / "run", "--tracking-uri", moved)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "run" / "tracking.json").read_text())
+    assert record["tracking_uri"] == moved and record["run_id"] != old["run_id"]
+    client = client_for(moved)
+    run = client.get_run(record["run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["tracking_uri"] == moved
+    rows = read_metrics(tmp_path / "run")
+    history = client.get_metric_history(run.info.run_id, "test_accuracy")
+    assert [(m.step, m.value) for m in history] == [(row["epoch"], row["test_accuracy"]) for row in rows]
+    assert f'tracking_uri = "{moved}"' in (tmp_path / "run" / "config.toml").read_text()

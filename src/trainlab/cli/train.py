@@ -333,13 +333,13 @@ def resumed_config(args: argparse.Namespace):
         raise TrainlabError(
             "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from"
         )
-    ignored = [flag_of(key) for key in given(args, RECIPE_KEYS)]
+    ignored = [flag_of(key) for key in given(args, RECIPE_KEYS) if key != "tracking_uri"]  # a lost store: moved
     if ignored or args.overwrite:
         raise TrainlabError(
             f"--resume continues a run exactly as it was configured; drop "
             f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}"
         )
-    return load_run_config(args.resume, trust_model_code=args.trust_model_code)
+    return load_run_config(args.resume, args.trust_model_code).replace(**given(args, ("tracking_uri",)))
 
 
 def fast_dev_run(config, args: argparse.Namespace, out: Output, reporter) -> int:

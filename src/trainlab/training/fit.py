@@ -71,7 +71,7 @@ def fit(
     # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
     path = dist.broadcast(str(run_dir if run_dir is not None else rundir.default_run_dir()))
     files = rundir.RunDirectory(path, primary=dist.primary)
-    reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files)
+    reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files, resume)
     try:
         return run_in(
             files,
@@ -177,13 +177,13 @@ def load_data_once(config: TrainConfig, download: bool, reporter: Reporter, dist
     return data
 
 
-def with_tracking(reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory) -> Reporter:
-    """The reporters, and the experiment tracker config.tracking names (checked before anything runs)."""
+def with_tracking(reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory, resume: bool) -> Reporter:
+    """The reporters, and the experiment tracker config.tracking names (its store checked before anything runs)."""
     if config.tracking == "none":
         return reporter
     from trainlab.tuning.tracking import MlflowReporter
 
-    return Reporters(MlflowReporter(config, files), reporter)
+    return Reporters(MlflowReporter(config, files, resume, say=reporter.message), reporter)
 
 
 def run_config(config: TrainConfig, model: nn.Module | None, data: DatasetSplits | None, resume: bool) -> TrainConfig:

@@ -1,24 +1,35 @@
 """MLflow tracking: a run's params, per-epoch metrics, artifacts and tags, logged through MLflow's own client.
 
-The tracking server is config.tracking_uri, else $MLFLOW_TRACKING_URI, else MLflow's own default (a database
-and an `mlruns` artifact folder in the current folder). A run that is resumed continues the same MLflow run
-(its id is kept in the run directory's tracking.json); a run started while another MLflow run is active (a
-`trainlab tune` study) is logged as that run's child.
+The tracking store is config.tracking_uri, else $MLFLOW_TRACKING_URI, else MLflow's own default (a database
+and an `mlruns` artifact folder in the current folder); it is checked before anything trains, and every call to
+it is bounded (mlflow_store). A resumed run continues the same MLflow run in the same store, wherever it is
+started from: the store's absolute URI and the run's id are kept in the run directory's tracking.json. A store
+that is gone is left behind by resuming with another --tracking-uri: a new MLflow run there gets the earlier
+epochs from metrics.jsonl. A run started while another MLflow run is active (a `trainlab tune` study) is logged
+as that run's child. A tracking failure mid-run never costs the run: it goes on untracked and says so once.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
 from trainlab.training.reporting import EPOCH_SCALARS, Reporter
+from trainlab.tuning import mlflow_store as store
+from trainlab.tuning.mlflow_store import first_line
 
 DEFAULT_EXPERIMENT = "trainlab"
 MLFLOW_INSTALL = "pip install 'trainlab[mlflow]'"
 METRIC_KEYS = (*EPOCH_SCALARS, "machine_seconds")
+PARAMS_PER_CALL = 100  # MLflow's most params in one log_batch
+METRICS_PER_CALL = 1000
 
 
 def require_mlflow() -> None:
@@ -41,112 +52,200 @@ def flat_params(config: dict[str, Any]) -> dict[str, str]:
     return params
 
 
+def where_to_log(configured: str | None, record: dict[str, Any]) -> tuple[str, str | None]:
+    """The store (absolute URI) and the MLflow run a start logs to: a resumed run's own, unless the user moved it
+    with another --tracking-uri; else a new run in config.tracking_uri, $MLFLOW_TRACKING_URI or the default."""
+    if record.get("run_id") and record.get("tracking_uri"):
+        # a record from before configured_uri was kept: moved when the absolute URIs differ
+        unchanged = (
+            configured == record["configured_uri"]
+            if "configured_uri" in record
+            else configured is None or store.absolute_uri(configured) == record["tracking_uri"]
+        )
+        if unchanged:
+            return record["tracking_uri"], record["run_id"]
+    import mlflow
+
+    return store.absolute_uri(configured or mlflow.get_tracking_uri()), None
+
+
+def metric_rows(path: Path) -> list[dict[str, Any]]:
+    """The epochs a run has finished, from its metrics.jsonl (none when it has none)."""
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
 class MlflowReporter(Reporter):
     """Logs one trainlab run as one MLflow run (a nested one when a parent run is active)."""
 
-    def __init__(self, config: Any, files: Any):
+    def __init__(self, config: Any, files: Any, resume: bool = False, say: Callable[[str], None] | None = None):
         require_mlflow()
-        self.config = config
-        self.files = files  # the run's RunDirectory: tracking.json and the artifacts come from there
-        self.run = None
+        self.config, self.files, self.resume = config, files, resume  # files: the run's RunDirectory
+        self.say = say or (lambda text: print(text, file=sys.stderr))
+        self.run_id: str | None = None
+        self.calls: store.BoundedCalls | None = None
+        if files is not None and files.primary:  # before anything is written: an unreachable store is one line
+            self.calls = store.BoundedCalls()
+            store.shorten_http_waits()
+            self.uri, self.continued = self.checked_store()
+
+    def checked_store(self) -> tuple[str, str | None]:
+        """Where this start logs to, once its store answered (and holds the run a resume continues)."""
+        record = self.files.read_tracking() if self.resume else {}
+        uri, run_id = where_to_log(self.config.tracking_uri, record)
+        try:
+            store.check_store(self.calls, uri, run_id)
+        except store.TrackingUnavailable as exc:
+            if run_id is not None:
+                raise TrainlabError(
+                    f"{self.files.path} logs to MLflow run {run_id} in {uri}, which cannot be reached ({exc}); "
+                    "bring that store back, or resume with --tracking-uri URI to log the rest of the run to a new "
+                    "MLflow run there (its earlier epochs are copied from metrics.jsonl)"
+                ) from None
+            raise TrainlabError(
+                f"MLflow tracking store {uri} cannot be reached ({exc}); check --tracking-uri / "
+                "$MLFLOW_TRACKING_URI, or train without --tracking mlflow"
+            ) from None
+        return uri, run_id
 
     def start(self, info: dict[str, Any]) -> None:
-        import mlflow
-
         if not self.files.primary:
             return
-        if self.config.tracking_uri:
-            mlflow.set_tracking_uri(self.config.tracking_uri)
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        parent = mlflow.active_run()  # a tune study's run, in this thread's MLflow state
         experiment = self.config.tracking_experiment or DEFAULT_EXPERIMENT
-        previous = self.files.read_tracking()
         try:
-            mlflow.set_experiment(experiment)
-            if previous.get("run_id") and previous.get("tracking_uri") == mlflow.get_tracking_uri():
-                self.run = mlflow.start_run(run_id=previous["run_id"], nested=mlflow.active_run() is not None)
+            if self.continued is not None:
+                self.calls.call(lambda: client.update_run(self.continued, status="RUNNING"), store.CALL_SECONDS)
+                run_id, experiment_id = self.continued, self.files.read_tracking().get("experiment_id")
             else:
-                self.run = mlflow.start_run(
-                    run_name=self.files.path.name,
-                    nested=mlflow.active_run() is not None,
-                    tags={
-                        "trainlab.run_dir": str(self.files.path.resolve()),
-                        "trainlab.model": self.config.model,
-                        "trainlab.dataset": self.config.dataset,
-                        "trainlab.device": info["device"],
-                    },
-                )
-                mlflow.log_params(flat_params(self.config.to_dict()))
-        except mlflow.exceptions.MlflowException as exc:
+                new_run = lambda: self.new_run(client, experiment, info, parent and parent.info.run_id)  # noqa: E731
+                run_id, experiment_id = self.calls.call(new_run, store.CALL_SECONDS)
+        except Exception as exc:  # MLflow, requests, SQLAlchemy, or no answer in time
             raise TrainlabError(
-                f"MLflow at {mlflow.get_tracking_uri()} refused the run: {exc.message.splitlines()[0]}; check "
-                "--tracking-uri / $MLFLOW_TRACKING_URI"
+                f"MLflow at {self.uri} refused the run: {first_line(exc)}; check --tracking-uri / $MLFLOW_TRACKING_URI"
             ) from None
+        self.client, self.run_id = client, run_id
         self.files.write_tracking(
             {
                 "backend": "mlflow",
-                "tracking_uri": mlflow.get_tracking_uri(),
+                "tracking_uri": self.uri,
+                "configured_uri": self.config.tracking_uri,
                 "experiment": experiment,
-                "experiment_id": self.run.info.experiment_id,
-                "run_id": self.run.info.run_id,
+                "experiment_id": experiment_id,
+                "run_id": run_id,
             }
         )
 
-    def epoch_end(self, row: dict[str, Any]) -> None:
-        if self.run is None:
-            return
-        import mlflow
+    def new_run(self, client: Any, experiment: str, info: dict[str, Any], parent: str | None) -> tuple[str, str]:
+        """A new MLflow run with the config as params (and the epochs already trained, for a moved store)."""
+        from mlflow.entities import Metric, Param
 
-        values = {key: float(row[key]) for key in METRIC_KEYS if row.get(key) is not None}
-        mlflow.log_metrics(values, step=int(row["epoch"]))
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        tags = {
+            "trainlab.run_dir": str(self.files.path.resolve()),
+            "trainlab.model": self.config.model,
+            "trainlab.dataset": self.config.dataset,
+            "trainlab.device": info["device"],
+            **({"mlflow.parentRunId": parent} if parent else {}),
+        }
+        run_id = client.create_run(experiment_id, run_name=self.files.path.name, tags=tags).info.run_id
+        params = [Param(key, value) for key, value in flat_params(self.config.to_dict()).items()]
+        for first in range(0, len(params), PARAMS_PER_CALL):
+            client.log_batch(run_id, params=params[first : first + PARAMS_PER_CALL])
+        earlier = [m for row in metric_rows(self.files.path / "metrics.jsonl") for m in epoch_metrics(row, Metric)]
+        for first in range(0, len(earlier), METRICS_PER_CALL):  # a resume into another store: the epochs so far
+            client.log_batch(run_id, metrics=earlier[first : first + METRICS_PER_CALL])
+        return run_id, experiment_id
+
+    def guarded(self, what: str, call: Callable[[], Any], seconds: float | None = None) -> None:
+        """One call to the store; a failure turns tracking off for the rest of the run, said once."""
+        if self.run_id is None:
+            return
+        try:
+            self.calls.call(call, store.CALL_SECONDS if seconds is None else seconds)
+        except Exception as exc:  # the run goes on whatever the tracking store does
+            self.say(
+                f"MLflow tracking stopped ({what}: {first_line(exc)}); the run's own files in {self.files.path} "
+                "hold everything"
+            )
+            self.close()
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        metrics, run_id = epoch_metrics(row, Metric), self.run_id
+        self.guarded(f"epoch {row['epoch']}", lambda: self.client.log_batch(run_id, metrics=metrics))
 
     def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
-        if self.run is None:
+        if self.run_id is None:
             return
-        import mlflow
-
         for name in ("config.toml", "metrics.jsonl", "summary.json"):
             if (self.files.path / name).is_file():
-                mlflow.log_artifact(str(self.files.path / name))
+                self.upload(self.files.path / name)
         for path in analysis.get("reports", []):
-            mlflow.log_artifact(str(path), artifact_path="reports")
+            self.upload(Path(path), "reports")
         weights = summary.get("best_checkpoint") or summary.get("checkpoint")
-        if weights and Path(weights).is_file():
+        if weights and Path(weights).is_file() and self.run_id is not None:
             self.log_weights(Path(weights))
-        mlflow.set_tags({"trainlab.status": summary["status"], "trainlab.epochs": str(summary["epochs"])})
-        self.finish("FINISHED")
+        tags = {"trainlab.status": summary["status"], "trainlab.epochs": str(summary["epochs"])}
+        self.finish(tags, "FINISHED", store.CALL_SECONDS)
 
     def log_weights(self, checkpoint: Path) -> None:
         """The run's weights, exported as a safetensors file (the format `trainlab export` writes)."""
-        import mlflow
-
         from trainlab.inference import Predictor
         from trainlab.inference.export import export_model
 
-        # the run's own model, which the user named or trusted: best.pt may be older than this process (a resume)
-        predictor = Predictor.from_checkpoint(checkpoint, model=self.config.model, device="cpu")
+        predictor = Predictor.from_checkpoint(checkpoint, device="cpu", trust_model_code=True)  # our own file
         with tempfile.TemporaryDirectory() as scratch:
             out = export_model(predictor, "safetensors", Path(scratch) / "model.safetensors", source=checkpoint)
-            mlflow.log_artifact(str(out), artifact_path="model")
+            self.upload(out, "model")
+
+    def upload(self, path: Path, folder: str | None = None) -> None:
+        """One artifact, into `folder` of the run's artifacts."""
+        run_id = self.run_id
+        self.guarded(path.name, lambda: self.client.log_artifact(run_id, str(path), folder), store.ARTIFACT_SECONDS)
 
     def abort(self, error: BaseException) -> None:
         """The run stopped on an error, a signal or a pruning decision: the MLflow run ends saying which."""
-        if self.run is None:
+        if self.run_id is None:
+            self.close()
             return
-        import mlflow
-
         from trainlab.errors import TrainingInterrupted
 
         label = getattr(error, "tracking_status", None)  # "pruned": set by trainlab tune
         if label is None:
             label = "stopped" if isinstance(error, (TrainingInterrupted, KeyboardInterrupt)) else "failed"
-        mlflow.set_tag("trainlab.status", label)
         # a pruned trial did what it was asked (its figures are real, it stopped early); a stopped run resumes
-        self.finish({"pruned": "FINISHED", "stopped": "KILLED"}.get(label, "FAILED"))
+        self.finish(
+            {"trainlab.status": label},
+            {"pruned": "FINISHED", "stopped": "KILLED"}.get(label, "FAILED"),
+            store.ABORT_SECONDS,
+        )
 
-    def finish(self, status: str) -> None:
-        """End our MLflow run (the innermost active one: a parent study run stays open)."""
-        import mlflow
+    def finish(self, tags: dict[str, str], status: str, seconds: float) -> None:
+        """Tag and end our MLflow run (a parent study run stays open), then let the calling thread go."""
+        run_id = self.run_id
+        for key, value in tags.items():
+            self.guarded("its tags", lambda key=key, value=value: self.client.set_tag(run_id, key, value), seconds)
+        self.guarded("its end", lambda: self.client.set_terminated(run_id, status), seconds)
+        self.close()
 
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == self.run.info.run_id:
-            mlflow.end_run(status)
-        self.run = None
+    def close(self) -> None:
+        self.run_id = None
+        if self.calls is not None:
+            self.calls.close()
+
+
+def epoch_metrics(row: dict[str, Any], metric: Any) -> list[Any]:
+    """One metrics.jsonl row as MLflow metrics (step = epoch)."""
+    stamp = int(time.time() * 1000)  # milliseconds
+    return [metric(key, float(row[key]), stamp, int(row["epoch"])) for key in METRIC_KEYS if row.get(key) is not None]
