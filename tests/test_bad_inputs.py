@@ -423,3 +423,66 @@ def test_a_bad_flag_beside_a_good_config_file_does_not_blame_the_file(tiny_data,
     result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config), "--lr", "-1"))
     line = assert_one_line_error(result, "lr must be > 0, got -1")
     assert str(config) not in line
+
+
+# --- damaged checkpoints and config files (issue 27, round two) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ({"model_state": None}, "a trainlab checkpoint without its model weights (model_state: it has none)"),
+        (
+            {"model_state": [1, 2]},
+            "a trainlab checkpoint without its model weights (model_state: it is not a table of tensors)",
+        ),
+        ({"preprocessing": {"channels": "x"}}, "its preprocessing record is malformed (channels is 'x', not a whole"),
+        ({"preprocessing": [1, 28, 28]}, "its preprocessing record is malformed (list, not a table)"),
+        (
+            {"preprocessing": {"channels": 1, "height": 28, "width": 28, "mean": [0.5, 0.5]}},
+            "its preprocessing record is malformed (mean is [0.5, 0.5], not 1 finite number(s))",
+        ),
+    ],
+)
+def test_a_checkpoint_without_its_weights_or_with_a_malformed_preprocessing_record_is_one_line(
+    damage, problem, trained, tmp_path, run_main
+):
+    data_dir, run_dir = trained
+    payload = load_checkpoint(run_dir).payload
+    for key, value in damage.items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value
+    damaged = tmp_path / "damaged.pt"
+    torch.save(payload, damaged)
+    for command in (
+        ["evaluate", damaged, "--data-dir", data_dir, "--no-download"],
+        ["predict", damaged, "--test-index", "0", "--data-dir", data_dir, "--no-download"],
+    ):
+        assert_one_line_error(run_main(*command), f"{damaged}: {problem}")
+
+
+def test_a_pickled_whole_model_is_named_as_one_not_as_a_plain_state_dict(tmp_path, run_main):
+    torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), tmp_path / "whole.pt")
+    with pytest.warns(UserWarning, match="--trust-pickle runs code"):
+        result = run_main("predict", tmp_path / "whole.pt", "--test-index", "0", "--trust-pickle", "--no-download")
+    assert_one_line_error(
+        result, f"{tmp_path / 'whole.pt'} is a pickled whole model (torch.save(model)) that does not name its model"
+    )
+
+
+def test_a_config_file_starting_with_a_byte_order_mark_is_read(tiny_data, tmp_path):
+    from trainlab.config import read_config_file
+
+    config = tmp_path / "settings.toml"
+    config.write_bytes(b"\xef\xbb\xbfbatch-size = 32\nlr = 0.01\n")
+    assert read_config_file(config) == {"batch_size": 32, "lr": 0.01}
+
+
+def test_a_config_file_setting_one_key_in_both_spellings_is_refused_naming_both(tiny_data, tmp_path, run_main):
+    config = tmp_path / "settings.toml"
+    config.write_text("batch-size = 32\nbatch_size = 64\n")
+    result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config)))
+    assert_one_line_error(result, f"config file {config} sets batch_size twice, as batch-size and as batch_size")
+    assert not (tmp_path / "run").exists()

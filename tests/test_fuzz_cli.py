@@ -157,7 +157,7 @@ TRAIN_CASES = [
     (["--device", ""], "argument --device: unknown device ''"),
     (["--device", "tpu"], "argument --device: unknown device 'tpu'; choose one of: auto, cpu, cuda, mps"),
     (["--config", ""], "argument --config: expected a file or folder name"),  # was: exit 0, the file ignored
-    (["--config", "{bad}/empty_dir"], "config file {bad}/empty_dir cannot be read"),
+    (["--config", "{bad}/empty_dir"], "config file {bad}/empty_dir is a folder, not a file"),
     (["--config", "{bad}/binary.bin"], "config file {bad}/binary.bin cannot be read"),
     (["--config", "{bad}/notes.toml"], "config file {bad}/notes.toml cannot be read"),
     (["--preset", ""], "argument --preset: expected a name, got an empty string"),  # was: exit 0, ignored
@@ -167,14 +167,14 @@ TRAIN_CASES = [
     (["--init-from", "{bad}/binary.bin"], "{bad}/binary.bin: not a checkpoint"),
     (["--init-from", "{bad}/empty_dir"], "{bad}/empty_dir: run directory has no checkpoints/last.pt"),
     (["--data-dir", ""], "argument --data-dir: expected a file or folder name"),  # was: silently ./data
-    (["--data-dir", "{bad}/binary.bin"], "train-images-idx3-ubyte (or .gz) not found"),
+    (["--data-dir", "{bad}/binary.bin"], "data directory {bad}/binary.bin is a file, not a folder"),
     (
         [*FOLDER, "--image-size", "2", "--model", "cnn", "--val-split", "0.5"],
         "the cnn halves its input twice, so it needs images of at least 4x4 pixels, got 2x2",
     ),  # was: RuntimeError
     ([*FOLDER, "--augment", "--augment-padding", "8", "--image-size", "8"], "augment_padding must be smaller"),
-    (["--dataset", "folder", "--image-dir", "{bad}/binary.bin"], "image directory {bad}/binary.bin does not exist"),
-    (["--dataset", "csv", "--annotations", "{bad}/empty_dir"], "cannot be read"),
+    (["--dataset", "folder", "--image-dir", "{bad}/binary.bin"], "image directory {bad}/binary.bin is a file, not a folder"),
+    (["--dataset", "csv", "--annotations", "{bad}/empty_dir"], "is a folder, not a file"),
     (["--dataset", "csv", "--annotations", "{bad}/binary.bin"], "cannot be read"),
 ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -419,3 +420,169 @@ def test_a_csv_row_reaching_out_of_the_image_directory_through_a_linked_folder_i
         "labels.csv line 2: linked/secret.png leads out of the image directory",
         "links out of the data folder are not followed",
     )
+
+
+# --- special files, odd CSVs, odd paths (issue 27 item 7 and round two) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished one-epoch MLP run on generated data (its checkpoint for predict and serve)."""
+    from conftest import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("tiny"))[1]
+
+
+def fifo_case(tmp_path: Path, run: Path, reader: str) -> tuple[list, Path]:
+    """The command that gives a FIFO as `reader`'s input, and the FIFO."""
+    folder = tmp_path / "imgs"
+    write_pngs(folder, ["cat/a.png", "cat/b.png", "dog/c.png", "dog/d.png"])
+    if reader == "image in a folder":
+        os.mkfifo(folder / "cat" / "pipe.png")
+        return ["data", "info", "--dataset", "folder", "--image-dir", folder], folder / "cat" / "pipe.png"
+    fifo = tmp_path / {"image": "pipe.png", "--config": "pipe.toml", "--annotations": "pipe.csv"}.get(reader, "pipe.pt")
+    os.mkfifo(fifo)
+    return {
+        "image": ["predict", run, fifo],
+        "checkpoint": ["predict", fifo, folder / "cat" / "a.png"],
+        "checkpoint in a run directory": ["evaluate", run.parent / "fifo-run", "--no-download"],
+        "serve": ["serve", fifo, "--port", "0"],
+        "--config": ["data", "info", "--config", fifo],
+        "--annotations": ["data", "info", "--dataset", "csv", "--annotations", fifo, "--image-dir", folder],
+    }[reader], fifo
+
+
+@pytest.mark.timeout(60)  # the bug: open() of a FIFO waits for a writer forever
+@pytest.mark.parametrize(
+    "reader",
+    [
+        "image",
+        "checkpoint",
+        "checkpoint in a run directory",
+        "serve",
+        "--config",
+        "--annotations",
+        "image in a folder",
+    ],
+)
+def test_a_fifo_given_to_any_reader_is_refused_at_once_naming_what_it_is(reader, tiny_run, tmp_path, run_main):
+    if reader == "checkpoint in a run directory":
+        fake = tiny_run.parent / "fifo-run" / "checkpoints"
+        shutil.rmtree(fake.parent, ignore_errors=True)
+        fake.mkdir(parents=True)
+        os.mkfifo(fake / "last.pt")
+    args, fifo = fifo_case(tmp_path, tiny_run, reader)
+    if reader == "checkpoint in a run directory":
+        fifo = fake / "last.pt"
+    result = run_main(*args)
+    assert_one_line_error(result, str(fifo), "is a named pipe (FIFO), not a regular file")
+
+
+def test_a_character_device_given_as_an_image_is_refused_naming_it():
+    from trainlab.data.decoding import open_image
+
+    with pytest.raises(DataError, match=r"^/dev/null: is a character device, not a regular file; give an image file$"):
+        open_image("/dev/null")
+
+
+def test_reading_an_idx_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte")
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: cannot be read \(is a named pipe \(FIFO\)"):
+        read_bytes(tmp_path / "train-images-idx3-ubyte")
+
+
+def test_a_nul_byte_in_a_csv_file_name_is_refused_naming_its_line(tmp_path, run_main):
+    write_pngs(tmp_path, ["a.png", "b.png"])
+    (tmp_path / "labels.csv").write_bytes(b"a.png,0\nb\x00.png,1\n")
+    result = run_main("data", "info", "--dataset", "csv", "--annotations", tmp_path / "labels.csv")
+    assert_one_line_error(result, "labels.csv line 2: 'b\\x00.png' holds a NUL byte, which no file name can")
+
+
+def test_a_nul_byte_in_the_first_rows_file_name_is_not_taken_for_a_header(tmp_path):
+    write_pngs(tmp_path, ["a.png", "b.png"])
+    (tmp_path / "labels.csv").write_bytes(b"a\x00.png,0\nb.png,1\n")
+    with pytest.raises(DataError, match=r"labels\.csv line 1: 'a\\x00\.png' holds a NUL byte"):
+        read_csv_annotations(tmp_path / "labels.csv", None)
+
+
+def test_labels_3_and_3_0_are_one_class(tmp_path):
+    data = load_split(csv_config(write_labelled_csv(tmp_path, ["0", "3", "3.0", "1.", "+2"])), "test")
+    assert data.classes == ("0", "1", "2", "3")
+    assert data.labels.tolist() == [0, 3, 3, 1, 2]
+
+
+def test_one_number_written_two_ways_among_class_names_is_refused_naming_both_lines(tmp_path):
+    csv = write_labelled_csv(tmp_path, ["cat", "3", "3.0"])
+    with pytest.raises(
+        DataError,
+        match=r"labels\.csv line 4: label '3\.0' is the number '3' of .*labels\.csv line 3 written another way",
+    ):
+        load_split(csv_config(csv), "test")
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_a_semicolon_or_tab_separated_csv_is_read_by_its_delimiter_and_its_first_row_kept(delimiter, tmp_path):
+    write_pngs(tmp_path, ["a.png", "b.png", "c.png"])
+    (tmp_path / "labels.csv").write_text(f"a.png{delimiter}1\nb.png{delimiter}0\nc.png{delimiter}1\n")
+    files = read_csv_annotations(tmp_path / "labels.csv", None)
+    assert (files.paths, files.raw_labels) == (["a.png", "b.png", "c.png"], ["1", "0", "1"])
+
+
+def test_a_semicolon_csv_header_is_still_a_header(tmp_path):
+    write_pngs(tmp_path, ["a.png"])
+    (tmp_path / "labels.csv").write_text("file;label\na.png;1\n")
+    assert read_csv_annotations(tmp_path / "labels.csv", None).paths == ["a.png"]
+
+
+def test_pillows_decompression_bomb_warning_never_joins_the_one_line_refusal(tmp_path):
+    import struct
+    import warnings
+
+    from trainlab.data.decoding import ImageTooLarge, open_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 10_000, 9_000, 8, 0, 0, 0, 0)  # 90 M pixels: over Pillow's 89.5 M warning
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageTooLarge, match=r"bomb\.png: image is larger than 50000000 pixels \(10000x9000\)"):
+            open_image(tmp_path / "bomb.png")
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_run_refused_for_an_unreadable_image_leaves_no_decode_cache_in_the_data_folder(tmp_path, run_main):
+    folder = tmp_path / "imgs"
+    write_pngs(folder, ["cat/a.png", "cat/b.png", "dog/c.png", "dog/d.png"])
+    (folder / "dog" / "broken.png").write_bytes(b"not a png")
+    result = run_main(
+        *train_args(tmp_path / "unused", tmp_path / "run"),
+        "--dataset",
+        "folder",
+        "--image-dir",
+        folder,
+        "--val-split",
+        "0.5",
+    )
+    assert_one_line_error(result, "1 of 5 images in", "broken.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["cat", "dog"]
+    result = run_main("data", "info", "--dataset", "folder", "--image-dir", folder, "--skip-bad-images")
+    assert result.returncode == 0, result.stderr
+    assert (folder / ".trainlab-cache").is_dir()  # a data set that passes its checks is cached
+
+
+def test_a_data_path_that_is_a_file_is_named_as_a_file_not_as_missing(tmp_path, run_main):
+    (tmp_path / "file").write_text("x")
+    result = run_main("data", "info", "--dataset", "folder", "--image-dir", tmp_path / "file")
+    assert_one_line_error(result, f"image directory {tmp_path / 'file'} is a file, not a folder (--image-dir)")
+    result = run_main("data", "info", "--data-dir", tmp_path / "file", "--no-download")
+    assert_one_line_error(result, f"data directory {tmp_path / 'file'} is a file, not a folder")
+
+
+def test_a_cache_folder_that_is_a_file_is_named_not_called_read_only(tmp_path):
+    write_pngs(tmp_path, ["cat/a.png", "dog/b.png"])
+    (tmp_path / ".trainlab-cache").write_text("a user's file")
+    data = load_dataset(folder_config(tmp_path, val_split=0.5))
+    assert any(f"decoded (no cache: {tmp_path / '.trainlab-cache'} is a file, not a folder)" in n for n in data.notes)
+    assert (tmp_path / ".trainlab-cache").read_text() == "a user's file"

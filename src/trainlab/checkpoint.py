@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.checkpoint_records import check_preprocessing
 from trainlab.config import TTA_CHOICES
 from trainlab.errors import CheckpointError, FileWriteError
-from trainlab.fileio import atomic_write, looks_like_safetensors, looks_like_torch_file
+from trainlab.fileio import NotRegularFile, atomic_write, looks_like_safetensors, looks_like_torch_file, open_regular
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
 from trainlab.models.tta import FlipAveraged
 
@@ -32,6 +33,12 @@ FORMAT = "trainlab-checkpoint"
 FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")  # torch.compile and DDP
 EXPORT_METADATA_KEY = "trainlab"  # JSON: model, extra, classes, preprocessing of an exported weights file
+KIND_NAMES = {  # what messages call each kind of file
+    "trainlab": "a trainlab checkpoint",
+    "state_dict": "a plain state_dict",
+    "safetensors": "a safetensors file",
+    "pickled_model": "a pickled whole model (torch.save(model))",
+}
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -140,6 +147,11 @@ class LoadedCheckpoint:
     def preprocessing(self) -> dict[str, Any] | None:
         return self.info.get("preprocessing")
 
+    @property
+    def kind_name(self) -> str:
+        """What the file is, in words: "a plain state_dict", "a pickled whole model (torch.save(model))", ..."""
+        return KIND_NAMES[self.kind]
+
 
 def export_description(
     model_name: str,
@@ -175,6 +187,7 @@ def read_description(text: Any, path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: its trainlab metadata is damaged ({exc}); pass --model and use a trainlab checkpoint"
         ) from None
+    check_preprocessing(preprocessing, path)
     return {
         "config": {"model": config["model"], "extra": config.get("extra", {}), "tta": config.get("tta", "none")},
         "classes": classes,
@@ -188,7 +201,7 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     if path.is_dir():
         for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
             candidate = path / name
-            if candidate.is_file():
+            if candidate.exists():  # not only a regular file: a FIFO there is refused by name when opened
                 return candidate
         raise CheckpointError(f"{path}: run directory has no checkpoints/last.pt; did its training save anything?")
     if not path.exists():
@@ -199,20 +212,28 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_location: str = "cpu") -> LoadedCheckpoint:
     """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True."""
     path = resolve_checkpoint_path(path)
-    head = _read_head(path)
-    if path.suffix == ".safetensors" or looks_like_safetensors(head):
-        return _load_safetensors(path)
-    if not head:
-        raise CheckpointError(f"{path}: file is empty; not a checkpoint")
-    if not looks_like_torch_file(head):
-        raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor safetensors)")
+    with _open_checkpoint(path) as handle:  # every read goes through this one handle of a regular file
+        head = handle.read(16)
+        handle.seek(0)
+        if path.suffix == ".safetensors" or looks_like_safetensors(head):
+            return _load_safetensors(path, handle.read())
+        if not head:
+            raise CheckpointError(f"{path}: file is empty; not a checkpoint")
+        if not looks_like_torch_file(head):
+            raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor safetensors)")
+        return _load_torch_file(path, handle, trust_pickle, map_location)
+
+
+def _load_torch_file(path: Path, handle: Any, trust_pickle: bool, map_location: str) -> LoadedCheckpoint:
+    """A torch.save file, read weights-only (a pickled model only when trusted); errors name the file."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")  # torch's note on plain pickles
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = torch.load(handle, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if trust_pickle:
-            return _load_pickled_model(path, map_location)
+            handle.seek(0)
+            return _load_pickled_model(path, handle, map_location)
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if found is None:
             raise CheckpointError(f"{path}: not a checkpoint or corrupt ({_unpickling_problem(exc)})") from None
@@ -226,10 +247,12 @@ def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_loc
     return _classify(path, obj)
 
 
-def _read_head(path: Path) -> bytes:
+def _open_checkpoint(path: Path) -> Any:
+    """The checkpoint file opened for reading; a FIFO, device or socket is refused by name, never waited on."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(16)
+        return open_regular(path)
+    except NotRegularFile as exc:
+        raise CheckpointError(f"{path}: {exc.strerror}; give a checkpoint file or a run directory") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
@@ -253,36 +276,52 @@ def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
                 f"{path}: checkpoint format version {version!r} is newer than this trainlab understands "
                 f"({FORMAT_VERSION}); upgrade trainlab"
             )
-        return LoadedCheckpoint(path, "trainlab", obj["model_state"], obj)
-    if (
-        isinstance(obj, dict)
-        and obj
-        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-    ):
+        state = obj.get("model_state")
+        if not _is_tensor_table(state):
+            what = "it has none" if state is None else "it is not a table of tensors"
+            raise CheckpointError(
+                f"{path}: a trainlab checkpoint without its model weights (model_state: {what}); the file is "
+                "damaged: use another checkpoint (the run's checkpoints/best.pt or last.pt)"
+            )
+        check_preprocessing(obj.get("preprocessing"), path)
+        return LoadedCheckpoint(path, "trainlab", state, obj)
+    if _is_tensor_table(obj):
         root = (getattr(obj, "_metadata", None) or {}).get("", {})
         description = read_description(root.get(EXPORT_METADATA_KEY) if isinstance(root, dict) else None, path)
         return LoadedCheckpoint(path, "state_dict", clean_state_dict(obj), description=description)
     raise CheckpointError(f"{path}: not a checkpoint (expected a trainlab checkpoint or a state_dict of tensors)")
 
 
-def _load_safetensors(path: Path) -> LoadedCheckpoint:
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+def _is_tensor_table(obj: Any) -> bool:
+    """A non-empty dict of name -> tensor: a state_dict."""
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def _load_safetensors(path: Path, content: bytes) -> LoadedCheckpoint:
+    """A safetensors file's tensors and trainlab description, from its bytes (read from the checked handle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
     try:
-        state = load_file(str(path))
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
+        state = load(content)
+        size = int.from_bytes(content[:8], "little")
+        metadata = json.loads(content[8 : 8 + size]).get("__metadata__") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("its __metadata__ is not a table")
+    except (SafetensorError, OSError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
     description = read_description(metadata.get(EXPORT_METADATA_KEY), path)
     return LoadedCheckpoint(path, "safetensors", clean_state_dict(state), description=description)
 
 
-def _load_pickled_model(path: Path, map_location: str) -> LoadedCheckpoint:
-    warnings.warn(f"{path}: loading a pickled model with --trust-pickle runs code from the file", stacklevel=3)
+def _load_pickled_model(path: Path, handle: Any, map_location: str) -> LoadedCheckpoint:
+    warnings.warn(f"{path}: loading a pickled model with --trust-pickle runs code from the file", stacklevel=4)
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
+        obj = torch.load(handle, map_location=map_location, weights_only=False)
     except Exception as exc:
         raise CheckpointError(f"{path}: cannot be loaded even as a pickle ({_first_line(exc)})") from None
     if isinstance(obj, nn.Module):

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
+from trainlab.config_file import read_config_file  # noqa: F401 - where callers have always imported it from
 from trainlab.errors import ConfigError
-from trainlab.fileio import read_text_file
 from trainlab.validation import check_choice, check_integer, check_number, parse_duration
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -502,33 +495,3 @@ def preset_values(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return dict(PRESETS[name])
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The key/value table of a TOML config file; errors name the file."""
-    path = Path(path)
-    text = read_text_file(path, "config file", ConfigError)
-    try:
-        values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    if isinstance(values.get("tracking"), dict):
-        values.update(tracking_table(values.pop("tracking"), path))
-    return values
-
-
-TRACKING_TABLE_KEYS = {"backend": "tracking", "uri": "tracking_uri", "experiment": "tracking_experiment"}
-
-
-def tracking_table(table: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A config file's [tracking] table (backend, uri, experiment) as the tracking_* config keys."""
-    unknown = sorted(set(table) - set(TRACKING_TABLE_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown key(s) {', '.join(unknown)} in [tracking]; "
-            f"valid keys: {', '.join(TRACKING_TABLE_KEYS)}"
-        )
-    values = {TRACKING_TABLE_KEYS[key]: value for key, value in table.items()}
-    values.setdefault("tracking", "mlflow")  # a [tracking] table with only a uri or experiment means MLflow
-    return values

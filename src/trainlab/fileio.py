@@ -7,10 +7,12 @@ naming the file, and the file that was there before is left as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,13 +23,47 @@ TORCH_WRITE_FAILURES = ("PytorchStreamWriter", "inline_container", "file write f
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{12}\.tmp")  # what _create_temporary names: .NAME.HEX.tmp
 
 
-def read_text_file(path: Path, what: str, error: type[TrainlabError], encoding: str = "utf-8") -> str:
-    """A text file's contents; a missing or unreadable file raises `error` naming it as `what` (e.g. "config file")."""
+class NotRegularFile(OSError):
+    """A path that is a named pipe, a device or a socket: reading one could wait forever for a writer."""
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """A regular file opened for binary reading, as open(path, "rb") but refusing any other kind of file.
+
+    The file is opened without blocking (a FIFO with no writer would hang open() itself), then the open file's
+    own type is checked (fstat, so that nothing can swap the path between check and read): a folder raises
+    IsADirectoryError, a FIFO, device or socket NotRegularFile, whose strerror says what the path is.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        return path.read_text(encoding=encoding)
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+        if not stat.S_ISREG(mode):
+            kind = next((kind for test, kind in SPECIAL_FILE_KINDS if test(mode)), "a special file")
+            raise NotRegularFile(errno.EINVAL, f"is {kind}, not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text_file(path: Path, what: str, error: type[TrainlabError], encoding: str = "utf-8") -> str:
+    """A text file's contents; a missing or unreadable file, or one that is not a regular file, raises `error`
+    naming it as `what` (e.g. "config file")."""
+    try:
+        with open_regular(path) as handle:
+            return handle.read().decode(encoding)
     except FileNotFoundError:
         raise error(f"{what} {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise error(
+            f"{what} {path} {exc.strerror}"
+            if isinstance(exc, NotRegularFile | IsADirectoryError)
+            else f"{what} {path} cannot be read: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
         raise error(f"{what} {path} cannot be read: {exc}") from None
 
 
@@ -151,6 +187,15 @@ FILE_SIGNATURES: dict[str, Callable[[bytes], bool]] = {
     "safetensors file": looks_like_safetensors,
     "ONNX model": lambda head: head[:1] == b"\x08",  # protobuf field 1 (ir_version), varint
 }
+
+
+# What a path that is not a regular file or a folder is, in words (os.stat's file types).
+SPECIAL_FILE_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def check_replaceable(path: str | os.PathLike, kind: str) -> Path:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from trainlab.config import DATASETS, FILE_DATASETS, TrainConfig
-from trainlab.data.builtin import BUILTIN_DATASETS, locate_files, resolve_data_dir
+from trainlab.data.builtin import BUILTIN_DATASETS, check_data_dir, locate_files, resolve_data_dir
 from trainlab.data.idx import read_idx_pair
 from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
@@ -82,7 +82,7 @@ def load_splits(
         from trainlab.data.file_datasets import load_image_files
 
         return load_image_files(config, splits, classes, image_shape, style)
-    root = resolve_data_dir(config.data_dir)
+    root = check_data_dir(resolve_data_dir(config.data_dir))
     if config.dataset == "cifar10":
         from trainlab.data.cifar import load_cifar10
 

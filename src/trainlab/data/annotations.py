@@ -15,6 +15,8 @@ from trainlab.errors import DataError
 from trainlab.fileio import read_text_file
 
 INTEGER = re.compile(r"[+-]?\d+")
+WHOLE_NUMBER = re.compile(r"([+-]?\d+)(?:\.0*)?")  # 3, 3.0 and 3. are class 3: a spreadsheet writes 3 as 3.0
+DELIMITERS = (",", ";", "\t")  # the first of these in the first row separates the columns (, ; are locale defaults)
 MAX_CLASSES = 10_000  # integer labels implying more classes than this are refused as typos
 SPARSE_LABEL_MINIMUM = 100  # a largest label above this and >= 2x the distinct labels is taken for a typo
 
@@ -67,6 +69,8 @@ class FileSet:
 
 def inside_path(name: str, root: Path, where: str) -> str:
     """name as a normalised relative path, refusing absolute paths and ones that leave root (`../`)."""
+    if "\x00" in name:  # no file system allows one; os.stat would fail with ValueError
+        raise DataError(f"{where}: {name!r} holds a NUL byte, which no file name can; fix the row")
     portable = name.replace("\\", "/")
     if not portable or portable.startswith("/") or ntpath.splitdrive(name)[0] or ntpath.isabs(name):
         raise DataError(f"{where}: {name!r} is an absolute path; give paths relative to the image directory {root}")
@@ -81,18 +85,34 @@ def inside_path(name: str, root: Path, where: str) -> str:
 def _looks_like_header(fields: list[str], root: Path) -> bool:
     """A first row such as `file_name,label`: no image file by that name and no image file extension."""
     name = fields[0]
+    if "\x00" in name:  # a damaged row, refused by inside_path, rather than a header
+        return False
     return not name.lower().endswith(IMAGE_EXTENSIONS) and not (root / name).is_file()
 
 
+def check_image_dir(root: Path) -> None:
+    """Refuse an --image-dir that is missing or is not a folder, saying which."""
+    if not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"image directory {root} {problem} (--image-dir)")
+
+
+def delimiter_of(lines: list[str]) -> str:
+    """The column separator: a comma, else a semicolon or tab when the first row has one and no comma."""
+    first = next((line for line in lines if line.strip()), "")
+    return next((mark for mark in DELIMITERS if mark in first), ",")
+
+
 def read_csv_annotations(csv_path: str | os.PathLike, image_dir: str | os.PathLike | None) -> FileSet:
-    """The rows of an annotations CSV (`file name, label`, optional header) as a FileSet; errors name the line."""
+    """The rows of an annotations CSV (`file name, label`, optional header; columns separated by commas, or
+    semicolons or tabs) as a FileSet; errors name the line."""
     csv_path = Path(csv_path)
     root = Path(image_dir) if image_dir else csv_path.parent
-    if not root.is_dir():
-        raise DataError(f"image directory {root} does not exist (--image-dir)")
+    check_image_dir(root)
     text = read_text_file(csv_path, "annotations file", DataError, encoding="utf-8-sig")
     paths, labels, where = [], [], []
-    reader = csv.reader(text.splitlines())
+    lines = text.splitlines()
+    reader = csv.reader(lines, delimiter=delimiter_of(lines))
     first = True
     try:
         for row in reader:
@@ -119,8 +139,7 @@ def read_csv_annotations(csv_path: str | os.PathLike, image_dir: str | os.PathLi
 def read_class_folders(folder: str | os.PathLike) -> FileSet:
     """Images in folder/<class>/... (the ImageFolder layout): the class is the first folder below `folder`."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"image directory {folder} does not exist (--image-dir)")
+    check_image_dir(folder)
     paths, labels, where = [], [], []
     for path in image_paths_under(folder):
         relative = path.relative_to(folder)
@@ -143,13 +162,15 @@ def derive_classes(files: FileSet) -> tuple[str, ...]:
     Class folder names are always names ("100" and "200" are two classes), sorted as numbers when all are.
     """
     labels = files.raw_labels
-    numeric = all(INTEGER.fullmatch(label) for label in labels)
     if files.labels_are_names:
         names = set(labels)
+        numeric = all(INTEGER.fullmatch(label) for label in labels)
         return tuple(sorted(names, key=lambda name: (int(name), name))) if numeric else tuple(sorted(names))
-    if not numeric:
+    numbers = [whole_number(label) for label in labels]
+    if None in numbers:
+        check_one_spelling(files)
         return tuple(sorted(set(labels)))
-    values = [int(label) for label in labels]
+    values: list[int] = numbers  # type: ignore[assignment]
     lowest, highest = min(values), max(values)
     if lowest < 0:
         where = files.where[values.index(lowest)]
@@ -169,6 +190,29 @@ def derive_classes(files: FileSet) -> tuple[str, ...]:
     return tuple(str(value) for value in range(highest + 1))
 
 
+def whole_number(label: str) -> int | None:
+    """A label's class number when it is a whole number (3, +3, 3.0), else None."""
+    found = WHOLE_NUMBER.fullmatch(label)
+    return int(found.group(1)) if found else None
+
+
+def check_one_spelling(files: FileSet) -> None:
+    """Class names that are one number written two ways (3 and 3.0 among names) are refused, naming both lines."""
+    seen: dict[float, int] = {}
+    for index, label in enumerate(files.raw_labels):
+        try:
+            value = float(label)
+        except ValueError:
+            continue
+        first = seen.setdefault(value, index)
+        if files.raw_labels[first] != label:
+            raise DataError(
+                f"{files.where[index]}: label {label!r} is the number {files.raw_labels[first]!r} of "
+                f"{files.where[first]} written another way, and class names are compared as written; "
+                "write each label one way"
+            )
+
+
 def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
     """Each label as an index into classes: by name, else as a class number; unknown ones are errors.
 
@@ -184,8 +228,9 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
     indices = []
     for label, where in zip(files.raw_labels, files.where, strict=True):
         index = lookup.get(label)
-        if index is None and numbers_allowed and INTEGER.fullmatch(label):
-            index = int(label)
+        number = whole_number(label) if numbers_allowed else None
+        if index is None and number is not None:
+            index = number
             if not 0 <= index < len(classes):
                 raise DataError(
                     f"{where}: label {index} is out of range: there are {len(classes)} classes (0-{len(classes) - 1})"

@@ -99,10 +99,19 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     return Path(os.environ.get("TRAINLAB_DATA_DIR") or "data")
 
 
+def check_data_dir(data_dir: Path) -> Path:
+    """Refuse a data directory that is a file (it would be reported as holding no data files)."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(
+            f"data directory {data_dir} is a file, not a folder; point --data-dir or TRAINLAB_DATA_DIR at a folder"
+        )
+    return data_dir
+
+
 def find_file(raw_dir: Path, name: str) -> Path | None:
     """The decompressed file if present, else its .gz twin, else None."""
     for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
-        if candidate.is_file():
+        if candidate.exists():  # a FIFO or folder by that name is refused by name when read, never replaced
             return candidate
     return None
 

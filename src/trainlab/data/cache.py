@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from trainlab.errors import FileWriteError
-from trainlab.fileio import atomic_write
+from trainlab.fileio import atomic_write, open_regular
 
 CACHE_FOLDER = ".trainlab-cache"  # inside the image directory; hidden, so class-folder scans skip it
 CACHE_VERSION = 2  # bump when decoding changes what a file becomes (2: 16-bit and float images scaled)
@@ -45,10 +45,9 @@ def cache_file(root: Path, source: Path, request: str, key: str) -> Path:
 
 def read_cache(path: Path) -> DecodedImages | None:
     """The cached decoded images, or None when absent or unreadable (then they are decoded again)."""
-    if not path.is_file():
-        return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path) as handle:  # a FIFO planted as a cache file is not waited on
+            payload = torch.load(handle, map_location="cpu", weights_only=True)
         if payload.get("version") != CACHE_VERSION:
             return None
         shape = tuple(int(v) for v in payload["shape"])
@@ -61,8 +60,8 @@ def read_cache(path: Path) -> DecodedImages | None:
     return DecodedImages(shape, images, bad)  # type: ignore[arg-type]
 
 
-def write_cache(path: Path, decoded: DecodedImages) -> bool:
-    """Store atomically and drop older versions of the same source; False when the folder is not writable."""
+def write_cache(path: Path, decoded: DecodedImages) -> str | None:
+    """Store atomically and drop older versions of the same source; else why not (the folder is read-only, ...)."""
     payload = {
         "version": CACHE_VERSION,
         "shape": list(decoded.shape),
@@ -70,13 +69,17 @@ def write_cache(path: Path, decoded: DecodedImages) -> bool:
         "bad": [[index, message] for index, message in decoded.bad],
     }
     if path.parent.is_symlink():  # never written through a link: the cache folder must be trainlab's own
-        return False
+        return f"{path.parent} is a symbolic link"
+    if path.parent.exists() and not path.parent.is_dir():
+        return f"{path.parent} is a file, not a folder"
     try:
         atomic_write(path, lambda handle: torch.save(payload, handle))
-    except FileWriteError:
-        return False
+    except FileWriteError as exc:
+        if exc.reason in ("Read-only file system", "Permission denied", "Operation not permitted"):
+            return f"{path.parent.parent} is read-only"
+        return str(exc)
     prefix = path.name.rsplit("-", 1)[0]
     for stale in path.parent.glob(f"{glob.escape(prefix)}-*.pt"):  # only this source's older cache files
         if stale != path and STALE_NAME.fullmatch(stale.name.rsplit("-", 1)[1]) and not stale.is_symlink():
             stale.unlink(missing_ok=True)
-    return True
+    return None

@@ -19,7 +19,7 @@ import torch
 
 from trainlab.data.memory import ImageData
 from trainlab.errors import DataError
-from trainlab.fileio import write_bytes_atomically
+from trainlab.fileio import open_regular, write_bytes_atomically
 
 FOLDER = "cifar-10-batches-py"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -64,7 +64,8 @@ class ArrayUnpickler(pickle.Unpickler):
 def read_batch(path: Path) -> dict[str, Any]:
     """One pickled batch as a dict with str keys; errors name the file."""
     try:
-        content = path.read_bytes()
+        with open_regular(path) as handle:  # a FIFO or device is refused by name, not waited on
+            content = handle.read()
     except FileNotFoundError:
         raise DataError(f"{path}: not found") from None
     except OSError as exc:

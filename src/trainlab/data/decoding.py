@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
 from trainlab.errors import DataError
+from trainlab.fileio import NotRegularFile, open_regular
 from trainlab.validation import check_choice
 
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
@@ -63,24 +65,34 @@ def source_name(source: ImageSource, name: str | None = None) -> str:
 
 def open_image(source: ImageSource, name: str | None = None) -> Any:
     """A lazily opened PIL image (header read, pixels not yet decoded), size-checked; errors name the file
-    (or `name`, for bytes)."""
-    from PIL import Image, UnidentifiedImageError
+    (or `name`, for bytes). A path is read only when it is a regular file (a FIFO would block forever)."""
+    from PIL import Image
 
     name = source_name(source, name)
     if isinstance(source, bytes) and not source:
         raise NotAnImage(f"{name}: is empty (0 bytes), not an image")
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        handle = io.BytesIO(source) if isinstance(source, bytes) else open_regular(source)
     except FileNotFoundError:
         raise DataError(f"{name}: no such image file") from None
     except IsADirectoryError:
         raise DataError(f"{name}: is a folder, not an image file") from None
-    except Image.DecompressionBombError:
-        raise ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused") from None
-    except UnidentifiedImageError:
-        raise NotAnImage(f"{name}: cannot be read as an image (not a format PIL knows)") from None
-    except (OSError, ValueError) as exc:
-        raise NotAnImage(f"{name}: cannot be read as an image ({exc})") from None
+    except NotRegularFile as exc:
+        raise NotAnImage(f"{name}: {exc.strerror}; give an image file") from None
+    except OSError as exc:
+        raise NotAnImage(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        with warnings.catch_warnings():
+            # over MAX_IMAGE_PIXELS, refused below in one line: Pillow's own warning would be a second one
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(handle)
+    except BaseException as exc:
+        handle.close()
+        failure = _open_failure(exc, name)
+        if failure is exc:
+            raise
+        raise failure from None
+    image._exclusive_fp = True  # the handle is ours: PIL closes it as it closes a file it opened by name
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         image.close()
@@ -89,6 +101,19 @@ def open_image(source: ImageSource, name: str | None = None) -> Any:
         image.close()
         raise DamagedImage(f"{name}: image has no pixels ({width}x{height})")
     return image
+
+
+def _open_failure(exc: BaseException, name: str) -> BaseException:
+    """Image.open's failure as the DataError naming the file; other exceptions (KeyboardInterrupt) as they are."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return ImageTooLarge(f"{name}: image is larger than {MAX_IMAGE_PIXELS} pixels; refused")
+    if isinstance(exc, UnidentifiedImageError):
+        return NotAnImage(f"{name}: cannot be read as an image (not a format PIL knows)")
+    if isinstance(exc, OSError | ValueError):
+        return NotAnImage(f"{name}: cannot be read as an image ({exc})")
+    return exc
 
 
 def read_header(path: str | os.PathLike) -> tuple[int, int, int]:

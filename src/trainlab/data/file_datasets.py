@@ -67,6 +67,15 @@ class Prepared:
     good: list[int]  # indices into the FileSet, in order
     images: torch.Tensor | FileBackedImages
     notes: list[str] = field(default_factory=list)
+    to_cache: tuple[Path, DecodedImages] | None = None  # written once every check of the data has passed
+
+    def store(self) -> None:
+        """Write the decoded images to their cache, and say where they are (or why they are not cached)."""
+        if self.to_cache is None:
+            return
+        path, decoded = self.to_cache
+        problem = write_cache(path, decoded)
+        self.notes[0] += f"decoded and cached in {path}" if problem is None else f"decoded (no cache: {problem})"
 
 
 def file_sources(
@@ -154,6 +163,8 @@ def load_image_files(
     for split, part in parts.items():
         ready = prepared[id(part.files)]
         data[split] = take(ready, part, labels[id(part.files)], classes)
+    for ready in prepared.values():  # only now: a data set refused above leaves no cache in the user's folder
+        ready.store()
     notes = [note for files in needed for note in prepared[id(files)].notes]
     if config.dataset == "folder" and not config.shuffle and "train" in splits:
         notes.append("class folders are read class by class: pass --shuffle so that batches mix the classes")
@@ -225,11 +236,11 @@ def prepare(survey: Survey, workers: int, skip_bad: bool, total: int, budget: in
     paths = [files.absolute(i) for i in range(len(files))]
     good, images, failed = decode_files(paths, shape, survey.present, workers, survey.style)
     bad = sorted(survey.bad + failed)
-    stored = write_cache(survey.cache_path, DecodedImages(shape, images, bad))
     check_bad(files, bad, skip_bad)
-    where = f"decoded and cached in {survey.cache_path}" if stored else f"decoded (no cache: {files.root} is read-only)"
-    note = f"{files.name}: {len(good)} images {shape_text(shape)} in memory, {where}"
-    return Prepared(good, images, [note, *skipped_note(files, bad)])
+    note = f"{files.name}: {len(good)} images {shape_text(shape)} in memory, "  # store() says where
+    return Prepared(
+        good, images, [note, *skipped_note(files, bad)], (survey.cache_path, DecodedImages(shape, images, bad))
+    )
 
 
 def scan_headers(

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from trainlab.errors import DataError
+from trainlab.fileio import open_regular
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -26,14 +27,9 @@ def read_bytes(path: Path) -> bytes:
     A .gz is inflated piece by piece and no further than its IDX header declares (at most MAX_IDX_BYTES),
     so a small archive that inflates to gigabytes (a gzip bomb) is refused before it fills the memory.
     """
-    if path.suffix != ".gz":
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        with open(path, "rb") as archive:
-            return gunzip_idx(archive, str(path))
+        with open_regular(path) as handle:  # a FIFO or device is refused by name, not waited on
+            return handle.read() if path.suffix != ".gz" else gunzip_idx(handle, str(path))
     except OSError as exc:  # the file itself cannot be opened
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 

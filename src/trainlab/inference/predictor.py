@@ -92,7 +92,7 @@ class Predictor:
         model_name = model or config.get("model")
         if model_name is None:
             raise CheckpointError(
-                f"{loaded.path} is a plain state_dict that does not name its model; pass --model (e.g. --model mlp)"
+                f"{loaded.path} is {loaded.kind_name} that does not name its model; pass --model (e.g. --model mlp)"
             )
         extra = config.get("extra", {})
         check_model_from_file(model_name, extra, str(loaded.path), named_by_user=model, trusted=trust_model_code)
