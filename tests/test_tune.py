@@ -592,3 +592,74 @@ def test_a_model_choice_holds_its_colon_and_other_names_still_refuse_a_range(tin
 
     with pytest.raises(ConfigError, match="optimizer takes a name, not a range; list the choices as A,B"):
         parse_search(["optimizer=sgd:adam"], base)
+
+
+# the study's folder and database ----------------------------------------------------------------------------------
+
+
+def test_a_study_folder_on_a_read_only_disk_is_one_line_before_anything_starts(
+    tiny_data, tmp_path, run_main, monkeypatch
+):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access  # a read-only file system answers access() with EROFS, for root too
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    study = locked / "study"
+    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--trials", "1"))
+    assert_one_line_error(
+        result, f"--run-dir {study}: {locked} cannot be written (read-only); give a --run-dir on a disk you can write"
+    )
+    assert not study.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "bounds"),
+    [
+        ("sqlite:///study.db", {"timeout": 60}),
+        (
+            "postgresql+psycopg2://me@db/optuna",
+            {"connect_timeout": 10, "options": "-c statement_timeout=60000"},
+        ),
+        ("postgresql://me@db/optuna", {"connect_timeout": 10, "options": "-c statement_timeout=60000"}),
+        ("postgresql+psycopg://me@db/optuna?connect_timeout=3", {"options": "-c statement_timeout=60000"}),
+        ("postgresql+pg8000://me@db/optuna", {"timeout": 60}),
+        ("mysql+pymysql://me@db/optuna", {"connect_timeout": 10, "read_timeout": 60, "write_timeout": 60}),
+        ("mysql+mysqlconnector://me@db/optuna", {"connection_timeout": 10}),
+    ],
+)
+def test_every_known_database_driver_gets_bounded_connections_and_statements(url, bounds):
+    from trainlab.tuning.storage import connect_args_for
+
+    assert connect_args_for(url) == bounds  # a bound the URL already gives is the user's
+
+
+def test_a_database_server_that_never_answers_ends_tune_in_one_line(tiny_data, tmp_path, run_main, monkeypatch):
+    """No PostgreSQL driver is installed here: Optuna's storage is made to hang as a driver without a timeout of
+    its own does at a server that accepts and never answers; the deadline around it ends the command."""
+    import threading
+
+    import optuna
+
+    from trainlab.tuning import storage
+
+    opened, release = [], threading.Event()
+
+    def never_answers(url, engine_kwargs=None, **kwargs):
+        opened.append((url, engine_kwargs))
+        release.wait()
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", never_answers)
+    monkeypatch.setattr(storage, "OPEN_SECONDS", 1.0)
+    url = "postgresql+psycopg2://me:secret@127.0.0.1:9/optuna"
+    study = tmp_path / "study"
+    try:
+        result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
+    finally:
+        release.set()
+    assert_one_line_error(
+        result,
+        "--storage postgresql+psycopg2://me:***@127.0.0.1:9/optuna: cannot open the study database (no answer within "
+        "1 s; check that its server runs, and the URL's host and port)",
+    )
+    assert opened == [(url, {"connect_args": {"connect_timeout": 10, "options": "-c statement_timeout=60000"}})]
+    assert not study.exists()

@@ -64,7 +64,8 @@ def search_from(args: argparse.Namespace):
 
 def cmd_tune(args: argparse.Namespace, out: Output) -> int:
     from trainlab.tuning.search import ModelTrust, check_named_models, parse_search
-    from trainlab.tuning.study import StudySpec, TuneOptions, require_optuna, run_study
+    from trainlab.tuning.storage import check_study_folder
+    from trainlab.tuning.study import StudySpec, TuneOptions, default_study_dir, require_optuna, run_study
 
     if args.trials < 1:
         raise TrainlabError(f"--trials must be >= 1, got {args.trials}")
@@ -86,6 +87,8 @@ def cmd_tune(args: argparse.Namespace, out: Output) -> int:
             "--run-dir of a study to continue"
         )
     require_optuna()
+    study_dir = args.run_dir or default_study_dir()
+    check_study_folder(study_dir)
     options = TuneOptions(
         trials=args.trials,
         timeout=args.timeout,
@@ -94,6 +97,6 @@ def cmd_tune(args: argparse.Namespace, out: Output) -> int:
         download=not args.no_download,
         model_trust=trust,
     )
-    result = run_study(spec, args.run_dir, options, say=out.say)
+    result = run_study(spec, study_dir, options, say=out.say)
     out.result(result)
     return EXIT_OK

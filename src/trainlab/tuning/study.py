@@ -29,6 +29,7 @@ from trainlab.errors import ConfigError, RunEndedEarly, TrainlabError
 from trainlab.fileio import write_bytes_atomically
 from trainlab.training.reporting import Reporter, Reporters
 from trainlab.tuning.search import Dimension, ModelTrust, check_named_models, parse_search
+from trainlab.tuning.storage import connect_args_for, open_bounded, shown
 
 STUDY_FILE = "study.toml"
 DATABASE_FILE = "study.db"
@@ -38,7 +39,6 @@ IMPORTANCE_PLOT = "param_importances.png"
 METRICS = ("val_accuracy", "val_loss")
 PRUNERS = ("median", "hyperband", "none")
 TUNE_INSTALL = "pip install 'trainlab[tune]'"
-SQLITE_TIMEOUT_SECONDS = 60  # several processes on one SQLite study wait for each other's writes
 STORAGE_ATTEMPTS = 10  # opening a new study database while another process creates its tables
 
 
@@ -181,15 +181,15 @@ def storage_for(url: str | None, study_dir: Path) -> Any:
     import optuna
 
     url = url or f"sqlite:///{(study_dir / DATABASE_FILE).resolve()}"
-    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}} if url.startswith("sqlite") else {}
+    engine = {"connect_args": connect_args_for(url)}  # bounded: a server that never answers is one line
     attempts = 0
     while True:
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+            return open_bounded(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine))
         except Exception as exc:  # SQLAlchemy raises many kinds for an unusable URL
             first_line, attempts = str(exc).splitlines()[0], attempts + 1
             if attempts == STORAGE_ATTEMPTS or not creating_elsewhere(first_line):
-                raise TrainlabError(f"--storage {url}: cannot open the study database ({first_line})") from None
+                raise TrainlabError(f"--storage {shown(url)}: cannot open the study database ({first_line})") from None
             time.sleep(0.5)  # seconds
 
 
