@@ -533,3 +533,16 @@ def test_a_run_whose_tracking_store_is_gone_resumes_with_another_tracking_uri_in
     history = client.get_metric_history(run.info.run_id, "test_accuracy")
     assert [(m.step, m.value) for m in history] == [(row["epoch"], row["test_accuracy"]) for row in rows]
     assert f'tracking_uri = "{moved}"' in (tmp_path / "run" / "config.toml").read_text()
+
+
+def test_tune_with_a_silent_tracking_server_ends_in_one_line_before_any_trial(
+    tiny_data, tmp_path, run_main, silent_port, short_waits
+):
+    uri = f"http://127.0.0.1:{silent_port}"
+    result = run_main(
+        "tune", "--data-dir", tiny_data, *TINY, "--val-split", "0.2", "--epochs", "1", "--limit-train-batches", "2",
+        "--search", "lr=1e-3:1e-1:log", "--trials", "1", "--run-dir", tmp_path / "study", "--tracking", "mlflow",
+        "--tracking-uri", uri,
+    )  # fmt: skip
+    assert_one_line_error(result, f"MLflow tracking store {uri} cannot be reached (")
+    assert not (tmp_path / "study" / "trial-0000").exists()

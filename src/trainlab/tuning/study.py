@@ -441,9 +441,9 @@ def tracking_parent(spec: StudySpec, study_dir: Path, name: str) -> TrackingPare
     """Start (or continue) the study's MLflow run so that trials log as its nested runs."""
     if spec.base.tracking != "mlflow":
         return None
-    from trainlab.tuning.tracking import DEFAULT_EXPERIMENT, require_mlflow
+    from trainlab.tuning.tracking import DEFAULT_EXPERIMENT, check_tracking_store
 
-    require_mlflow()
+    check_tracking_store(spec.base.tracking_uri)  # MLflow installed, its store answering; every call bounded
     import mlflow
 
     if spec.base.tracking_uri:
