@@ -3,10 +3,13 @@ and trainlab never deletes or writes through what it did not make."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -310,6 +313,49 @@ def test_a_report_path_that_holds_another_kind_of_file_is_not_replaced(trained, 
     assert_one_line_error(result, f"{notes} exists and is not a PNG image")
     assert result.stdout == ""  # refused before evaluating, not after printing the figures
     assert notes.read_text() == "# mine"
+
+
+def special_file(tmp_path: Path, kind: str) -> Path:
+    """A FIFO made here, or a symbolic link here to /dev/null (the real one is never the output: we run as root)."""
+    path = tmp_path / f"{kind}.png"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(os.devnull)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("fifo", "is a named pipe (FIFO), not a regular file, so it was not replaced"),
+        ("devnull", "is a character device (through a symbolic link), not a regular file, so it was not replaced"),
+    ],
+)
+@pytest.mark.parametrize("command", ["export", "evaluate --confusion-matrix", "predict --show-input"])
+@pytest.mark.timeout(120)  # a command that opened the FIFO would wait for a writer forever
+def test_an_output_path_that_is_a_device_or_a_pipe_is_refused_and_left_as_it_was(
+    command, kind, problem, trained, tmp_path, run_main
+):
+    from PIL import Image
+
+    data_dir, run_dir = trained
+    target = special_file(tmp_path, kind)
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    args = {
+        "export": ["export", run_dir, "--format", "state-dict", "--out", target],
+        "evaluate --confusion-matrix": ["evaluate", run_dir, "--data-dir", data_dir, "--confusion-matrix", target],
+        "predict --show-input": ["predict", run_dir, image, "--show-input", target],
+    }[command]
+    result = run_main(*args)
+    assert_one_line_error(result, f"{target} {problem}")
+    assert result.stdout == ""  # refused before the work, not after printing its figures
+    if kind == "fifo":
+        assert stat.S_ISFIFO(target.lstat().st_mode)
+    else:
+        assert target.is_symlink() and os.readlink(target) == os.devnull
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["image.png", target.name])  # no temporary file
 
 
 # --- links in a run directory ------------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def read_text_file(path: Path, what: str, error: type[TrainlabError], encoding: 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Call write(handle) on a temporary file and rename it over path: readers see old or new, never half."""
-    path = Path(path)
+    path = check_output_is_regular_or_new(path)  # a rename over a device or a pipe would replace it
     fd, tmp_name = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -151,7 +151,7 @@ def _fsync_directory(directory: Path) -> None:
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside `path` for libraries that write by file name; renamed over `path` on success."""
-    path = Path(path)
+    path = check_output_is_regular_or_new(path)
     fd, tmp_name = _create_temporary(path)
     os.close(fd)
     temporary = Path(tmp_name)
@@ -198,9 +198,35 @@ SPECIAL_FILE_KINDS = (
 )
 
 
-def check_replaceable(path: str | os.PathLike, kind: str) -> Path:
-    """Refuse an output path that is a folder, or an existing file that is not a `kind` (a user's other file)."""
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What `path` is when it is a special file (a device, FIFO or socket, through links too); None otherwise.
+
+    Outputs replace only a regular file or make a new one (readers check the same kinds on the file they
+    opened: open_regular).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in SPECIAL_FILE_KINDS if test(mode)), None)
+
+
+def check_output_is_regular_or_new(path: str | os.PathLike) -> Path:
+    """Refuse an output path that is a special file: renaming over it would replace a device or a pipe."""
     path = Path(path)
+    kind = special_file_kind(path)
+    if kind is not None:
+        linked = " (through a symbolic link)" if path.is_symlink() else ""
+        raise TrainlabError(
+            f"{path} is {kind}{linked}, not a regular file, so it was not replaced; give the name of a file to write"
+        )
+    return path
+
+
+def check_replaceable(path: str | os.PathLike, kind: str) -> Path:
+    """Refuse an output path that is a folder, a special file, or an existing file that is not a `kind` (a user's
+    other file)."""
+    path = check_output_is_regular_or_new(path)
     if path.is_dir():
         raise TrainlabError(f"{path} is a folder; give the name of a file to write")
     if path.is_file() and path.stat().st_size:

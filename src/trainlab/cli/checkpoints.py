@@ -165,6 +165,10 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
                 "--test-index takes a test image as it is; --show-input and --input-style are for files"
             )
         return predict_test_image(args, out, loaded, predictor)
+    if args.show_input:  # a file that cannot be written is refused before predicting, not after printing
+        from trainlab.fileio import check_replaceable
+
+        check_replaceable(args.show_input, "PNG image")
     inputs = predictor.read_files(args.images, args.input_style or "auto")
     for note in predictor.notes:  # where the training images' look came from, when a style needed it
         out.say(note)
