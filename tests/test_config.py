@@ -267,7 +267,7 @@ def test_the_speedrun_presets_budget_gives_way_to_a_length_the_user_chose(flags,
 def test_an_unknown_preset_is_one_line_listing_the_presets(run_main, tmp_path):
     result = run_main("train", "--preset", "fastest", "--run-dir", tmp_path / "run")
     assert result.returncode == 2
-    assert result.stderr == "trainlab train: error: unknown preset 'fastest'; choose one of: tutorial, speedrun\n"
+    assert result.stderr == "trainlab train: error: unknown preset 'fastest'; choose one of: tutorial, auto, speedrun\n"
 
 
 def test_relative_data_paths_are_stored_absolute_so_evaluate_works_from_elsewhere(tmp_path, run_main, monkeypatch):

@@ -382,9 +382,9 @@ class HangingMetrics:
     """MlflowClient.log_batch that never returns for metrics (a server gone silent mid-run), until released."""
 
     def __init__(self, monkeypatch, marker: Path | None = None):
-        from mlflow.tracking import MlflowClient
-
         import threading
+
+        from mlflow.tracking import MlflowClient
 
         self.release, self.marker, real = threading.Event(), marker, MlflowClient.log_batch
 
@@ -410,7 +410,8 @@ def test_a_tracking_server_gone_silent_mid_run_never_costs_the_run(
     assert result.returncode == 0, result.stderr
     said = [line for line in result.stderr.splitlines() if "MLflow tracking stopped" in line]
     assert said == [
-        f"MLflow tracking stopped (epoch 1: no answer within 2 s); the run's own files in {tmp_path / 'r'} hold everything"
+        "MLflow tracking stopped (epoch 1: no answer within 2 s); the run's own files in "
+        f"{tmp_path / 'r'} hold everything"
     ]
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "finished"
     assert [row["epoch"] for row in read_metrics(tmp_path / "r")] == [1, 2]

@@ -173,7 +173,10 @@ TRAIN_CASES = [
         "the cnn halves its input twice, so it needs images of at least 4x4 pixels, got 2x2",
     ),  # was: RuntimeError
     ([*FOLDER, "--augment", "--augment-padding", "8", "--image-size", "8"], "augment_padding must be smaller"),
-    (["--dataset", "folder", "--image-dir", "{bad}/binary.bin"], "image directory {bad}/binary.bin is a file, not a folder"),
+    (
+        ["--dataset", "folder", "--image-dir", "{bad}/binary.bin"],
+        "image directory {bad}/binary.bin is a file, not a folder",
+    ),
     (["--dataset", "csv", "--annotations", "{bad}/empty_dir"], "is a folder, not a file"),
     (["--dataset", "csv", "--annotations", "{bad}/binary.bin"], "cannot be read"),
 ]

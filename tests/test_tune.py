@@ -75,8 +75,8 @@ def finished(process: subprocess.Popen, log: Path, timeout: float = 300) -> tupl
 # bad input: one line, exit 2, before any trial runs --------------------------------------------------------------
 
 ALL_TUNABLE = (
-    "tunable keys: augment, augment_erasing, augment_padding, batch_size, channels_last, compile, dropout, "
-    "early_stop, epochs"
+    "tunable keys: augment, augment_erasing, augment_flip, augment_padding, batch_size, channels_last, compile, "
+    "dropout, early_stop, epochs"
 )
 
 

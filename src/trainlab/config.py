@@ -17,10 +17,12 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")  # auto: bf16 where the hardware r
 INPUT_STYLES = ("auto", "photo", "raw")  # how a picture is made to look like the training images
 SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")  # linear: decay to zero at the end
 TTA_CHOICES = ("none", "flip")  # flip: the mean of the logits of each image and of its left-right mirror image
+RECIPES = ("none", "auto")  # auto: chosen from the data (training/recipe.py)
 TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
 DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
 FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
+MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
 BUILTIN_IMAGE_SIDES = {"fashion-mnist": 28, "mnist": 28, "kmnist": 28, "cifar10": 32}  # pixels
 MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
 WIDTH_MODELS = ("cnn", "resnet")  # built-in models that take a width (auto_width)
@@ -188,6 +190,9 @@ class TrainConfig:
         False, "data", "subtract the training set's mean and divide by its std, after scaling to [0, 1]"
     )
     augment: bool = option(False, "data", "random crop with padding, horizontal flip, random erasing")
+    augment_flip: bool = option(
+        True, "data", "with --augment: mirror half the images left-right (off where a mirror image is another class)"
+    )
     augment_padding: int = option(2, "data", "random crop padding in pixels")
     augment_erasing: float = option(0.25, "data", "random erasing probability per image")
     dropout: float = option(0.0, "model", "dropout for models that have it (cnn, resnet, tv:NAME; not the mlp)")
@@ -260,6 +265,8 @@ class TrainConfig:
         None, "run", "the MLflow experiment the run is logged under", metavar="NAME", default_text="trainlab"
     )
     extra: dict[str, Any] = option(None, None, "user model keyword arguments (config files only)", factory=dict)
+    recipe: str = option("none", None, "auto: choose the recipe from the data (--preset auto)")
+    recipe_keep: list[str] = option(None, None, "recipe auto: the keys the user set, kept as given", factory=list)
 
     def __post_init__(self) -> None:
         check_choice("loss", self.loss, LOSSES)
@@ -273,6 +280,10 @@ class TrainConfig:
         check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, maximum_inclusive=False)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("tta", self.tta, TTA_CHOICES)
+        check_choice("recipe", self.recipe, RECIPES)
+        known = {item.name for item in fields(self)}
+        if not isinstance(self.recipe_keep, (list, tuple)) or not set(self.recipe_keep) <= known:
+            raise ConfigError(f"recipe_keep must be a list of config keys, got {self.recipe_keep!r}")
         check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
         check_integer("step_epochs", self.step_epochs, minimum=1)
         check_number("step_gamma", self.step_gamma, minimum=0.0, maximum=1.0, inclusive=False)
@@ -307,8 +318,8 @@ class TrainConfig:
                 f"auto_width picks the width of the {' or '.join(WIDTH_MODELS)} for a --time-budget; give both "
                 "(e.g. --model cnn --time-budget 5m) or leave it out"
             )
-        names = ("shuffle", "nesterov", "normalize", "augment", "compile", "channels_last", "sync_batchnorm")
-        for name in (*names, "auto_width"):
+        names = ("shuffle", "nesterov", "normalize", "augment", "augment_flip", "compile", "channels_last")
+        for name in (*names, "sync_batchnorm", "auto_width"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.early_stop and not self.val_split:
@@ -428,6 +439,9 @@ class TrainConfig:
         import tomli_w
 
         values = {k: v for k, v in self.to_dict().items() if v is not None and v != {}}
+        for key in ("recipe", "recipe_keep"):  # a resolved recipe is written as its values
+            if values.get(key) in ("none", []):
+                del values[key]
         return tomli_w.dumps(values)
 
 
@@ -466,6 +480,7 @@ def data_source_keys() -> tuple[str, ...]:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tutorial": {},  # the tutorial's settings are the defaults
+    "auto": {"recipe": "auto"},  # chosen from the data once it is loaded (training/recipe.py)
     "speedrun": {  # the best Fashion-MNIST model in 300 s on this machine (BENCHMARKS.md: the recipe, its ablation)
         "model": "cnn",
         "optimizer": "sgd",
@@ -488,6 +503,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "auto_width": True,  # a narrower cnn where the full one would get fewer than 10 epochs
     },
 }
+
+
+# what makes a run's recipe the user's own: with any of these set, other data keeps the flags as given
+MANUAL_RECIPE_KEYS = tuple(
+    """model loss label_smoothing optimizer lr momentum nesterov weight_decay grad_clip schedule warmup_epochs
+    step_epochs step_gamma batch_size global_batch_size epochs max_steps auto_width shuffle val_split normalize
+    augment augment_flip augment_padding augment_erasing dropout tta freeze weights early_stop precision
+    extra""".split()
+)
+TUTORIAL_DATASET = "fashion-mnist"  # the tutorial's own data: its recipe stays the default, bit for bit
+
+
+def with_recipe(values: dict[str, Any], chosen: dict[str, Any], preset: str | None) -> dict[str, Any]:
+    """The values with the auto recipe switched on where it applies: `--preset auto`, or data other than the
+    tutorial's with no recipe key chosen (by the config file or the flags) and no preset; the keys chosen are
+    kept as given. Class folders given a recipe of the user's are shuffled unless shuffle is set (--no-shuffle)."""
+    dataset = values.get("dataset", TUTORIAL_DATASET)
+    implicit = preset is None and dataset != TUTORIAL_DATASET and not set(chosen) & set(MANUAL_RECIPE_KEYS)
+    if values.get("recipe") != "auto" and not implicit:
+        if dataset == "folder" and "shuffle" not in chosen:  # read class by class, every batch would hold one
+            return {**values, "shuffle": True}
+        return values
+    return {**values, "recipe": "auto", "recipe_keep": sorted(set(chosen) - {"recipe", "recipe_keep"})}
 
 
 def preset_values(name: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 RUN_DIR/config.toml  metrics.jsonl  summary.json  .lock
         checkpoints/last.pt  checkpoints/best.pt
-        learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/  tracking.json
+        learning_curves.png  confusion_matrix.png  top_losses.png  tensorboard/  tracking.json  recipe.json
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ CURVES_FILE = "learning_curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 TOP_LOSSES_FILE = "top_losses.png"
 TRACKING_FILE = "tracking.json"  # the MLflow run this run logs to, so that a resume continues it
+RECIPE_FILE = "recipe.json"  # --preset auto: the choices made from the data and their reasons
 RUN_FILES = (
     CONFIG_FILE,
     METRICS_FILE,
@@ -30,4 +31,5 @@ RUN_FILES = (
     CONFUSION_FILE,
     TOP_LOSSES_FILE,
     TRACKING_FILE,
+    RECIPE_FILE,
 )

@@ -102,7 +102,9 @@ def cmd_data_show(args: argparse.Namespace, out: Output) -> int:
             f"augment_padding must be smaller than the images' {side} pixels, got "
             f"{config.augment_padding} (2 to 4 is usual)"
         )
-    augmentation = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
+    augmentation = (
+        Augmentation(config.augment_padding, config.augment_flip, config.augment_erasing) if config.augment else None
+    )
     try:
         path = sample_grid(data, args.out, args.rows, args.cols, config.seed, augmentation)
     except OSError as exc:

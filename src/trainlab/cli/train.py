@@ -160,15 +160,16 @@ def add_recipe_options(parser: Parser, config_help: str) -> None:
     parser.add_argument(
         "--preset",
         type=name_argument,
-        help="named recipe applied before --config and flags: "
-        "tutorial (the defaults), speedrun (>= 93%% on Fashion-MNIST, fast)",
+        help="named recipe applied before --config and flags: tutorial (the defaults), speedrun (>= 93%% on "
+        "Fashion-MNIST, fast), auto (chosen from the data: the default for data other than Fashion-MNIST "
+        "when no recipe flag is given)",
     )
 
 
 def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
     """Defaults < preset < --config file < flags, validated once; `ignore`: config-file tables another command
     reads (tune's [search])."""
-    from trainlab.config import TrainConfig, preset_values, read_config_file
+    from trainlab.config import TrainConfig, preset_values, read_config_file, with_recipe
 
     preset: dict[str, Any] = preset_values(args.preset) if args.preset else {}
     values, chosen = dict(preset), {}  # chosen: what the config file and the flags set
@@ -201,6 +202,7 @@ def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
     chosen.update(given(args, TRAIN_KEYS))
     values.update(chosen)
     drop_preset_budget(values, preset, chosen)
+    values = with_recipe(values, chosen, args.preset)
     if values.get("lr") == "auto":
         values["lr"] = AUTO_LR_PLACEHOLDER
     for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
@@ -366,6 +368,11 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
             raise TrainlabError(
                 "--nproc: --fast-dev-run, --lr auto and a time budget (--time-budget, or the preset's) run in one "
                 "process; drop --nproc, or give --epochs N in place of the budget"
+            )
+        if config.recipe == "auto":
+            raise TrainlabError(
+                "--nproc: the recipe chosen from the data (--preset auto, the default for your own images) is "
+                "chosen in one process; drop --nproc, or give the recipe's flags (e.g. --model cnn --epochs 20)"
             )
         config.per_process_batch_size(args.nproc)
         return launch_torchrun(args.nproc, args.argv)

@@ -14,12 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from trainlab.config import MAX_IMAGE_PIXELS
 from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
 from trainlab.errors import DataError
 from trainlab.fileio import NotRegularFile, open_regular
 from trainlab.validation import check_choice
 
-MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a pixel: scaled to 0-255 first

@@ -166,8 +166,11 @@ def load_image_files(
     for ready in prepared.values():  # only now: a data set refused above leaves no cache in the user's folder
         ready.store()
     notes = [note for files in needed for note in prepared[id(files)].notes]
-    if config.dataset == "folder" and not config.shuffle and "train" in splits:
-        notes.append("class folders are read class by class: pass --shuffle so that batches mix the classes")
+    if config.dataset == "folder" and not config.shuffle and config.recipe != "auto" and "train" in splits:
+        notes.append(
+            "class folders are read class by class and shuffle is off: most batches hold one class "
+            "(--shuffle mixes them)"
+        )
     return data, notes
 
 

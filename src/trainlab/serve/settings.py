@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from trainlab.data.decoding import MAX_IMAGE_PIXELS
+from trainlab.config import MAX_IMAGE_PIXELS
 from trainlab.errors import TrainlabError
 
 TOKEN_VARIABLE = "TRAINLAB_TOKEN"  # the token, when --token is not given

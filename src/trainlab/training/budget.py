@@ -92,6 +92,7 @@ class Plan:
     width: int | None
     costs: Costs
     elapsed: float  # seconds of the budget gone when the plan was made
+    cap: int | None = None  # steps the run may not exceed however fast the machine (the auto recipe's length)
 
     def describe(self) -> str:
         whole, extra = divmod(self.steps, self.steps_per_epoch)
@@ -206,9 +207,14 @@ def may_fit(measured: tuple, width: int, available: float) -> bool:
 
 
 def plan_run(
-    config: TrainConfig, data: DatasetSplits, model: torch.nn.Module | None, clock: Clock
+    config: TrainConfig,
+    data: DatasetSplits,
+    model: torch.nn.Module | None,
+    clock: Clock,
+    max_epochs: int | None = None,
 ) -> tuple[TrainConfig, Plan]:
-    """The config with the epochs, --max-steps (and width) that end the run within config.time_budget."""
+    """The config with the epochs, --max-steps (and width) that end the run within config.time_budget, and at
+    most max_epochs epochs when given."""
     budget = config.time_budget
     widths = widths_to_try(config) if model is None else [None]
     chosen = None
@@ -225,6 +231,9 @@ def plan_run(
     candidate, width, costs, _, per_epoch = chosen
     elapsed = clock()
     steps = plan_steps(TARGET_FRACTION * budget - elapsed, costs, per_epoch)
+    cap = max_epochs * per_epoch if max_epochs is not None else None
+    if cap is not None:
+        steps = min(steps, cap)
     if steps < 1:
         raise ConfigError(
             f"a time budget of {budget:g} s leaves no time to train: {elapsed:.1f} s went to start-up and "
@@ -234,7 +243,7 @@ def plan_run(
     if candidate.schedule == "none":
         candidate = candidate.replace(schedule="linear")
     planned = candidate.replace(epochs=epochs, max_steps=steps, warmup_epochs=min(candidate.warmup_epochs, epochs / 2))
-    return planned, Plan(budget, steps, epochs, per_epoch, width, costs, elapsed)
+    return planned, Plan(budget, steps, epochs, per_epoch, width, costs, elapsed, cap)
 
 
 class Replanner:
@@ -243,6 +252,8 @@ class Replanner:
     def __init__(self, clock: Clock, plan: Plan):
         self.clock, self.plan = clock, plan
         self.epoch_started = self.epoch_trained = clock()
+        # every epoch so far, not the last one alone: on a busy machine one slow or fast epoch swung the plan
+        self.train_seconds, self.end_seconds, self.steps, self.epochs = 0.0, 0.0, 0, 0
 
     def trained(self) -> None:
         """This epoch's training steps are done (its evaluation and checkpoint follow)."""
@@ -251,13 +262,16 @@ class Replanner:
     def new_total(self, trainer, steps: int) -> int | None:
         """The run's new step count if the clock says the plan ends too early or too late, else None.
 
-        The remaining epochs are costed as this one went by the budget's clock: its `steps`, then everything
-        else up to now (evaluation, checkpoint, reports)."""
+        The remaining epochs are costed as the epochs so far went by the budget's clock: their mean step time,
+        then their mean time for everything else (evaluation, checkpoint, reports)."""
         now = self.clock()
         started, trained, self.epoch_started = self.epoch_started, self.epoch_trained, now
         if steps == 0:
             return None
-        costs = Costs(step=(trained - started) / steps, epoch_end=max(now - trained, 0.0))
+        self.train_seconds += trained - started
+        self.end_seconds += max(now - trained, 0.0)
+        self.steps, self.epochs = self.steps + steps, self.epochs + 1
+        costs = Costs(step=self.train_seconds / self.steps, epoch_end=self.end_seconds / self.epochs)
         setup, budget = trainer.setup, self.plan.budget
         left_steps = setup.total_steps - trainer.step
         left_epochs = -(-left_steps // setup.steps_per_epoch)
@@ -265,6 +279,8 @@ class Replanner:
         if abs(projected - TARGET_FRACTION * budget) <= REPLAN_TOLERANCE * budget:
             return None
         more = plan_steps(TARGET_FRACTION * budget - now, costs, setup.steps_per_epoch)
+        if self.plan.cap is not None:
+            more = min(more, self.plan.cap - trainer.step)
         return trainer.step + more if more != left_steps else None
 
     def report(self, trainer) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from trainlab.data.builtin import resolve_data_dir
 from trainlab.errors import TrainlabError
 from trainlab.models import check_model_from_file
 from trainlab.training import budget, distributed, rundir
+from trainlab.training.recipe import resolve_recipe
 from trainlab.training.reporting import Reporter, Reporters
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
@@ -117,13 +118,20 @@ def run_in(
         resumes = resume and dist.broadcast(files.last_checkpoint.is_file())
         if data is None:
             data = load_data_once(config, download, reporter, dist)
+        recipe = None
+        if config.recipe == "auto" and not resumes:
+            recipe, data = chosen_recipe(
+                config, data, model, lambda chosen: load_data_once(chosen, download, reporter, dist), reporter
+            )
+            config = recipe.config
         plan = None
         if config.time_budget is not None and not resumes:
-            config, plan = planned_config(config, data, model, clock, reporter)
+            config, plan = planned_config(config, data, model, clock, reporter, cap=recipe is not None)
         trainer = Trainer(config, files, data, model, reporter, pretrained=not resumes)
         if plan is not None:
             trainer.replanner = budget.Replanner(clock, plan)
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
+        trainer.recipe = recipe.to_dict() if recipe is not None else files.read_recipe() if resumes else None
         if resumes:
             if config.time_budget is not None:
                 reporter.message(
@@ -143,6 +151,8 @@ def run_in(
             files.clear()
         start.wrote_config = not resume
         files.write_config(config)
+        if recipe is not None:
+            files.write_recipe(trainer.recipe)
         reporter.start(start_info(trainer, files))
         for note in limit_notes(trainer):
             reporter.message(note)
@@ -155,11 +165,25 @@ def run_in(
     return summary
 
 
-def planned_config(config: TrainConfig, data: DatasetSplits, model: nn.Module | None, clock, reporter: Reporter):
-    """--time-budget: the config with the epochs and steps (and width) this machine trains within the budget."""
+def chosen_recipe(config: TrainConfig, data: DatasetSplits, model: nn.Module | None, load, reporter: Reporter):
+    """--preset auto: the recipe chosen from the data (said in one block), and the data it trains on."""
+    if distributed.current().active:
+        raise TrainlabError("--preset auto chooses its recipe in one process; leave out --nproc (or torchrun)")
+    if model is not None:
+        config = config.replace(recipe_keep=sorted({*config.recipe_keep, "model"}))
+    chosen, data = resolve_recipe(config, data, load)
+    reporter.message(chosen.describe())
+    return chosen, data
+
+
+def planned_config(
+    config: TrainConfig, data: DatasetSplits, model: nn.Module | None, clock, reporter: Reporter, cap: bool = False
+):
+    """--time-budget: the config with the epochs and steps (and width) this machine trains within the budget;
+    cap: the config's epochs are a most (the auto recipe's length), which the budget may only shorten."""
     if distributed.current().active:
         raise TrainlabError("--time-budget plans a run of one process; leave out --nproc (or torchrun)")
-    planned, plan = budget.plan_run(config, data, model, clock)
+    planned, plan = budget.plan_run(config, data, model, clock, max_epochs=config.epochs if cap else None)
     if config.schedule == "none":
         reporter.message("--time-budget: the lr decays linearly to zero at the budget's end (--schedule linear)")
     reporter.message(plan.describe())

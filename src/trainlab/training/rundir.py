@@ -23,6 +23,7 @@ from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's n
     LAST_CHECKPOINT,
     LOCK_FILE,
     METRICS_FILE,
+    RECIPE_FILE,
     RUN_FILES,
     SUMMARY_FILE,
     TENSORBOARD_FOLDER,
@@ -321,6 +322,19 @@ class RunDirectory:
         """tracking.json: which tracking server and run this run logs to."""
         if self.primary:
             write_file(self.path / TRACKING_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+    def write_recipe(self, record: dict[str, Any]) -> None:
+        """recipe.json: what --preset auto chose from the data, and why."""
+        if self.primary:
+            write_file(self.path / RECIPE_FILE, (json.dumps(record, indent=2) + "\n").encode())
+
+    def read_recipe(self) -> dict[str, Any] | None:
+        """The recipe record of an auto run (None for a run given its recipe, or an unreadable record)."""
+        try:
+            record = json.loads((self.path / RECIPE_FILE).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return record if isinstance(record, dict) else None
 
     def read_tracking(self) -> dict[str, Any]:
         """The tracking record a previous start of this run wrote ({} when none or unreadable)."""

@@ -126,7 +126,9 @@ def build_training(
     channels, height, width = train.image_shape
     mean, std = channel_stats(train) if config.normalize else (None, None)
     preprocess = Preprocessing(channels, height, width, mean, std, look=measure_look(train.images))
-    augment = Augmentation(config.augment_padding, True, config.augment_erasing) if config.augment else None
+    augment = (
+        Augmentation(config.augment_padding, config.augment_flip, config.augment_erasing) if config.augment else None
+    )
     torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -26,6 +26,18 @@ from trainlab.training.signals import StopRequest
 PLANNED_KEYS = ("epochs", "max_steps", "warmup_epochs")  # what a --time-budget run's plan sets
 
 
+REPLAN_SAID = 0.1  # a move of the run's end by this share of its steps or more is said
+LOSS_TIE_BREAK = 0.01  # a relative drop of the validation loss that improves an epoch of equal accuracy
+
+
+def better_validation(row: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Whether an epoch beats the best so far: a higher validation accuracy, or the same with a validation loss
+    at least 1% lower (a small set whose accuracy has saturated still improves by its loss)."""
+    if row["val_accuracy"] != best["val_accuracy"]:
+        return row["val_accuracy"] > best["val_accuracy"]
+    return row["val_loss"] < best["val_loss"] * (1 - LOSS_TIE_BREAK)
+
+
 class Trainer:
     """One training run: holds the model, optimizer, data and progress; its run directory writes the files."""
 
@@ -58,6 +70,7 @@ class Trainer:
         self.agreed_stop = False  # several processes: this step's all-reduce found a stop request
         self.last_test: dict[str, Any] = {}
         self.replanner: Replanner | None = None  # a --time-budget run in its first process
+        self.recipe: dict[str, Any] | None = None  # --preset auto: the choices made from the data
 
     @property
     def epoch_samples(self) -> int:
@@ -74,8 +87,11 @@ class Trainer:
     @property
     def best(self) -> dict[str, Any] | None:
         """The epoch with the best validation accuracy (None without a validation split)."""
-        rows = [row for row in self.metrics if "val_accuracy" in row]
-        return max(rows, key=lambda row: row["val_accuracy"]) if rows else None
+        best = None
+        for row in self.metrics:
+            if "val_accuracy" in row and (best is None or better_validation(row, best)):
+                best = row
+        return best
 
     # checkpoints -------------------------------------------------------------------------------------------
     def training_state(self) -> TrainingState:
@@ -262,10 +278,11 @@ class Trainer:
         )
         self.setup.config = self.config
         self.scheduler.lr_lambdas[0].replan(self.step, total)
-        self.reporter.message(
-            f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
-            f"the run now ends after {total} steps instead of {before} ({epochs} epochs)"
-        )
+        if abs(total - before) >= REPLAN_SAID * before:  # small moves every epoch on a busy machine: not news
+            self.reporter.message(
+                f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
+                f"the run now ends after {total} steps instead of {before} ({epochs} epochs)"
+            )
         return True
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
@@ -336,6 +353,7 @@ class Trainer:
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
             "checkpoint": str(self.files.last_checkpoint),
             **({"time_budget": self.replanner.report(self)} if self.replanner is not None else {}),
+            **({"recipe": self.recipe} if self.recipe is not None else {}),
         }
 
     def run(self) -> dict[str, Any]:
