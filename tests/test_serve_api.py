@@ -938,6 +938,25 @@ def test_a_plain_state_dict_is_served_without_reports(run, run_main, tmp_path, m
     assert_same_prediction(prediction, *run.predictor.predict_files([path], 3, input_style="raw"))
 
 
+def test_a_plain_cifar10_state_dict_is_served_with_cifar10_classes_and_input(tmp_path, monkeypatch):
+    from trainlab.models import create_model
+
+    monkeypatch.chdir(tmp_path)  # no ./data here: no look to measure, no test set for the card
+    exported = tmp_path / "cifar_model.pth"
+    torch.manual_seed(0)
+    torch.save(create_model("mlp", (3, 32, 32), 10).state_dict(), exported)
+    _, _, data = picture_file("100x60 RGBA PNG", tmp_path)
+
+    with TestClient(create_app(settings(exported, model="mlp", dataset="cifar10"))) as client:
+        card = finished_card(client)
+        prediction = only_prediction(client.post("/v1/predict", params={"input_style": "raw"}, content=data))
+
+    cifar_classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    assert (card["dataset"], card["classes"]) == ("cifar10", cifar_classes)
+    assert card["input"] == {"channels": 3, "height": 32, "width": 32, "datatype": "UINT8"}
+    assert prediction["label"] in cifar_classes
+
+
 # --- /metrics ---------------------------------------------------------------------------------------------
 
 

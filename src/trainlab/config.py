@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainlab.config_file import read_config_file  # noqa: F401 - where callers have always imported it from
+from trainlab.datasets_registry import BUILTINS, DATASETS, FILE_DATASETS
 from trainlab.errors import ConfigError
 from trainlab.validation import check_choice, check_integer, check_number, parse_duration
 
@@ -19,11 +20,9 @@ SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")  # linear: decay to
 TTA_CHOICES = ("none", "flip")  # flip: the mean of the logits of each image and of its left-right mirror image
 RECIPES = ("none", "auto")  # auto: chosen from the data (training/recipe.py)
 TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
-DATASETS = ("fashion-mnist", "mnist", "kmnist", "cifar10", "csv", "folder")
-FILE_DATASETS = ("csv", "folder")  # the user's own image files
 MAX_IMAGE_SIZE = 4096  # pixels per side
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
-BUILTIN_IMAGE_SIDES = {"fashion-mnist": 28, "mnist": 28, "kmnist": 28, "cifar10": 32}  # pixels
+BUILTIN_IMAGE_SIDES = {name: dataset.side for name, dataset in BUILTINS.items()}  # pixels
 MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
 WIDTH_MODELS = ("cnn", "resnet")  # built-in models that take a width (auto_width)
 MAX_BUDGET_SECONDS = 366 * 86400  # a year: more is a typo

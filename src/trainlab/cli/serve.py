@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from trainlab.cli.options import EXIT_OK, Output, add_checkpoint_options, device_argument, path_argument
-from trainlab.config import BUILTIN_IMAGE_SIDES
+from trainlab.datasets_registry import BUILTIN_NAMES
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -76,7 +76,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--dataset",
-        choices=tuple(BUILTIN_IMAGE_SIDES),
+        choices=BUILTIN_NAMES,
         default=defaults.dataset,
         help="a plain state_dict's data set: its class names and sample images (default: fashion-mnist)",
     )

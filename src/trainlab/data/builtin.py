@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainlab.datasets_registry import BUILTINS
 from trainlab.errors import DataError
 
 SPLIT_PREFIX = {"train": "train", "test": "t10k"}
@@ -13,14 +14,18 @@ SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 @dataclass(frozen=True)
 class IdxDatasetSpec:
-    """An IDX data set: its folder under the data directory, files, checksums, mirrors and classes."""
+    """An IDX data set: its folder under the data directory, files, checksums and mirrors (its shape and classes
+    are the registry's, trainlab.datasets_registry)."""
 
     name: str
     folder: str  # torchvision's class name, e.g. DIR/FashionMNIST/raw
-    classes: tuple[str, ...]
     md5: dict[str, str]  # decompressed file name -> MD5 (of what md5_of says)
     mirrors: tuple[str, ...]
     md5_of: str = "content"  # "content": MD5 of the decompressed file; "gz": of the .gz file as published
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return BUILTINS[self.name].classes
 
     def raw_dir(self, data_dir: Path) -> Path:
         return data_dir / self.folder / "raw"
@@ -33,7 +38,6 @@ class IdxDatasetSpec:
 FASHION_MNIST = IdxDatasetSpec(
     name="fashion-mnist",
     folder="FashionMNIST",
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     md5={
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
         "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -50,18 +54,6 @@ FASHION_MNIST = IdxDatasetSpec(
 MNIST = IdxDatasetSpec(
     name="mnist",
     folder="MNIST",
-    classes=(
-        "0 - zero",
-        "1 - one",
-        "2 - two",
-        "3 - three",
-        "4 - four",
-        "5 - five",
-        "6 - six",
-        "7 - seven",
-        "8 - eight",
-        "9 - nine",
-    ),
     md5={
         "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
         "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -78,7 +70,6 @@ MNIST = IdxDatasetSpec(
 KMNIST = IdxDatasetSpec(
     name="kmnist",
     folder="KMNIST",
-    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     md5={
         "train-images-idx3-ubyte": "bdb82020997e1d708af4cf47b453dcf7",
         "train-labels-idx1-ubyte": "e144d726b3acfaa3e44228e80efcd344",
@@ -89,7 +80,7 @@ KMNIST = IdxDatasetSpec(
     md5_of="gz",
 )
 
-BUILTIN_DATASETS = {spec.name: spec for spec in (FASHION_MNIST, MNIST, KMNIST)}
+BUILTIN_DATASETS = {spec.name: spec for spec in (FASHION_MNIST, MNIST, KMNIST)}  # the IDX sets; CIFAR-10: cifar.py
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:

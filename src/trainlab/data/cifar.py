@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from trainlab.data.memory import ImageData
+from trainlab.datasets_registry import BUILTINS
 from trainlab.errors import DataError
 from trainlab.fileio import open_regular, write_bytes_atomically
 
 FOLDER = "cifar-10-batches-py"
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CLASSES = BUILTINS["cifar10"].classes
 TRAIN_BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 TEST_BATCHES = ("test_batch",)
 ARCHIVE_URLS = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)

@@ -11,7 +11,6 @@ from torch import nn
 
 from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint, load_weights
 from trainlab.config import TTA_CHOICES
-from trainlab.data.builtin import BUILTIN_DATASETS
 from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-exported
     MAX_IMAGE_PIXELS,
     InputImage,
@@ -20,6 +19,7 @@ from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-e
 )
 from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
 from trainlab.data.transforms import Preprocessing
+from trainlab.datasets_registry import BUILTINS
 from trainlab.errors import CheckpointError
 from trainlab.models import check_model_from_file, create_model
 from trainlab.models.tta import with_tta
@@ -98,9 +98,9 @@ class Predictor:
         check_model_from_file(model_name, extra, str(loaded.path), named_by_user=model, trusted=trust_model_code)
         if loaded.preprocessing is not None:
             preprocessing = Preprocessing.from_dict(loaded.preprocessing)
-        else:
-            preprocessing = Preprocessing()  # plain state_dicts: the tutorial's 1x28x28 input
-        classes = loaded.classes or BUILTIN_DATASETS[dataset].classes
+        else:  # a plain state_dict: the input of its data set (the tutorial's 1x28x28 for Fashion-MNIST)
+            preprocessing = Preprocessing(*BUILTINS[dataset].shape)
+        classes = loaded.classes or BUILTINS[dataset].classes
         net = create_model(
             model_name, (preprocessing.channels, preprocessing.height, preprocessing.width), len(classes), **extra
         )
@@ -172,7 +172,7 @@ def with_builtin_look(preprocessing: Preprocessing, name: str, data_dir: str | N
     """A checkpoint from before looks were recorded: the look of its built-in data set when a copy is here."""
     import dataclasses
 
-    if name in BUILTIN_DATASETS:
+    if name in BUILTINS:
         from trainlab.data import load_split
         from trainlab.errors import TrainlabError
 
@@ -184,7 +184,7 @@ def with_builtin_look(preprocessing: Preprocessing, name: str, data_dir: str | N
         if look is not None:
             note = f"the checkpoint does not record its training images' look; measured on {name}: {look.describe()}"
             return dataclasses.replace(preprocessing, look=look), note
-    why = f"no copy of {name} is here to measure it" if name in BUILTIN_DATASETS else f"it was trained on {name} data"
+    why = f"no copy of {name} is here to measure it" if name in BUILTINS else f"it was trained on {name} data"
     return (
         preprocessing,
         f"the checkpoint does not record its training images' look and {why}: input style auto keeps pictures raw",
