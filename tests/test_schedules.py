@@ -35,6 +35,15 @@ def scheduled_lrs(
     return lrs
 
 
+def test_every_schedule_the_config_accepts_builds_a_scheduler_that_starts_at_a_positive_lr():
+    from trainlab.config import SCHEDULES
+
+    assert set(SCHEDULES) == {"none", "step", "cosine", "onecycle", "linear"}
+    for kind in SCHEDULES:
+        lrs = scheduled_lrs(kind, total=10)
+        assert len(lrs) == 10 and lrs[0] > 0 and all(math.isfinite(lr) for lr in lrs), kind
+
+
 def test_step_schedule_multiplies_by_gamma_every_step_every_steps():
     lrs = scheduled_lrs("step", total=100, step_every=20, gamma=0.5)
     for step in (0, 19, 20, 39, 40, 45, 99):

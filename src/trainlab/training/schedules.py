@@ -1,12 +1,12 @@
-"""Learning-rate schedules, stepped once per optimizer step: none, step, cosine, onecycle, linear; optional warmup."""
+"""Learning-rate schedules, stepped once per optimizer step: none, step, cosine, onecycle, linear; optional warmup.
+
+Their names are listed once, in config.SCHEDULES (torch-free, for --help); this module holds their code."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-
-SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")
 
 
 def lr_factor(
