@@ -299,7 +299,7 @@ class InProcess:
 
         from trainlab.data import load_dataset
         from trainlab.data.transforms import Preprocessing
-        from trainlab.training.losses import make_loss
+        from trainlab.engine.losses import make_loss
 
         self.torch = torch
         self.plan = plan
@@ -315,7 +315,7 @@ class InProcess:
         return create_model("mlp", self.data.train.image_shape, len(self.data.classes))
 
     def autocast(self, precision: str):
-        from trainlab.training.loop import autocast_for
+        from trainlab.engine.loop import autocast_for
 
         return autocast_for(self.torch.device("cpu"), precision)
 
@@ -325,7 +325,7 @@ class InProcess:
         if key in self.training_cache:
             return self.training_cache[key]
         from trainlab.data.memory import BatchLoader
-        from trainlab.training.loop import train_one_epoch
+        from trainlab.engine.loop import train_one_epoch
 
         data = self.data.train.subset(samples)
         model = self.new_model()
@@ -384,7 +384,7 @@ class InProcess:
 
     def bench_evaluate(self) -> dict[str, Any]:
         """evaluate() on the 10k test set, batch 1000: images/s, fp32 and bf16."""
-        from trainlab.training.loop import evaluate
+        from trainlab.engine.loop import evaluate
 
         model = self.new_model()
         test = self.data.test

@@ -15,9 +15,9 @@ from trainlab import Predictor, TrainConfig, load_dataset
 from trainlab.checkpoint import unwrap_model
 from trainlab.config import read_config_file
 from trainlab.data.memory import stratified_split
+from trainlab.engine.loop import evaluate
+from trainlab.engine.losses import make_loss
 from trainlab.models.tta import FlipAveraged
-from trainlab.training.loop import evaluate
-from trainlab.training.losses import make_loss
 
 
 def main() -> int:

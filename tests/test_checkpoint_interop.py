@@ -14,8 +14,8 @@ from torch import nn
 
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.checkpoint import FORMAT, load_checkpoint
+from trainlab.engine.reporting import Reporter
 from trainlab.errors import CheckpointError
-from trainlab.training.reporting import Reporter
 
 from tutorial_code import TutorialNeuralNetwork, train_tutorial_model, tutorial_loader, tutorial_test
 

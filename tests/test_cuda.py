@@ -23,8 +23,8 @@ from test_reliability import (
 
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
+from trainlab.engine import runtime
 from trainlab.testing.compare import metrics_rows
-from trainlab.training import runtime
 
 from conftest import train_args
 

@@ -13,8 +13,8 @@ from torch.nn import functional as F
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
 from trainlab.data import Preprocessing
-from trainlab.training.loop import train_one_epoch
-from trainlab.training.losses import make_loss
+from trainlab.engine.loop import train_one_epoch
+from trainlab.engine.losses import make_loss
 from trainlab.training.optimizers import make_optimizer
 
 from conftest import (
@@ -150,7 +150,7 @@ def test_every_precision_trains_in_channels_last(precision, model, extra, tiny_d
     ],
 )
 def test_precision_auto_on_a_cpu_follows_its_bf16_flags(flags, expected, monkeypatch):
-    from trainlab.training import runtime
+    from trainlab.engine import runtime
 
     monkeypatch.setattr(runtime, "cpu_flags", lambda: flags)
     assert runtime.resolve_precision("auto", torch.device("cpu")) == expected
@@ -159,7 +159,7 @@ def test_precision_auto_on_a_cpu_follows_its_bf16_flags(flags, expected, monkeyp
 
 @pytest.mark.parametrize("supported, expected", [(True, "bf16"), (False, "fp32")])
 def test_precision_auto_on_a_gpu_follows_its_bf16_support(supported, expected, monkeypatch):
-    from trainlab.training import runtime
+    from trainlab.engine import runtime
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Test GPU")
@@ -173,7 +173,7 @@ def test_precision_auto_on_a_gpu_follows_its_bf16_support(supported, expected, m
 
 
 def test_precision_auto_trains_as_fp32_on_a_cpu_without_bf16_and_says_so(tiny_data, tmp_path, monkeypatch, run_main):
-    from trainlab.training import runtime
+    from trainlab.engine import runtime
 
     monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
     auto = train_args(tiny_data, tmp_path / "auto", "--precision", "auto", "--epochs", "1")

@@ -12,10 +12,11 @@ from torch import nn
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint
 from trainlab.config import read_config_file
+from trainlab.engine.reporting import Reporter
 from trainlab.errors import ConfigError
 from trainlab.models import create_model, list_models
 from trainlab.models.mlp import NeuralNetwork
-from trainlab.training import Reporter, Trainer
+from trainlab.training import Trainer
 
 from conftest import train_ok, write_fashion_layout
 from tutorial_code import TutorialNeuralNetwork

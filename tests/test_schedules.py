@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from trainlab import TrainConfig, load_dataset
-from trainlab.training import Reporter, Trainer
+from trainlab.engine.reporting import Reporter
+from trainlab.training import Trainer
 from trainlab.training.schedules import make_scheduler
 
 from conftest import (

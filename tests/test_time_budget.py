@@ -218,7 +218,7 @@ def test_the_plan_moves_the_end_when_the_clock_runs_slower_than_measured(
             return 30 * super().__call__()
 
     messages = []
-    monkeypatch.setattr("trainlab.training.reporting.Reporter.message", lambda self, text: messages.append(text))
+    monkeypatch.setattr("trainlab.engine.reporting.Reporter.message", lambda self, text: messages.append(text))
     config = tiny_config(tiny_data, epochs=1, batch_size=32, lr=0.05, time_budget=10.0)
     summary = fit(config, run_dir=tmp_path / "r", clock=SlowClock())
     planned = summary["time_budget"]["planned_steps"]

@@ -12,10 +12,10 @@ import torch
 from trainlab import Predictor, TrainConfig, fit, load_dataset
 from trainlab.checkpoint import load_checkpoint, model_state, unwrap_model
 from trainlab.config import read_config_file
+from trainlab.engine.loop import evaluate
+from trainlab.engine.losses import make_loss
 from trainlab.models import create_model
 from trainlab.models.tta import FlipAveraged, with_tta
-from trainlab.training.loop import evaluate
-from trainlab.training.losses import make_loss
 
 from conftest import assert_one_line_error, read_metrics
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits, load_dataset
-from trainlab.training.reporting import Reporter
+from trainlab.engine.reporting import Reporter
 
 DEV_RUN_BATCHES = 2  # what --fast-dev-run means without a number
 

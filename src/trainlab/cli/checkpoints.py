@@ -147,7 +147,7 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     loaded = load_checkpoint(args.checkpoint, args.trust_pickle)
     device = "cpu"
     if args.device is not None:
-        from trainlab.training import resolve_device
+        from trainlab.engine.runtime import resolve_device
 
         device = resolve_device(args.device)
     predictor = Predictor.from_checkpoint(

@@ -130,7 +130,7 @@ def launch_torchrun(processes: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    from trainlab.training import distributed
+    from trainlab.engine import distributed
 
     if distributed.launched_by_torchrun():
         raise TrainlabError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
@@ -387,11 +387,11 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         if wants_auto_lr(args):
             config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
             out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
+    from trainlab.engine.reporting import Reporters
     from trainlab.reports.console import ConsoleReporter
     from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
     from trainlab.training import fit
     from trainlab.training.budget import Clock, process_seconds
-    from trainlab.training.reporting import Reporters
 
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
     if tensorboard_available():

@@ -13,8 +13,12 @@ from trainlab.checkpoint import LoadedCheckpoint, load_checkpoint
 from trainlab.config import FILE_DATASETS, TrainConfig, data_source_keys
 from trainlab.data import ImageData, load_splits
 from trainlab.data.input_styles import RAW
+from trainlab.engine.loop import evaluate
+from trainlab.engine.losses import make_loss
+from trainlab.engine.runtime import resolve_device
 from trainlab.errors import TrainlabError
 from trainlab.inference.predictor import Predictor
+from trainlab.reports.classification import confusion_matrix, per_class_report
 
 # Given a new dataset, or new annotations without new test annotations, these saved values describe other data.
 DATASET_SPECIFIC = ("annotations", "test_annotations", "image_dir", "image_size", "channels", "val_split")
@@ -145,10 +149,6 @@ def evaluate_checkpoint(
     confusion matrix. `model` names the model of a plain state_dict file; `input_style` (auto, photo, raw) is
     how csv/folder pictures are read (default: raw for the checkpoint's own, auto for others; see
     load_test_split)."""
-    from trainlab.reports.classification import confusion_matrix, per_class_report
-    from trainlab.training import evaluate, resolve_device
-    from trainlab.training.losses import make_loss
-
     if batch_size < 1:
         raise TrainlabError(f"--batch-size must be >= 1, got {batch_size}")
     unknown = sorted(set(data_options) - set(data_source_keys()))

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from trainlab.training.reporting import Reporter
+from trainlab.engine.reporting import Reporter
 
 RULE = "-------------------------------"
 

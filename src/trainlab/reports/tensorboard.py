@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from trainlab.training.reporting import EPOCH_SCALARS, Reporter
+from trainlab.engine.reporting import EPOCH_SCALARS, Reporter
 
 
 def tensorboard_available() -> bool:

@@ -19,6 +19,7 @@ import torch
 
 from trainlab.checkpoint import load_checkpoint
 from trainlab.data.decoding import InputImage, import_decoders, read_input
+from trainlab.engine.runtime import resolve_device
 from trainlab.errors import TrainlabError
 from trainlab.inference.predictor import Predictor
 from trainlab.layout import CHECKPOINT_FOLDER
@@ -32,8 +33,6 @@ class ServedModel:
     """A checkpoint loaded once for serving: its Predictor, metadata, model card and sample images."""
 
     def __init__(self, settings: ServeSettings):
-        from trainlab.training.runtime import resolve_device
-
         self.settings = settings
         torch.set_num_threads(settings.threads)
         self.loaded = load_checkpoint(settings.checkpoint, settings.trust_pickle)

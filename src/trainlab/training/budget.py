@@ -24,8 +24,8 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
+from trainlab.engine.loop import train_one_epoch
 from trainlab.errors import ConfigError
-from trainlab.training.loop import train_one_epoch
 
 TARGET_FRACTION = 0.99  # the plan ends here: inside the 3% window below the budget, 1% left for noise
 WARMUP_STEPS = 3  # untimed first steps: one-off imports, allocations, kernel choices
@@ -168,7 +168,7 @@ def measure_costs(
 
 def evaluation_seconds(setup) -> float:
     """One epoch's validation and test passes, from the second of two timed evaluation batches."""
-    from trainlab.training.loop import evaluate
+    from trainlab.engine.loop import evaluate
 
     config, test = setup.config, setup.test_data
     size = min(config.eval_batch_size, len(test))

@@ -13,11 +13,12 @@ from trainlab.checkpoint import load_checkpoint, load_weights
 from trainlab.config import FILE_DATASETS, TrainConfig, read_config_file
 from trainlab.data import DatasetSplits, load_dataset
 from trainlab.data.builtin import resolve_data_dir
+from trainlab.engine import distributed
+from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import TrainlabError
 from trainlab.models import check_model_from_file
-from trainlab.training import budget, distributed, rundir
+from trainlab.training import budget, rundir
 from trainlab.training.recipe import resolve_recipe
-from trainlab.training.reporting import Reporter, Reporters
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
 

@@ -10,8 +10,8 @@ from torch import nn
 
 from trainlab.config import MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
+from trainlab.engine.loop import EpochProgress, train_one_epoch
 from trainlab.errors import TrainingDiverged, TrainlabError
-from trainlab.training.loop import EpochProgress, train_one_epoch
 from trainlab.training.setup import build_training
 
 SMOOTHING = 0.9  # EMA factor used only to detect divergence while the test runs

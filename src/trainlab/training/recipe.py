@@ -22,8 +22,8 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
+from trainlab.engine.loop import evaluate, train_one_epoch
 from trainlab.errors import TrainingDiverged
-from trainlab.training.loop import evaluate, train_one_epoch
 
 DEFAULT_BUDGET = 300.0  # seconds: the whole command, start-up to reports, when the user gives none
 MAX_SIDE_PIXELS_PER_EPOCH = 6e6  # pixels: above this, large images are trained downscaled (cost per epoch)

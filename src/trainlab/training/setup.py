@@ -22,16 +22,16 @@ from trainlab.data.augment import Augmentation
 from trainlab.data.input_styles import measure_look
 from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
 from trainlab.data.transforms import Preprocessing
+from trainlab.engine import distributed
+from trainlab.engine.distributed import Distributed
+from trainlab.engine.loop import autocast_for
+from trainlab.engine.losses import LossFn, make_loss
+from trainlab.engine.reporting import Reporter
+from trainlab.engine.runtime import keep_freed_memory, resolve_device, resolve_precision
 from trainlab.errors import ConfigError, DataError
 from trainlab.models import create_model, freeze_parameters
 from trainlab.models.tta import with_tta
-from trainlab.training import distributed
-from trainlab.training.distributed import Distributed
-from trainlab.training.loop import autocast_for
-from trainlab.training.losses import LossFn, make_loss
 from trainlab.training.optimizers import make_optimizer
-from trainlab.training.reporting import Reporter
-from trainlab.training.runtime import keep_freed_memory, resolve_device, resolve_precision
 from trainlab.training.schedules import make_scheduler
 
 

@@ -14,12 +14,12 @@ from torch import nn
 from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state
 from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits
+from trainlab.engine.loop import EpochProgress, evaluate, train_one_epoch
+from trainlab.engine.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
+from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.training import rundir
 from trainlab.training.budget import Replanner
-from trainlab.training.loop import EpochProgress, evaluate, train_one_epoch
-from trainlab.training.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
-from trainlab.training.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.config import TrainConfig, read_config_file
+from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import ConfigError, RunEndedEarly, TrainlabError
 from trainlab.fileio import write_bytes_atomically
-from trainlab.training.reporting import Reporter, Reporters
 from trainlab.tuning.search import Dimension, ModelTrust, check_named_models, parse_search
 from trainlab.tuning.storage import connect_args_for, open_bounded, shown
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainlab.engine.reporting import EPOCH_SCALARS, Reporter
 from trainlab.errors import TrainlabError
-from trainlab.training.reporting import EPOCH_SCALARS, Reporter
 from trainlab.tuning import mlflow_store as store
 from trainlab.tuning.mlflow_store import first_line
 

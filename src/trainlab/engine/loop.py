@@ -14,9 +14,9 @@ from torch import nn
 from trainlab.data import make_loader
 from trainlab.data.memory import ImageData, eval_range
 from trainlab.data.transforms import Preprocessing
+from trainlab.engine.distributed import Distributed
+from trainlab.engine.losses import LossFn
 from trainlab.errors import TrainingDiverged
-from trainlab.training.distributed import Distributed
-from trainlab.training.losses import LossFn
 
 PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
