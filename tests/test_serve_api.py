@@ -264,6 +264,14 @@ def test_include_input_returns_the_models_input_as_a_png_data_url(kind, client, 
     assert np.array_equal(np.asarray(decoded), model_input.tensor[0].numpy())
 
 
+def test_the_input_styles_the_api_offers_are_configs_input_styles(client):
+    from trainlab.config import INPUT_STYLES
+
+    parameters = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["parameters"]
+    [style] = [parameter for parameter in parameters if parameter["name"] == "input_style"]
+    assert style["schema"]["enum"] == list(INPUT_STYLES) == ["auto", "photo", "raw"]
+
+
 @pytest.mark.parametrize("style", ["raw", "photo"])
 def test_input_style_is_passed_to_the_decoding(style, client, run, tmp_path):
     path, content_type, data = picture_file("100x60 RGBA PNG", tmp_path)

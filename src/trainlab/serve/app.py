@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab import __version__
+from trainlab.config import INPUT_STYLES
 from trainlab.serve import schemas
 from trainlab.serve.batching import Batcher, QueueFull
 from trainlab.serve.errors import JSON, ApiError, error_body
@@ -285,7 +286,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     async def predict(
         request: Request,
         top_k: int = Query(3, ge=1, le=MAX_TOP_K, description="classes listed per image"),
-        input_style: Literal["auto", "photo", "raw"] = Query("auto", description="as in `trainlab predict`"),
+        input_style: Literal[INPUT_STYLES] = Query("auto", description="as in `trainlab predict`"),  # config's list
         include_input: bool = Query(False, description="add the picture the model received, as a PNG data URL"),
     ) -> Response:
         """Classify one image sent as the body (Content-Type image/png, image/jpeg, ...) or several sent as
