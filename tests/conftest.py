@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.reports.runs import read_metrics  # noqa: F401 - for the tests
 from trainlab.testing.synthetic import make_images, write_fashion_layout, write_idx  # noqa: F401 - for the tests
-from trainlab.training.rundir import read_metrics  # noqa: F401 - for the tests
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

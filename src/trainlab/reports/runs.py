@@ -10,12 +10,22 @@ from typing import Any
 
 from trainlab.errors import TrainlabError
 from trainlab.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
-from trainlab.training.rundir import read_metrics
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl ([] when it has none yet)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainlabError(f"{path}: cannot be read ({exc})") from None
 
 
 def is_run_dir(path: Path) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE
-from trainlab.training.rundir import read_metrics
+from trainlab.reports.runs import read_metrics
 
 MACHINE_FIELDS = ("machine_seconds", "machine_samples_per_second")  # they time the machine; they differ per run
 

@@ -30,6 +30,7 @@ from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's n
     TOP_LOSSES_FILE,
     TRACKING_FILE,
 )
+from trainlab.reports import run_reports
 
 
 def default_run_dir(root: str | os.PathLike = "runs") -> Path:
@@ -354,8 +355,6 @@ class RunDirectory:
 
     def write_reports(self, analysis: dict[str, Any]) -> list[Path]:
         """The end-of-run PNG reports (learning curves, confusion matrix, top losses); returns their paths."""
-        from trainlab.reports import run_reports
-
         if not self.primary:
             return []
         try:
@@ -372,14 +371,3 @@ def write_file(path: Path, content: bytes) -> None:
         write_bytes_atomically(path, content)
     except FileWriteError as exc:
         raise FileWriteError(path, f"{exc.reason}; the previous version is intact") from None
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The rows of a run's metrics.jsonl ([] when it has none yet)."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrainlabError(f"{path}: cannot be read ({exc})") from None

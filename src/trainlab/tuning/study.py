@@ -28,6 +28,7 @@ from trainlab.config import TrainConfig, read_config_file
 from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import ConfigError, RunEndedEarly, TrainlabError
 from trainlab.fileio import write_bytes_atomically
+from trainlab.reports.runs import read_metrics
 from trainlab.tuning.search import Dimension, ModelTrust, check_named_models, parse_search
 from trainlab.tuning.storage import connect_args_for, open_bounded, shown
 
@@ -122,8 +123,6 @@ class PruningReporter(Reporter):
         self.epoch = 0
 
     def start(self, info: dict[str, Any]) -> None:
-        from trainlab.training.rundir import read_metrics
-
         for row in read_metrics(self.run_dir):  # a resumed trial: its earlier epochs count too
             self.report(row)
 
@@ -408,8 +407,6 @@ def _shown(value: Any) -> str:
 
 def best_value(run_dir: Path, metric: str) -> float:
     """The trial's value: its best epoch's metric (what its best.pt holds)."""
-    from trainlab.training.rundir import read_metrics
-
     values = [row[metric] for row in read_metrics(run_dir) if row.get(metric) is not None]
     if not values:
         raise TrainlabError(f"{run_dir}: no {metric} in its metrics; the trial cannot be scored")
