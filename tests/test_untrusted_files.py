@@ -112,12 +112,13 @@ def test_init_from_a_crafted_checkpoint_takes_only_its_weights(trained, tmp_path
 def test_pretrained_weights_from_a_crafted_checkpoint_take_only_tensors(trained, tmp_path):
     from trainlab.errors import ConfigError
     from trainlab.models import create_model
+    from trainlab.training.setup import load_pretrained
 
     _, run_dir = trained
     marker = tmp_path / "ran"
     checkpoint = crafted_checkpoint(run_dir, tmp_path / "crafted.pt", CODE, marker)
     with pytest.raises(ConfigError, match="none of its weights fit tv model"):
-        create_model("tv:resnet18", (1, 28, 28), 10, weights=str(checkpoint))
+        load_pretrained(create_model("tv:resnet18", (1, 28, 28), 10), str(checkpoint))
     assert not marker.exists()
 
 

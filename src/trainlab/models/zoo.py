@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -43,11 +44,9 @@ class TorchvisionClassifier(nn.Module):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         return self.net(x)
 
-    def load_pretrained(self, path: str) -> list[str]:
-        """Load a local torchvision state_dict (weights_only); layers whose shape differs (the head) are skipped."""
-        from trainlab.checkpoint import load_checkpoint
-
-        state = load_checkpoint(path).model_state
+    def load_pretrained(self, state: dict[str, torch.Tensor], path: str) -> list[str]:
+        """Take the tensors of `state` (read from the weights file `path`) that fit; layers whose shape differs
+        (the head) are skipped and returned."""
         own = self.net.state_dict()
         compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         skipped = sorted(set(own) - set(compatible))
@@ -62,11 +61,8 @@ class TorchvisionClassifier(nn.Module):
 
 
 def build_zoo_model(name: str, input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> nn.Module:
-    weights = kwargs.pop("weights", None)
-    model = TorchvisionClassifier(name, input_shape, num_classes, **kwargs)
-    if weights:
-        model.load_pretrained(weights)
-    return model
+    """A torchvision model by name; its --weights are loaded by the training setup (training.setup)."""
+    return TorchvisionClassifier(name, input_shape, num_classes, **kwargs)
 
 
 __all__ = ["TorchvisionClassifier", "build_zoo_model"]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainlab.checkpoint import load_checkpoint
 from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits, make_loader
 from trainlab.data.augment import Augmentation
@@ -89,14 +90,19 @@ class TrainingSetup:
             yield images, labels
 
 
-def model_arguments(config: TrainConfig, pretrained: bool = True) -> dict[str, Any]:
-    """Keyword arguments for create_model; `pretrained=False` skips --weights (a resume restores all weights)."""
+def model_arguments(config: TrainConfig) -> dict[str, Any]:
+    """Keyword arguments for create_model."""
     arguments = dict(config.extra)
     if config.dropout:
         arguments["dropout"] = config.dropout
-    if config.weights and pretrained:
-        arguments["weights"] = config.weights
     return arguments
+
+
+def load_pretrained(model: nn.Module, path: str) -> str:
+    """--weights: the tensors of a local weights file (read weights-only, as any checkpoint is) that fit a tv:NAME
+    model; returns what was taken, for the user."""
+    model.load_pretrained(load_checkpoint(path).model_state, path)
+    return model.pretrained_note
 
 
 def build_training(
@@ -200,9 +206,11 @@ def prepared_model(
 ) -> nn.Module:
     """The given model or config.model's, with config.freeze applied, on `device` in its memory format."""
     if model is None:
-        model = create_model(config.model, image_shape, num_classes, **model_arguments(config, pretrained))
-        if getattr(model, "pretrained_note", None) and reporter is not None:  # --weights: what came from the file
-            reporter.message(model.pretrained_note)
+        model = create_model(config.model, image_shape, num_classes, **model_arguments(config))
+        if config.weights and pretrained:  # a resume restores every weight from its checkpoint instead
+            note = load_pretrained(model, config.weights)
+            if reporter is not None:
+                reporter.message(note)
     if config.freeze:
         freeze_parameters(model, config.freeze)
     model = model.to(device)
