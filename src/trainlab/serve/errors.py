@@ -1,9 +1,14 @@
-"""The server's answers with an error status: one JSON shape, {"error": "..."}, shared by the app and the
-modules that read requests (uploads, oip) and the run's files (reports)."""
+"""The server's answers with an error status: one JSON shape, {"error": "..."}, shared by the routes, the
+modules that read requests (uploads, oip) and the run's files (reports), and the app's exception handlers."""
 
 from __future__ import annotations
 
 import json
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab.data.decoding import ImageTooLarge, NotAnImage
 from trainlab.errors import DataError
@@ -31,3 +36,34 @@ def image_error(exc: DataError) -> ApiError:
     if isinstance(exc, NotAnImage):
         return ApiError(415, f"{exc}; send a PNG, JPEG, BMP, GIF, WebP or TIFF file")
     return ApiError(413 if isinstance(exc, ImageTooLarge) else 422, str(exc))
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error the app raises answered as {"error": "..."} with its status (a 500 names the exception)."""
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+async def api_error(request: Request, exc: ApiError) -> Response:
+    return Response(error_body(exc.message), exc.status, headers=exc.headers, media_type=JSON)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such path: {request.url.path} (the API is described at /docs)"
+    return Response(error_body(message), exc.status_code, headers=exc.headers, media_type=JSON)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    problems = []
+    for item in exc.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()) if part not in ("query", "body"))
+        problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return Response(error_body("; ".join(problems) or "malformed request"), 422, media_type=JSON)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    return Response(error_body(f"internal error: {type(exc).__name__}: {exc}"), 500, media_type=JSON)
