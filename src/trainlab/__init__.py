@@ -17,7 +17,7 @@ _EXPORTS = {
     "create_model": "trainlab.models",
     "list_models": "trainlab.models",
     "NeuralNetwork": "trainlab.models.mlp",
-    "fit": "trainlab.training",
+    "fit": "trainlab.tuning.tracked",
     "evaluate": "trainlab.engine.loop",
     "train_one_epoch": "trainlab.engine.loop",
     "Predictor": "trainlab.inference",

@@ -49,7 +49,7 @@ def fast_dev_run(
     Raises what the real run would raise at the first stage that fails.
     """
     from trainlab.inference import Predictor
-    from trainlab.training import fit
+    from trainlab.tuning.tracked import fit
 
     reporter = reporter or Reporter()
     config = dev_run_config(config or TrainConfig(), batches)

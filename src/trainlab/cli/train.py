@@ -390,8 +390,8 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     from trainlab.engine.reporting import Reporters
     from trainlab.reports.console import ConsoleReporter
     from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
-    from trainlab.training import fit
     from trainlab.training.budget import Clock, process_seconds
+    from trainlab.tuning.tracked import fit
 
     reporter = ConsoleReporter(out.human, quiet=args.quiet)
     if tensorboard_available():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from trainlab.training import budget, rundir
 from trainlab.training.recipe import resolve_recipe
 from trainlab.training.signals import StopRequest
 from trainlab.training.trainer import Trainer
+
+# builds the experiment tracker of a run: (config, run directory, resume, say) -> a Reporter
+Tracker = Callable[[TrainConfig, rundir.RunDirectory, bool, Callable[[str], None]], Reporter]
 
 
 def load_run_config(run_dir: str | os.PathLike, trust_model_code: bool = False) -> TrainConfig:
@@ -59,13 +63,15 @@ def fit(
     allow_other_data: bool = False,
     reports: bool = False,
     clock: budget.Clock | None = None,
+    tracker: Tracker | None = None,
 ) -> dict[str, Any]:
     """Train `model` (or config.model) on `data` (or config.dataset); returns the run summary dict.
 
     A resumed run checks that its data is what it was trained on (counts, shapes, classes, labels) unless
     allow_other_data is set. reports=True draws the end-of-run PNG reports into the run directory, as the
     command line does. A config.time_budget counts from `clock` (the command line's: since the process
-    started), else from this call.
+    started), else from this call. `tracker` builds the experiment tracker config.tracking names (trainlab.fit,
+    in trainlab.tuning.tracked, passes MLflow's).
     """
     clock = clock or budget.Clock()
     config = run_config(config or TrainConfig(), model, data, resume)
@@ -73,7 +79,7 @@ def fit(
     # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
     path = dist.broadcast(str(run_dir if run_dir is not None else rundir.default_run_dir()))
     files = rundir.RunDirectory(path, primary=dist.primary)
-    reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files, resume)
+    reporter = with_tracking((reporter or Reporter()) if dist.primary else Reporter(), config, files, resume, tracker)
     try:
         return run_in(
             files,
@@ -202,13 +208,17 @@ def load_data_once(config: TrainConfig, download: bool, reporter: Reporter, dist
     return data
 
 
-def with_tracking(reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory, resume: bool) -> Reporter:
+def with_tracking(
+    reporter: Reporter, config: TrainConfig, files: rundir.RunDirectory, resume: bool, tracker: Tracker | None
+) -> Reporter:
     """The reporters, and the experiment tracker config.tracking names (its store checked before anything runs)."""
     if config.tracking == "none":
         return reporter
-    from trainlab.tuning.tracking import MlflowReporter
-
-    return Reporters(MlflowReporter(config, files, resume, say=reporter.message), reporter)
+    if tracker is None:
+        raise TrainlabError(
+            f"tracking {config.tracking!r} needs its tracker: call trainlab.fit, which passes it, or pass tracker="
+        )
+    return Reporters(tracker(config, files, resume, reporter.message), reporter)
 
 
 def run_config(config: TrainConfig, model: nn.Module | None, data: DatasetSplits | None, resume: bool) -> TrainConfig:

@@ -362,7 +362,7 @@ class Objective:
         self.spec, self.study_dir, self.data, self.say = spec, study_dir, data, say
 
     def __call__(self, trial: Any) -> float:
-        from trainlab.training import fit
+        from trainlab.tuning.tracked import fit
 
         params = {dimension.key: dimension.suggest(trial) for dimension in self.spec.search}
         resumes = trial.user_attrs.get("resumes")
