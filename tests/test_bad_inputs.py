@@ -218,7 +218,8 @@ def test_an_existing_run_directory_is_refused_and_left_as_it_was(trained, run_ma
     before = snapshot(run_dir)
     assert_one_line_error(
         run_main(*train_args(data_dir, run_dir)),
-        f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, --overwrite to replace it",
+        f"run directory {run_dir} already exists; to continue it: trainlab train --resume {run_dir} --data-dir "
+        f"{data_dir} --device cpu --no-download; to replace it, add --overwrite",
     )
     assert snapshot(run_dir) == before
 
@@ -238,11 +239,9 @@ def test_resume_refuses_flags_it_would_ignore(trained, run_main):
     _, run_dir = trained
     assert_one_line_error(
         run_main("train", "--resume", run_dir, "--lr", "0.1", "--epochs", "5"),
-        "--resume continues a run exactly as it was configured; drop ",
-        "--lr",
-        "--epochs",
+        f"--resume continues {run_dir} exactly as it was configured, so it takes no --lr 0.1 --epochs 5; ",
     )
-    assert_one_line_error(run_main("train", "--resume", run_dir, "--overwrite"), "drop --overwrite")
+    assert_one_line_error(run_main("train", "--resume", run_dir, "--overwrite"), "so it takes no --overwrite; ")
 
 
 def test_resume_of_a_directory_that_is_not_a_run(tmp_path, run_main):

@@ -22,11 +22,11 @@ from trainlab.cli.options import (
     add_output_options,
     add_trust_option,
     cannot_write,
-    flag_of,
     given,
     name_argument,
     path_argument,
 )
+from trainlab.cli.resume import refuse_an_existing_run, resume_refusal
 from trainlab.config import MAX_RATE
 from trainlab.errors import TrainlabError
 
@@ -331,16 +331,9 @@ def resumed_config(args: argparse.Namespace):
     """--resume RUN_DIR: the run's own config; flags that would change what it computes are refused."""
     from trainlab.training import load_run_config
 
-    if args.config or args.preset or args.run_dir or args.init_from:
-        raise TrainlabError(
-            "--resume continues a run with its own config; drop --config/--preset/--run-dir/--init-from"
-        )
-    ignored = [flag_of(key) for key in given(args, RECIPE_KEYS) if key != "tracking_uri"]  # a lost store: moved
-    if ignored or args.overwrite:
-        raise TrainlabError(
-            f"--resume continues a run exactly as it was configured; drop "
-            f"{', '.join(ignored + ['--overwrite'] * args.overwrite)}"
-        )
+    refusal = resume_refusal(args, RECIPE_KEYS)  # names the run and the commands that work instead
+    if refusal:
+        raise TrainlabError(refusal)
     return load_run_config(args.resume, args.trust_model_code).replace(**given(args, ("tracking_uri",)))
 
 
@@ -384,6 +377,8 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         config, run_dir = resumed_config(args), args.resume
     else:
         config, run_dir = train_config(args), args.run_dir  # bad values are refused here, before torch is imported
+        if run_dir and args.fast_dev_run is None:
+            refuse_an_existing_run(args, RECIPE_KEYS)
         if wants_auto_lr(args):
             config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
             out.say(f"Training with lr {config.lr:.3g} (--lr auto)")

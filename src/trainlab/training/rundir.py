@@ -75,6 +75,11 @@ def refuse_existing(run_dir: Path, resume: bool, overwrite: bool) -> None:
         )
     if resume or all(_is_scratch("", entry.name) for entry in run_dir.iterdir()):
         return
+    if not overwrite and not (run_dir / CONFIG_FILE).is_file():  # --resume would refuse it: not a run
+        raise TrainlabError(
+            f"run directory {run_dir} already exists and holds no trainlab run (no {CONFIG_FILE}); nothing was "
+            "touched: choose another --run-dir"
+        )
     if not overwrite:
         raise TrainlabError(
             f"run directory {run_dir} already exists; pass --resume {run_dir} to continue it, "

@@ -20,6 +20,7 @@ from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.training import rundir
 from trainlab.training.budget import Replanner
+from trainlab.training.resume_advice import edited_config_message, recipe_changes
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 
@@ -140,8 +141,16 @@ class Trainer:
             )
         self.files.save_checkpoint(self.training_state().to_payload(), *names)
 
+    def refuse_another_recipe(self, recorded: dict[str, Any], path: Path) -> None:
+        """A config.toml edited since the checkpoint (another model, lr, ...) is refused: the resume would run
+        the checkpoint's recipe, not the file's."""
+        changes = recipe_changes(recorded, self.config.to_dict(), budget=self.config.time_budget is not None)
+        if changes:
+            raise CheckpointError(edited_config_message(self.run_dir, path, changes))
+
     def restore(self, path: Path, allow_other_data: bool = False) -> None:
         state = TrainingState.from_payload(load_checkpoint(path).payload, path)
+        self.refuse_another_recipe(state.config, path)
         recorded = state.data
         if recorded and recorded != self.data_fingerprint and not allow_other_data:
             changed = [key for key in self.data_fingerprint if recorded.get(key) != self.data_fingerprint[key]]
