@@ -1,6 +1,25 @@
 """trainlab: the PyTorch "Learn the Basics" workflow as a fast, safe tool.
 
 The public API is imported lazily so that `import trainlab` (and `trainlab --help`) stays fast.
+
+Layers, lowest first; a module imports only from its own layer and those below, not even inside a function
+(tests/test_layers.py holds the same table and checks every import):
+
+    errors, validation, fileio, layout            plain values and safe file writes, no torch
+    config_file, datasets_registry, config        TrainConfig and the names it checks against
+    data             data sets, decoding, loaders
+    models           the model registry, torchvision's zoo, the TTA wrapper
+    engine           device and RNG runtime, the training step and evaluation loop, losses, torchrun's
+                     collectives, the Reporter protocol
+    checkpoint       the checkpoint format (checkpoint_records: its plain-type checks)
+    reports          plots, per-class figures, run tables, the console and TensorBoard reporters
+    training         setup, Trainer, fit, the run directory, time budget, recipes, lr finder
+    inference        Predictor, evaluate_checkpoint, export
+    serve            trainlab serve
+    tuning           MLflow tracking (tracked.fit: fit with config.tracking's tracker), trainlab tune
+    devrun           --fast-dev-run
+    cli, __main__    the command line
+    testing          test helpers (fault injection drives the CLI)
 """
 
 from importlib import import_module
