@@ -2,9 +2,11 @@
 
 load_dataset() returns ImageData for every kind: uint8 (N, C, H, W) images in memory, batched by index
 slicing, or, for image files larger than the memory budget, file-backed images streamed by DataLoader workers;
-make_loader() batches either kind the same way. Modules: builtin/idx/cifar/download (the built-in sets),
-annotations (a CSV or class folders to a FileSet), file_datasets (a FileSet to ImageData: cached or streamed),
-decoding (one image file to a tensor), memory and streaming (the two ImageData kinds and their loaders).
+make_loader() batches either kind the same way. Modules: builtin/idx/cifar/download (the built-in sets; their
+names, shapes and classes are trainlab.datasets_registry's), annotations (a CSV or class folders to a FileSet, and
+the walk that finds image files), file_datasets (a FileSet to ImageData: in memory or streamed), decoding (one
+image file to a tensor), workers (many files read in DataLoader worker processes), cache (the eager decode of a
+FileSet and the cache that keeps it), memory and streaming (the two ImageData kinds and their loaders).
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainlab.data.decoding import IMAGE_EXTENSIONS, image_paths_under
 from trainlab.errors import DataError
 from trainlab.fileio import read_text_file
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 INTEGER = re.compile(r"[+-]?\d+")
 WHOLE_NUMBER = re.compile(r"([+-]?\d+)(?:\.0*)?")  # 3, 3.0 and 3. are class 3: a spreadsheet writes 3 as 3.0
 DELIMITERS = (",", ";", "\t")  # the first of these in the first row separates the columns (, ; are locale defaults)
@@ -242,3 +242,28 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
             raise DataError(f"{where}: unknown class {label!r}; known classes: {shown}{slash}")
         indices.append(index)
     return indices
+
+
+def image_paths_under(folder: Path) -> list[Path]:
+    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out.
+
+    Linked folders are not followed (a link to `..` would list every image again, under another class);
+    a linked image file is read only when it points inside folder.
+    """
+    root = Path(os.path.realpath(folder))
+    found = []
+    for directory, subdirectories, files in os.walk(folder, followlinks=False):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = Path(directory, name)
+            if path.is_symlink():
+                target = Path(os.path.realpath(path))
+                if target != root and root not in target.parents:
+                    raise DataError(
+                        f"{path}: a link to {target}, outside the data folder {folder}; links out of "
+                        "the data folder are not followed: copy the file into it instead"
+                    )
+            found.append(path)
+    return sorted(found)

@@ -1,4 +1,5 @@
-"""The decoded-image cache: a uint8 tensor file next to the images, valid while no listed file changes."""
+"""Decoded images in memory: the eager decode of a set of image files (in worker processes when there are many),
+and the cache that keeps the result, a uint8 tensor file next to the images, valid while no listed file changes."""
 
 from __future__ import annotations
 
@@ -6,17 +7,21 @@ import glob
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from trainlab.data.input_styles import RAW, InputStyle
+from trainlab.data.workers import PARALLEL_DECODE_MINIMUM, read_in_batches, reader
 from trainlab.errors import FileWriteError
 from trainlab.fileio import atomic_write, open_regular
 
 CACHE_FOLDER = ".trainlab-cache"  # inside the image directory; hidden, so class-folder scans skip it
 CACHE_VERSION = 2  # bump when decoding changes what a file becomes (2: 16-bit and float images scaled)
 STALE_NAME = re.compile(r"[0-9a-f]{16}\.pt")  # the key part of a cache file's name
+DECODE_CHUNK = 256  # files per worker task
 
 
 @dataclass
@@ -26,6 +31,26 @@ class DecodedImages:
     shape: tuple[int, int, int]  # (C, H, W)
     images: torch.Tensor  # uint8 (readable files, C, H, W)
     bad: list[tuple[int, str]]  # (index in the FileSet, message naming the file)
+
+
+def decode_files(
+    paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int], workers: int, style: InputStyle = RAW
+) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
+    """Decode paths[indices] to uint8 (n, C, H, W) through an input style: (decoded indices, images, failures
+    naming the files)."""
+    read = reader(shape, style)
+    chunks = [list(indices[start : start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
+    use_workers = workers if len(indices) >= PARALLEL_DECODE_MINIMUM else 0
+    done: list[int] = []
+    parts: list[torch.Tensor] = []
+    failed: list[tuple[int, str]] = []
+    for chunk_done, images, chunk_failed in read_in_batches(paths, read, chunks, use_workers):
+        done.extend(chunk_done)
+        if chunk_done:
+            parts.append(images)
+        failed.extend(chunk_failed)
+    images = torch.cat(parts) if parts else torch.empty((0, *shape), dtype=torch.uint8)
+    return done, images, failed
 
 
 def cache_key(request: str, paths: list[str], stats: list[tuple[int, int] | None]) -> str:

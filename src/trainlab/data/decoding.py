@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import warnings
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,7 +17,6 @@ from trainlab.errors import DataError
 from trainlab.fileio import NotRegularFile, open_regular
 from trainlab.validation import check_choice
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # more than 8 bits a pixel: scaled to 0-255 first
 TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2
@@ -227,96 +223,8 @@ def wide_range(image: Any, largest: int) -> int:
     return 65535 if largest <= 65535 else 2**31 - 1  # mode I holds signed 32-bit integers
 
 
-class FileBatches(torch.utils.data.Dataset):
-    """Reads a batch of files per item (in DataLoader workers): returns (done indices, values, failures).
-
-    One item is a whole batch so that workers hand back stacked tensors and the main process does no
-    per-sample work; a file that fails is reported by name instead of stopping the worker with a traceback.
-    """
-
-    def __init__(self, paths: Sequence[str], read: Callable[[str], Any]):
-        self.paths = paths
-        self.read = read
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, indices: list[int]) -> tuple[list[int], Any, list[tuple[int, str]]]:
-        done, values, failed = [], [], []
-        for index in indices:
-            try:
-                values.append(self.read(self.paths[index]))
-                done.append(index)
-            except DataError as exc:
-                failed.append((index, str(exc)))
-        if values and isinstance(values[0], torch.Tensor):
-            values = torch.stack(values)
-        return done, values, failed
-
-
 def import_decoders() -> None:
     """Import what load_image uses (torchvision takes seconds to import)."""
     import PIL.Image  # noqa: F401
     import PIL.ImageOps  # noqa: F401
     import torchvision.transforms.v2.functional  # noqa: F401
-
-
-def _unchanged(item: Any) -> Any:
-    return item
-
-
-def ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader worker_init_fn: workers ignore SIGINT and SIGTERM; the main process stops them.
-
-    A signal to the whole process group (Ctrl-C, `kill -TERM -PGID`, SLURM's scancel, systemd) reaches the
-    workers too; were they to die of it, the main process would fail with "DataLoader worker ... killed by
-    signal" instead of finishing its step, writing its checkpoint and shutting the workers down itself.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def read_in_batches(
-    paths: Sequence[str], read: Callable[[str], Any], batches: Sequence[list[int]], workers: int = 0
-) -> Iterator[tuple[list[int], Any, list[tuple[int, str]]]]:
-    """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
-    workers = min(workers, len(batches))
-    if workers:
-        import_decoders()  # once here, before the workers fork, rather than once in every worker
-    loader = torch.utils.data.DataLoader(
-        FileBatches(paths, read),
-        sampler=batches,
-        batch_size=None,
-        num_workers=workers,
-        collate_fn=_unchanged,
-        prefetch_factor=2 if workers else None,
-        persistent_workers=False,
-        worker_init_fn=ignore_stop_signals,
-        generator=torch.Generator(),  # its seed draw must not advance the global RNG (augmentation, dropout)
-    )
-    yield from loader
-
-
-def image_paths_under(folder: Path) -> list[Path]:
-    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out.
-
-    Linked folders are not followed (a link to `..` would list every image again, under another class);
-    a linked image file is read only when it points inside folder.
-    """
-    root = Path(os.path.realpath(folder))
-    found = []
-    for directory, subdirectories, files in os.walk(folder, followlinks=False):
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = Path(directory, name)
-            if path.is_symlink():
-                target = Path(os.path.realpath(path))
-                if target != root and root not in target.parents:
-                    raise DataError(
-                        f"{path}: a link to {target}, outside the data folder {folder}; links out of "
-                        "the data folder are not followed: copy the file into it instead"
-                    )
-            found.append(path)
-    return sorted(found)

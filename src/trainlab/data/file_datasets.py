@@ -17,17 +17,12 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data.annotations import FileSet, derive_classes, label_indices, read_class_folders, read_csv_annotations
-from trainlab.data.cache import DecodedImages, cache_file, cache_key, read_cache, write_cache
-from trainlab.data.decoding import read_header, read_in_batches
+from trainlab.data.cache import DecodedImages, cache_file, cache_key, decode_files, read_cache, write_cache
+from trainlab.data.decoding import read_header
 from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import ImageData, stratified_indices
-from trainlab.data.streaming import (
-    PARALLEL_DECODE_MINIMUM,
-    FileBackedImages,
-    decode_files,
-    default_workers,
-    memory_budget_bytes,
-)
+from trainlab.data.streaming import FileBackedImages, memory_budget_bytes
+from trainlab.data.workers import PARALLEL_DECODE_MINIMUM, default_workers, read_in_batches
 from trainlab.errors import DataError
 
 TEST_HOLDOUT_SEED = 104_729  # fixed, so runs with different --seed are tested on the same held-out images

@@ -7,43 +7,19 @@ BatchLoader yields for the same data, seed and epoch, so both paths train identi
 
 from __future__ import annotations
 
-import functools
 import numbers
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 
-from trainlab.data.decoding import load_image, read_in_batches
-from trainlab.data.input_styles import RAW, DataLook, InputStyle
+from trainlab.data.cache import decode_files
+from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
+from trainlab.data.workers import read_in_batches, reader
 from trainlab.errors import DataError
 
 DEFAULT_MEMORY_FRACTION = 0.5  # of physical memory, for the decoded data set
-PARALLEL_DECODE_MINIMUM = 2048  # files; fewer are decoded in this process (starting workers costs more)
-DECODE_CHUNK = 256  # files per worker task
-
-
-@dataclass(frozen=True)
-class InputShape:
-    """The decoded image shape and the training images' look; a picklable stand-in for Preprocessing in
-    worker processes."""
-
-    channels: int
-    height: int
-    width: int
-    look: DataLook | None = None
-
-
-def reader(shape: tuple[int, int, int], style: InputStyle) -> functools.partial:
-    """load_image for files decoded to `shape` through `style`."""
-    return functools.partial(load_image, preprocessing=InputShape(*shape, style.look), style=style.name)
-
-
-def default_workers() -> int:
-    """Decoding processes: one per CPU, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def physical_memory_bytes() -> int | None:
@@ -59,26 +35,6 @@ def memory_budget_bytes(budget_mb: float | None) -> int:
         return int(budget_mb * 1024 * 1024)
     physical = physical_memory_bytes()
     return int(physical * DEFAULT_MEMORY_FRACTION) if physical else 4 << 30
-
-
-def decode_files(
-    paths: Sequence[str], shape: tuple[int, int, int], indices: Sequence[int], workers: int, style: InputStyle = RAW
-) -> tuple[list[int], torch.Tensor, list[tuple[int, str]]]:
-    """Decode paths[indices] to uint8 (n, C, H, W) through an input style: (decoded indices, images, failures
-    naming the files)."""
-    read = reader(shape, style)
-    chunks = [list(indices[start : start + DECODE_CHUNK]) for start in range(0, len(indices), DECODE_CHUNK)]
-    use_workers = workers if len(indices) >= PARALLEL_DECODE_MINIMUM else 0
-    done: list[int] = []
-    parts: list[torch.Tensor] = []
-    failed: list[tuple[int, str]] = []
-    for chunk_done, images, chunk_failed in read_in_batches(paths, read, chunks, use_workers):
-        done.extend(chunk_done)
-        if chunk_done:
-            parts.append(images)
-        failed.extend(chunk_failed)
-    images = torch.cat(parts) if parts else torch.empty((0, *shape), dtype=torch.uint8)
-    return done, images, failed
 
 
 class FileBackedImages:
