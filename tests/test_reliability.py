@@ -358,16 +358,23 @@ def test_weights_that_became_non_finite_are_never_saved(tiny_data, tmp_path):
 # --- divergence ---------------------------------------------------------------------------------------------------
 
 
-def test_a_nan_loss_stops_the_run_naming_the_step_and_the_remedy_and_keeps_the_last_good_checkpoint(
+def test_a_loss_that_keeps_exploding_returns_three_times_at_lower_lrs_then_stops_naming_what_to_try(
     tiny_data, tmp_path, run_main
 ):
     run_dir = tmp_path / "run"
     result = run_main(*train_args(tiny_data, run_dir, "--epochs", "2", "--lr", "1e6", "--checkpoint-every", "2"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "trainlab train: error: loss became nan at step 3 (epoch batch 3); "
-        "lower the learning rate or set --grad-clip 1.0"
+        "trainlab train: error: loss became nan at step 3 (epoch batch 3); still diverging after 3 returns to the "
+        "last good state at lower learning rates (now 2.7e+04); the last good checkpoint stays; try --lr 8.1e+03, "
+        "--grad-clip 1.0, or --preset auto"
     )
+    returns = [line for line in result.stdout.splitlines() if "back to the state after" in line]
+    assert returns == [
+        f"loss became nan at step 3 (epoch batch 3): back to the state after epoch 0, step 2, with lr {new} instead "
+        f"of {old} (return {number} of 3)"
+        for number, (old, new) in enumerate([("1e+06", "3e+05"), ("3e+05", "9e+04"), ("9e+04", "2.7e+04")], 1)
+    ]
     good = load_checkpoint(run_dir).payload
     assert good["step"] == 2
     assert all(tensor.isfinite().all() for tensor in good["model_state"].values())
@@ -444,3 +451,50 @@ def test_weights_export_to_safetensors_and_load_back_exactly(tiny_data, tmp_path
         assert torch.equal(loaded.model_state[key], tensor)
     result = run_main("evaluate", out, "--model", "mlp", "--data-dir", tiny_data, "--json")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_loss_forced_to_explode_once_returns_to_the_last_good_state_and_finishes_at_a_lower_lr(
+    tiny_data, tmp_path, monkeypatch
+):
+    from trainlab.training import divergence
+
+    exploded = []
+
+    def watch(self, loss, step):  # step 7 of the first try reports an exploding loss, as a runaway lr would
+        if step == 7 and not exploded:
+            exploded.append(step)
+            raise TrainingDiverged("the loss exploded by step 7 (smoothed 40, 17x its start, 2.3)")
+
+    monkeypatch.setattr(divergence.DivergenceGuard, "watch", watch)
+    data = load_dataset(data_dir=tiny_data, download=False)
+    config = TrainConfig(epochs=2, batch_size=64, lr=0.05, device="cpu", checkpoint_every=5)
+    messages = []
+    reporter = ConsoleReporter()
+    reporter.message = messages.append
+    trainer = Trainer(config, tmp_path / "run", data, None, reporter)
+    summary = trainer.run()
+    assert summary["status"] == "finished" and summary["epochs"] == 2
+    assert messages == [
+        "the loss exploded by step 7 (smoothed 40, 17x its start, 2.3): back to the state after epoch 0, step 5, "
+        "with lr 0.015 instead of 0.05 (return 1 of 3)"
+    ]
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.015)
+    assert "lr = 0.015" in (tmp_path / "run" / "config.toml").read_text()  # a resume continues at the lower lr
+    assert trainer.step == 20  # 2 epochs of 10 steps: the redone steps are not counted twice
+
+
+def test_the_guard_calls_a_smoothed_loss_four_times_its_start_an_explosion_but_not_a_noisy_batch():
+    from trainlab.training.divergence import DivergenceGuard
+
+    guard = DivergenceGuard()
+    for step in range(1, 11):
+        guard.watch(2.3, step)  # the starting loss
+    guard.watch(30.0, 11)  # one batch at 13x the start: smoothed, 0.9 * 2.3 + 0.1 * 30 = 5.07, under 9.2
+    guard.reset_watch()
+    for step in range(1, 11):
+        guard.watch(2.3, step)
+    guard.watch(2.3, 11)
+    guard.watch(20.0, 12)  # smoothed: 0.9 * 2.3 + 0.1 * 20 = 4.07, under 9.2
+    with pytest.raises(TrainingDiverged, match=r"the loss exploded by step 1\d \(smoothed"):
+        for step in range(13, 40):
+            guard.watch(50.0, step)

@@ -140,7 +140,9 @@ def test_a_budget_run_trains_the_steps_it_planned_and_equals_a_run_given_them(
 
 def test_a_budget_too_small_to_train_is_refused_and_leaves_no_run(run_main, tiny_data, tmp_path, fixed_costs):
     result = run_main("train", "--data-dir", tiny_data, "--time-budget", "1", "--run-dir", tmp_path / "r", *TINY)
-    assert_one_line_error(result, "leaves no time to train", "give a larger --time-budget")
+    assert_one_line_error(result, "leaves no time to train", "give --time-budget ")
+    needed = int(result.stderr.split("give --time-budget ")[1].split()[0])
+    assert 2 <= needed <= 60 and result.stderr.rstrip().endswith(f"{needed} or more (one epoch)")
     assert not (tmp_path / "r").exists()
 
 

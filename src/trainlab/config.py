@@ -511,6 +511,8 @@ MANUAL_RECIPE_KEYS = tuple(
     augment augment_flip augment_padding augment_erasing dropout tta freeze weights early_stop precision
     extra""".split()
 )
+PRESET_DATASETS = {"speedrun": "fashion-mnist"}  # presets written for one data set
+DATA_FITTED_KEYS = ("augment_flip", "tta", "augment_padding", "augment_erasing", "image_size")  # not carried over
 TUTORIAL_DATASET = "fashion-mnist"  # the tutorial's own data: its recipe stays the default, bit for bit
 
 
@@ -519,6 +521,11 @@ def with_recipe(values: dict[str, Any], chosen: dict[str, Any], preset: str | No
     tutorial's with no recipe key chosen (by the config file or the flags) and no preset; the keys chosen are
     kept as given. Class folders given a recipe of the user's are shuffled unless shuffle is set (--no-shuffle)."""
     dataset = values.get("dataset", TUTORIAL_DATASET)
+    written_for = PRESET_DATASETS.get(preset or "")
+    if written_for is not None and dataset != written_for:  # what does not carry over is chosen from the data
+        fitted = set(DATA_FITTED_KEYS) - set(chosen)
+        keep = (set(PRESETS[preset]) | set(chosen)) - fitted - {"recipe", "recipe_keep"}
+        return {**values, "recipe": "auto", "recipe_keep": sorted(keep)}
     implicit = preset is None and dataset != TUTORIAL_DATASET and not set(chosen) & set(MANUAL_RECIPE_KEYS)
     if values.get("recipe") != "auto" and not implicit:
         if dataset == "folder" and "shuffle" not in chosen:  # read class by class, every batch would hold one

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from trainlab.config import TrainConfig
+from trainlab.config import MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
 from trainlab.engine.loop import train_one_epoch
 from trainlab.errors import ConfigError
@@ -61,6 +61,10 @@ class Clock:
 
     def __call__(self) -> float:
         return time.monotonic() - self.origin
+
+    def leave_out(self, seconds: float) -> None:
+        """Do not count these seconds (data preparation: decoding and caching the user's images)."""
+        self.origin += seconds
 
 
 @dataclass(frozen=True)
@@ -231,19 +235,24 @@ def plan_run(
     candidate, width, costs, _, per_epoch = chosen
     elapsed = clock()
     steps = plan_steps(TARGET_FRACTION * budget - elapsed, costs, per_epoch)
-    cap = max_epochs * per_epoch if max_epochs is not None else None
-    if cap is not None:
-        steps = min(steps, cap)
+    cap = min(max_epochs or MAX_EPOCHS, MAX_EPOCHS) * per_epoch  # a huge budget on tiny data: a valid length
+    steps = min(steps, cap)
     if steps < 1:
         raise ConfigError(
             f"a time budget of {budget:g} s leaves no time to train: {elapsed:.1f} s went to start-up and "
-            f"measuring, and one evaluation takes {costs.epoch_end:.1f} s; give a larger --time-budget"
+            f"measuring, and one evaluation takes {costs.epoch_end:.1f} s; give --time-budget "
+            f"{needed_budget(elapsed, costs, per_epoch):.0f} or more (one epoch)"
         )
     epochs = math.ceil(steps / per_epoch)
     if candidate.schedule == "none":
         candidate = candidate.replace(schedule="linear")
     planned = candidate.replace(epochs=epochs, max_steps=steps, warmup_epochs=min(candidate.warmup_epochs, epochs / 2))
     return planned, Plan(budget, steps, epochs, per_epoch, width, costs, elapsed, cap)
+
+
+def needed_budget(elapsed: float, costs: Costs, steps_per_epoch: int) -> float:
+    """The smallest budget that trains one epoch after `elapsed` seconds, at these costs (seconds)."""
+    return math.ceil((elapsed + steps_per_epoch * costs.step + costs.epoch_end + costs.end) / TARGET_FRACTION)
 
 
 class Replanner:

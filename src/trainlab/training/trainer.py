@@ -20,6 +20,7 @@ from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.training import rundir
 from trainlab.training.budget import Replanner
+from trainlab.training.divergence import DivergenceGuard
 from trainlab.training.resume_advice import edited_config_message, recipe_changes
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
@@ -72,6 +73,7 @@ class Trainer:
         self.last_test: dict[str, Any] = {}
         self.replanner: Replanner | None = None  # a --time-budget run in its first process
         self.recipe: dict[str, Any] | None = None  # --preset auto: the choices made from the data
+        self.guard = DivergenceGuard()
 
     @property
     def epoch_samples(self) -> int:
@@ -139,7 +141,14 @@ class Trainer:
                 f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
                 "state; lower the learning rate or set --grad-clip 1.0"
             )
-        self.files.save_checkpoint(self.training_state().to_payload(), *names)
+        payload = self.training_state().to_payload()
+        self.files.save_checkpoint(payload, *names)
+        self.guard.keep(payload)
+
+    def restore(self, path: Path, allow_other_data: bool = False) -> None:
+        payload = load_checkpoint(path).payload
+        self.refuse_another_recipe(TrainingState.from_payload(payload, path).config, path)
+        self.restore_state(payload, path, allow_other_data)
 
     def refuse_another_recipe(self, recorded: dict[str, Any], path: Path) -> None:
         """A config.toml edited since the checkpoint (another model, lr, ...) is refused: the resume would run
@@ -148,9 +157,9 @@ class Trainer:
         if changes:
             raise CheckpointError(edited_config_message(self.run_dir, path, changes))
 
-    def restore(self, path: Path, allow_other_data: bool = False) -> None:
-        state = TrainingState.from_payload(load_checkpoint(path).payload, path)
-        self.refuse_another_recipe(state.config, path)
+    def restore_state(self, payload: dict[str, Any], path: Path | str, allow_other_data: bool = False) -> None:
+        """Put the run back in the state a checkpoint payload holds (from `path`, named in errors)."""
+        state = TrainingState.from_payload(payload, path)
         recorded = state.data
         if recorded and recorded != self.data_fingerprint and not allow_other_data:
             changed = [key for key in self.data_fingerprint if recorded.get(key) != self.data_fingerprint[key]]
@@ -181,6 +190,7 @@ class Trainer:
     # the loop ----------------------------------------------------------------------------------------------
     def after_step(self, progress: EpochProgress, loss: float, batch_size: int) -> None:
         self.step += 1
+        self.guard.watch(loss, self.step)
         if self.scheduler is not None:
             self.scheduler.step()
         if (progress.batch - 1) % self.config.log_every == 0:
@@ -287,6 +297,8 @@ class Trainer:
         )
         self.setup.config = self.config
         self.scheduler.lr_lambdas[0].replan(self.step, total)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)  # the next step's, moved
         if abs(total - before) >= REPLAN_SAID * before:  # small moves every epoch on a busy machine: not news
             self.reporter.message(
                 f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
@@ -367,6 +379,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the run summary."""
+        if self.guard.good is None:
+            self.guard.keep(self.training_state().to_payload())
         with self.stop:
             while self.epoch < self.setup.epochs:
                 self.stop_if_requested()
@@ -375,6 +389,9 @@ class Trainer:
                 except RunEndedEarly as ended:  # a reporter ended the run after this epoch's files were written
                     self.files.write_summary(self.summary(ended.status))
                     raise
+                except TrainingDiverged as diverged:
+                    self.guard.recover(diverged, self)  # back to the last good state at a lower lr, or stop
+                    continue
                 if self.should_stop_early():
                     self.reporter.message(
                         f"Early stop: validation accuracy has not improved for "
