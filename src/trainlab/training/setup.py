@@ -244,6 +244,11 @@ def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
     """Every split has images, and all of them have the training images' shape and classes: checked before step 1."""
     if len(data.train) == 0:
         raise DataError(f"the training set of {describe_data(config)} holds no images; check the data files")
+    if len(data.train.classes) < 2:  # it would "learn" 100% accuracy and predict that class for everything
+        raise DataError(
+            f"{describe_data(config)} holds one class ({', '.join(data.train.classes)}); a classifier needs two or "
+            "more: add a class folder (or CSV label) for each other kind of image"
+        )
     if val is not None and len(val) == 0:
         raise DataError(
             f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "

@@ -1,0 +1,36 @@
+"""A set of images in one class is refused: a classifier of one class learns nothing and predicts only it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainlab.testing.image_sets import shapes, write_class_folders
+
+from conftest import assert_one_line_error
+
+
+def test_a_folder_set_of_one_class_is_refused_naming_the_class_and_leaves_no_run(tmp_path, run_main):
+    images, _ = shapes(12, side=8, channels=1)
+    root = write_class_folders(tmp_path / "cats", images, np.zeros(12, dtype=int), ("cat",))
+    for flags in ((), ("--preset", "auto")):
+        assert_one_line_error(
+            run_main(
+                "train",
+                "--dataset",
+                "folder",
+                "--image-dir",
+                root,
+                "--val-split",
+                "0.25",
+                "--run-dir",
+                tmp_path / "run",
+                "--threads",
+                "1",
+                "--device",
+                "cpu",
+                *flags,
+            ),
+            f"--dataset folder ({root}) holds one class (cat); a classifier needs two or more: add a class folder "
+            "(or CSV label) for each other kind of image",
+        )
+        assert not (tmp_path / "run").exists()
