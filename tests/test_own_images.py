@@ -109,6 +109,10 @@ def test_a_class_sorted_folder_with_no_flags_trains_shuffled_with_a_recorded_rec
     recipe = json.loads((run_dir / "recipe.json").read_text())
     assert summary["recipe"] == recipe
     assert {choice["key"] for choice in recipe["choices"]} >= {"model", "lr", "augment_flip", "tta", "shuffle"}
+    listed = run_main("runs", run_dir)
+    assert listed.returncode == 0
+    row = listed.stdout.splitlines()[1]
+    assert f"auto: cnn adamw lr 0.002 batch 16 flips {'on' if recorded['augment_flip'] else 'off'}" in row
     # the recorded config repeats the recipe exactly: its values are the user's own, so nothing is chosen again
     # (its length left to --epochs here: the budget's plan is fitted to the machine each time)
     planned = ("epochs", "max_steps", "warmup_epochs", "time_budget")

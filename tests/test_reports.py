@@ -225,7 +225,20 @@ def test_runs_lists_each_run_with_model_optimizer_lr_epochs_and_accuracy(runs):
     code, stdout, stderr = cli("runs", runs["root"])
     assert code == 0, stderr
     lines = stdout.splitlines()
-    assert lines[0].split() == ["run", "model", "optimizer", "lr", "epochs", "best", "val", "test", "time", "status"]
+    assert lines[0].split() == [
+        "run",
+        "model",
+        "optimizer",
+        "lr",
+        "epochs",
+        "best",
+        "val",
+        "test",
+        "time",
+        "recipe",
+        "status",
+    ]
+    assert all(line.split()[-2] == "given" for line in lines[1:])  # flags of their own: no recipe chosen
     sgd_metrics, adam_metrics = read_metrics(runs["sgd"]), read_metrics(runs["adam"])
     best = max(row["val_accuracy"] for row in sgd_metrics)
     rows = {line.split()[0]: line.split() for line in lines[1:]}

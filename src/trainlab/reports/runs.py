@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
-from trainlab.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from trainlab.layout import CONFIG_FILE, METRICS_FILE, RECIPE_FILE, SUMMARY_FILE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,7 +41,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         return {"run": str(run_dir), **read_run(run_dir)}
     except (TrainlabError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__  # one line
-        return {"run": str(run_dir), **dict.fromkeys(COLUMNS), "status": f"damaged: {reason}"}
+        return {"run": str(run_dir), **dict.fromkeys(COLUMNS), "recipe": None, "status": f"damaged: {reason}"}
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -73,6 +73,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     best = [row["val_accuracy"] for row in metrics if "val_accuracy" in row]
     test = [row["test_accuracy"] for row in metrics[-1:] if "test_accuracy" in row]
     return {
+        "recipe": read_recipe_choices(run_dir),
         "model": str(config.get("model", "mlp")),
         "optimizer": str(config.get("optimizer", "sgd")),
         "lr": lr,
@@ -82,6 +83,24 @@ def read_run(run_dir: Path) -> dict[str, Any]:
         "machine_seconds": float(sum(row.get("machine_seconds", 0.0) for row in metrics)),
         "status": status,
     }
+
+
+def read_recipe_choices(run_dir: Path) -> dict[str, Any] | None:
+    """What --preset auto chose for the run ({key: value}), None for a run given its recipe or a damaged record."""
+    try:
+        record = json.loads((run_dir / RECIPE_FILE).read_text())
+        return {str(choice["key"]): choice["value"] for choice in record["choices"]}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+def describe_recipe(choices: dict[str, Any]) -> str:
+    """A run's auto recipe in one line: `cnn adamw lr 0.002 batch 64 flip off ...`."""
+    shown = {"model": "{}", "optimizer": "{}", "lr": "lr {:g}", "batch_size": "batch {}", "image_size": "size {}"}
+    parts = [form.format(choices[key]) for key, form in shown.items() if key in choices]
+    if "augment_flip" in choices:
+        parts.append(f"flips {'on' if choices['augment_flip'] else 'off'}")
+    return " ".join(parts)
 
 
 def list_runs(root: str | os.PathLike = "runs") -> list[dict[str, Any]]:
@@ -102,7 +121,7 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
     def text(value: Any, form: str = "") -> str:
         return "-" if value is None else format(value, form)
 
-    header = ("run", "model", "optimizer", "lr", "epochs", "best val", "test", "time", "status")
+    header = ("run", "model", "optimizer", "lr", "epochs", "best val", "test", "time", "recipe", "status")
     table = [header] + [
         (
             r["run"],
@@ -113,6 +132,7 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
             percent(r["best_val_accuracy"]),
             percent(r["test_accuracy"]),
             "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s",
+            "auto: " + describe_recipe(r["recipe"]) if r.get("recipe") else "given",
             r["status"],
         )
         for r in rows
