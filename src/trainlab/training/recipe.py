@@ -110,7 +110,11 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
         Choice("lr", 2e-3, "AdamW's peak learning rate for batch-normed conv nets"),
         Choice("weight_decay", 0.05, "decoupled weight decay against overfitting small data"),
         Choice("schedule", "linear", "warm up, then decay linearly to zero at the run's end (the budget moves it)"),
-        Choice("warmup_epochs", round(min(3.0, epochs / 10), 2), "a short warm-up steadies the first steps"),
+        Choice(  # a tenth of the run, the user's --epochs 2 included (a 3-epoch warm-up would outlast it)
+            "warmup_epochs",
+            round(min(3.0, kept.get("epochs", epochs) / 10), 2),
+            "a short warm-up steadies the first steps",
+        ),
         Choice("batch_size", batch, f"about 1/20 of the {profile.train_images:,} images, 16 to 128"),
         Choice(
             "epochs",
