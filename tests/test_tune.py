@@ -310,7 +310,7 @@ class FakeTrial:
 
 def test_the_pruning_reporter_reports_each_epoch_and_stops_the_run_when_told(tmp_path):
     from trainlab.errors import RunEndedEarly
-    from trainlab.tuning.study import PruningReporter, TrialPruned
+    from trainlab.tuning.objective import PruningReporter, TrialPruned
 
     kept = FakeTrial(prune=False)
     reporter = PruningReporter(kept, "val_accuracy", tmp_path)
@@ -329,7 +329,7 @@ def test_the_pruning_reporter_reports_each_epoch_and_stops_the_run_when_told(tmp
 
 def test_a_resumed_trial_reports_its_earlier_epochs_to_the_pruner_first(tmp_path):
     from trainlab.training.rundir import RunDirectory
-    from trainlab.tuning.study import PruningReporter
+    from trainlab.tuning.objective import PruningReporter
 
     RunDirectory(tmp_path).write_metrics([{"epoch": 1, "val_accuracy": 0.1}, {"epoch": 2, "val_accuracy": 0.3}])
     trial = FakeTrial(prune=False)
@@ -376,8 +376,9 @@ def test_a_trial_far_below_the_median_is_pruned_and_its_run_says_so(tiny_data, t
 
 def test_hyperband_gets_the_most_epochs_a_trial_may_run_as_its_resource(tiny_data):
     from trainlab import TrainConfig
+    from trainlab.tuning.sampling import pruner_for
     from trainlab.tuning.search import parse_search
-    from trainlab.tuning.study import StudySpec, pruner_for
+    from trainlab.tuning.spec import StudySpec
 
     base = TrainConfig(epochs=3, val_split=0.2, data_dir=str(tiny_data))
     for search, most in ((["lr=1e-3:1e-1"], 3), (["epochs=2:12"], 12), (["epochs=4,9,6"], 9)):

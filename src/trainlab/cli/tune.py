@@ -64,8 +64,9 @@ def search_from(args: argparse.Namespace):
 
 def cmd_tune(args: argparse.Namespace, out: Output) -> int:
     from trainlab.tuning.search import ModelTrust, check_named_models, parse_search
+    from trainlab.tuning.spec import StudySpec
     from trainlab.tuning.storage import check_study_folder
-    from trainlab.tuning.study import StudySpec, TuneOptions, default_study_dir, require_optuna, run_study
+    from trainlab.tuning.study import TuneOptions, default_study_dir, require_optuna, run_study
 
     if args.trials < 1:
         raise TrainlabError(f"--trials must be >= 1, got {args.trials}")

@@ -2,13 +2,15 @@
 
 Optuna's RDBStorage connects through SQLAlchemy; each driver names its own timeouts, so the connect arguments
 are chosen by the URL's driver (a value the URL's query already gives wins). Opening the storage (connecting,
-creating the tables) also runs under a deadline of its own, which bounds drivers that have no timeout.
+creating the tables) also runs under a deadline of its own, which bounds drivers that have no timeout, and is
+tried again while another process is creating the same study's tables.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ CONNECT_SECONDS = 10  # one connection to the study's database server
 STATEMENT_SECONDS = 60  # one statement (Optuna's are small; a lock held elsewhere may make one wait)
 OPEN_SECONDS = 60.0  # connecting and creating the study's tables, whatever the driver
 SQLITE_TIMEOUT_SECONDS = 60  # several processes on one SQLite study wait for each other's writes
+STORAGE_ATTEMPTS = 10  # opening a new study database while another process creates its tables
+DATABASE_FILE = "study.db"
 
 
 def connect_args_for(url: str) -> dict[str, Any]:
@@ -89,3 +93,25 @@ def check_study_folder(study_dir: str | os.PathLike) -> None:
         raise TrainlabError(
             f"--run-dir {study_dir}: {folder} cannot be written (read-only); give a --run-dir on a disk you can write"
         )
+
+
+def storage_for(url: str | None, study_dir: Path) -> Any:
+    """Optuna's RDBStorage for `url` (default: SQLite in the study folder), waiting for other writers."""
+    import optuna
+
+    url = url or f"sqlite:///{(study_dir / DATABASE_FILE).resolve()}"
+    engine = {"connect_args": connect_args_for(url)}  # bounded: a server that never answers is one line
+    attempts = 0
+    while True:
+        try:
+            return open_bounded(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine))
+        except Exception as exc:  # SQLAlchemy raises many kinds for an unusable URL
+            first_line, attempts = str(exc).splitlines()[0], attempts + 1
+            if attempts == STORAGE_ATTEMPTS or not creating_elsewhere(first_line):
+                raise TrainlabError(f"--storage {shown(url)}: cannot open the study database ({first_line})") from None
+            time.sleep(0.5)  # seconds
+
+
+def creating_elsewhere(error: str) -> bool:
+    """An error of two processes creating one study database's tables at once (the later one then finds them)."""
+    return any(part in error for part in ("UNIQUE constraint failed", "already exists", "database is locked"))
