@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from trainlab.cli.options import EXIT_OK, Output, add_checkpoint_options, device_argument, path_argument
 from trainlab.datasets_registry import BUILTIN_NAMES
+
+if TYPE_CHECKING:
+    from trainlab.serve.settings import ServeSettings
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +40,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--token", help="require 'Authorization: Bearer TOKEN' on the API (default: $TRAINLAB_TOKEN if set)"
     )
     serve.add_argument("--name", help="the model's name in /v2/models/NAME (default: the run directory's name)")
+    add_limit_options(serve, defaults)
+    serve.add_argument("--threads", type=int, default=defaults.threads, help="torch threads per worker (default: 1)")
+    serve.add_argument(
+        "--device", type=device_argument, default=defaults.device, help="cpu (default), cuda, mps or auto"
+    )
+    serve.add_argument(
+        "--data-dir",
+        type=path_argument,
+        help="where the run's test images are (for sample images and per-class figures; default: the run's own)",
+    )
+    serve.add_argument(
+        "--dataset",
+        choices=BUILTIN_NAMES,
+        default=defaults.dataset,
+        help="a plain state_dict's data set: its class names and sample images (default: fashion-mnist)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    serve.add_argument("--debug", action="store_true", help="show tracebacks")
+    serve.set_defaults(handler=cmd_serve, json=False)
+
+
+def add_limit_options(serve: argparse.ArgumentParser, defaults: ServeSettings) -> None:
+    """The bounds of what one request may send and of the work waiting for the model."""
     serve.add_argument(
         "--max-upload-mb", type=float, default=defaults.max_upload_mb, help="largest request body (default: 10)"
     )
@@ -65,24 +92,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=defaults.max_queue,
         help=f"requests waiting for the model before new ones get 503 (default: {defaults.max_queue})",
     )
-    serve.add_argument("--threads", type=int, default=defaults.threads, help="torch threads per worker (default: 1)")
-    serve.add_argument(
-        "--device", type=device_argument, default=defaults.device, help="cpu (default), cuda, mps or auto"
-    )
-    serve.add_argument(
-        "--data-dir",
-        type=path_argument,
-        help="where the run's test images are (for sample images and per-class figures; default: the run's own)",
-    )
-    serve.add_argument(
-        "--dataset",
-        choices=BUILTIN_NAMES,
-        default=defaults.dataset,
-        help="a plain state_dict's data set: its class names and sample images (default: fashion-mnist)",
-    )
-    serve.add_argument("--access-log", action="store_true", help="log every request (slower)")
-    serve.add_argument("--debug", action="store_true", help="show tracebacks")
-    serve.set_defaults(handler=cmd_serve, json=False)
 
 
 def cmd_serve(args: argparse.Namespace, out: Output) -> int:
