@@ -20,6 +20,7 @@ from pathlib import Path
 
 from trainlab import __version__
 from trainlab.cli import checkpoints, data, runs, serve, train, tune
+from trainlab.cli.launch import LAUNCH_REPORTS_ENV, tell_launcher
 from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS re-exported for the tests
     DATA_FLAGS,
     EXIT_FAILURE,
@@ -100,37 +101,45 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
         if getattr(args, "threads", None) is not None and args.command != "train":
             set_threads(args.threads)
         status = args.handler(args, out)
-        for text in args.warnings:  # after success only: a bad input's one error line stays the only line
-            print(f"trainlab {label}: warning: {text}", file=sys.stderr, flush=True)
+        for text in args.warnings if not (process_rank() or os.environ.get(LAUNCH_REPORTS_ENV)) else ():
+            print(f"trainlab {label}: warning: {text}", file=sys.stderr, flush=True)  # the launcher, or rank 0
         return status
     except TrainingInterrupted as exc:
         if exc.signal_name == "SIGPIPE":
             quiet_closed_streams()
-        if not process_rank():  # every process of a launch stopped together: rank 0 says so once
-            print(str(exc), file=sys.stderr)
+        last_line(str(exc), once=True)  # every process of a launch stopped together
         return 128 + signal.Signals[exc.signal_name].value
     except TrainlabError as exc:
         if args.debug:
             raise
-        if not process_rank():  # every process of a launch refuses the same input: rank 0 says it once
-            print(f"trainlab {label}: error: {exc}", file=sys.stderr)
+        last_line(f"trainlab {label}: error: {exc}", once=True)  # every process refuses the same input
         return EXIT_USAGE
     except BrokenPipeError:
         raise  # main ends quietly
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        last_line("interrupted")
         return 128 + signal.SIGINT
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug shows the traceback
         if args.debug:
             raise
         if lost_another_process(exc):
-            print(f"trainlab {label}: stopped: another process of the run failed", file=sys.stderr)
+            last_line(f"trainlab {label}: stopped: another process of the run failed", secondary=True)
             return EXIT_FAILURE
-        print(
-            f"trainlab {label}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-            file=sys.stderr,
+        last_line(
+            f"trainlab {label}: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
         )
         return EXIT_FAILURE
+
+
+def last_line(line: str, secondary: bool = False, once: bool = False) -> None:
+    """A command's last line on stderr; under `train --nproc` the launcher prints it (one line, one place).
+
+    `once`: a line every process of a launch says alike, printed by rank 0 alone under a torchrun of the user's.
+    """
+    if tell_launcher(line, secondary):
+        return
+    if not (once and process_rank()):
+        print(line, file=sys.stderr, flush=True)
 
 
 def suspicious_inputs(args: argparse.Namespace) -> list[str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
+from trainlab.cli.launch import check_before_launch, launch_torchrun, process_count
 from trainlab.cli.options import (
     DATA_KEYS,
     EXIT_OK,
@@ -99,53 +98,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_trust_option(lr_find)
     add_output_options(lr_find)
     lr_find.set_defaults(handler=cmd_lr_find)
-
-
-def process_count(text: str) -> int:
-    """--nproc N: a whole number of processes, at least one."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 1024:
-        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 1024, got {text!r}")
-    return int(text)
-
-
-def without_nproc(argv: list[str]) -> list[str]:
-    """The command line minus --nproc N (or --nproc=N): what each process torchrun starts is given."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            kept.append(arg)
-    return kept
-
-
-def launch_torchrun(processes: int, argv: list[str]) -> int:
-    """trainlab train --nproc N: torchrun (in this process) starts N processes of the same command.
-
-    A failed process has printed its own line; this one says which processes failed and exits with the first
-    failure's status (2 for a bad input), without torchrun's traceback.
-    """
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
-
-    from trainlab.engine import distributed
-
-    if distributed.launched_by_torchrun():
-        raise TrainlabError("--nproc starts torchrun itself; under torchrun, leave --nproc out")
-    launch = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={processes}", "-m", "trainlab", *without_nproc(argv)]
-    )
-    for name in ("torch.distributed.run", "torch.distributed.elastic"):  # its notes and tracebacks, not ours
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        run(launch)
-    except ChildFailedError as failed:
-        rank, failure = failed.get_first_failure()
-        print(f"trainlab train: the run stopped: process {rank} exited with status {failure.exitcode}", file=sys.stderr)
-        return failure.exitcode if failure.exitcode > 0 else 1
-    return EXIT_OK
 
 
 def dev_run_batches(text: str) -> int:
@@ -368,6 +320,9 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
                 "chosen in one process; drop --nproc, or give the recipe's flags (e.g. --model cnn --epochs 20)"
             )
         config.per_process_batch_size(args.nproc)
+        if args.run_dir and not args.resume:
+            refuse_an_existing_run(args, RECIPE_KEYS)
+        check_before_launch(args, config)
         return launch_torchrun(args.nproc, args.argv)
     if args.fast_dev_run is not None and (
         args.resume or args.init_from or args.lr == "auto" or args.time_budget is not None

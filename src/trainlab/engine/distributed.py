@@ -9,14 +9,18 @@ collectives return their input, so the code paths are the same.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from trainlab.errors import CheckpointError, TrainlabError
+
 TIMEOUT_ENV = "TRAINLAB_DIST_TIMEOUT"  # seconds a collective may wait for the other processes
 DEFAULT_TIMEOUT_SECONDS = 300
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600  # a week; torch keeps the timeout in milliseconds and overflows far above
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,33 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def collective_timeout() -> float:
+    """TRAINLAB_DIST_TIMEOUT in seconds (default 300): a number above 0, up to a week."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_TIMEOUT_SECONDS:  # NaN fails this too
+        raise TrainlabError(
+            f"{TIMEOUT_ENV} must be the seconds a collective may wait, above 0 and up to {MAX_TIMEOUT_SECONDS:,} "
+            f"(a week), got {text!r}; set it to a number such as 600, or unset it for {DEFAULT_TIMEOUT_SECONDS}"
+        )
+    return seconds
+
+
+def check_same_process_count(path: object, saved_world: int, world: int) -> None:
+    """A run resumes only with the processes it ran with: its random streams and batches belong to their number."""
+    if saved_world != world:
+        how = "without torchrun" if saved_world == 1 else f"with --nproc {saved_world}"
+        raise CheckpointError(
+            f"{path} was trained by {saved_world} process(es) and this run has {world}; "
+            f"resume it {how} (a run's random streams and batches belong to its number of processes)"
+        )
+
+
 def join(device: str) -> Distributed:
     """Join torchrun's process group (once per process) and return this process's place in it."""
     global _CURRENT
@@ -89,14 +120,12 @@ def join(device: str) -> Distributed:
         return _CURRENT
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not torch.distributed.is_initialized():
-        from trainlab.errors import TrainlabError
-
+        seconds = collective_timeout()
         cuda = device in ("auto", "cuda") and torch.cuda.is_available()
         if device == "cuda" and not cuda:
             raise TrainlabError("--device cuda under torchrun, but CUDA is not available; use --device cpu")
         if cuda:
             torch.cuda.set_device(local_rank)
-        seconds = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS))
         torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=seconds))
     _CURRENT = Distributed(
         rank=torch.distributed.get_rank(),

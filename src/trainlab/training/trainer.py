@@ -14,6 +14,7 @@ from torch import nn
 from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, model_state
 from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits
+from trainlab.engine import distributed
 from trainlab.engine.loop import EpochProgress, evaluate, train_one_epoch
 from trainlab.engine.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
 from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
@@ -122,13 +123,7 @@ class Trainer:
 
     def restore_rng(self, state: dict[str, Any], path: Path) -> None:
         """Each process gets back its own generators; a run resumes only with the processes it ran with."""
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != self.dist.world:
-            how = "without torchrun" if saved_world == 1 else f"with --nproc {saved_world}"
-            raise CheckpointError(
-                f"{path} was trained by {saved_world} process(es) and this run has {self.dist.world}; "
-                f"resume it {how} (a run's random streams and batches belong to its number of processes)"
-            )
+        distributed.check_same_process_count(path, int(state.get("world_size", 1)), self.dist.world)
         restore_rng_state(state["ranks"][self.dist.rank] if self.dist.active else state)
 
     def save(self, *names: Path) -> None:
