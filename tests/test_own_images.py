@@ -145,3 +145,14 @@ def test_the_tutorial_data_with_no_flags_keeps_the_tutorials_recipe():
     kept = with_recipe({"dataset": "folder", "shuffle": False}, {"shuffle": False, "epochs": 2}, None)
     assert kept["shuffle"] is False  # --no-shuffle is the user's
     assert with_recipe({"recipe": "auto", "lr": 0.1}, {"lr": 0.1}, "auto")["recipe_keep"] == ["lr"]
+
+
+def test_an_image_folder_or_csv_without_dataset_means_the_users_own_images():
+    from trainlab.config import with_recipe
+
+    folder = with_recipe({"image_dir": "photos"}, {"image_dir": "photos"}, None)
+    assert folder["dataset"] == "folder" and folder["recipe"] == "auto"
+    csv = with_recipe({"annotations": "a.csv", "image_dir": "img"}, {"annotations": "a.csv", "image_dir": "img"}, None)
+    assert csv["dataset"] == "csv"
+    named = with_recipe({"dataset": "folder", "image_dir": "p"}, {"dataset": "folder", "image_dir": "p"}, None)
+    assert named["dataset"] == "folder"

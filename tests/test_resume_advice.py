@@ -49,9 +49,7 @@ def test_resume_with_a_changed_lr_or_model_is_refused_naming_the_run_and_command
 
 
 @pytest.mark.parametrize("flags", [("--lr", "0.1"), ("--model", "cnn")])
-def test_an_existing_run_directory_with_a_changed_lr_or_model_names_commands_that_then_work(
-    finished, run_main, flags
-):
+def test_an_existing_run_directory_with_a_changed_lr_or_model_names_commands_that_then_work(finished, run_main, flags):
     data_dir, run_dir = finished
     before = snapshot(run_dir)
     line = assert_one_line_error(

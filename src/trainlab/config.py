@@ -519,7 +519,11 @@ TUTORIAL_DATASET = "fashion-mnist"  # the tutorial's own data: its recipe stays 
 def with_recipe(values: dict[str, Any], chosen: dict[str, Any], preset: str | None) -> dict[str, Any]:
     """The values with the auto recipe switched on where it applies: `--preset auto`, or data other than the
     tutorial's with no recipe key chosen (by the config file or the flags) and no preset; the keys chosen are
-    kept as given. Class folders given a recipe of the user's are shuffled unless shuffle is set (--no-shuffle)."""
+    kept as given. Class folders given a recipe of the user's are shuffled unless shuffle is set (--no-shuffle).
+    --image-dir (or --annotations) without --dataset means the user's folder (or CSV)."""
+    own = [key for key in ("annotations", "image_dir") if isinstance(chosen.get(key), str) and chosen[key].strip()]
+    if "dataset" not in chosen and own:  # the user's own images; a wrong-typed path is refused by its own check
+        values = {**values, "dataset": "csv" if "annotations" in own else "folder"}
     dataset = values.get("dataset", TUTORIAL_DATASET)
     written_for = PRESET_DATASETS.get(preset or "")
     if written_for is not None and dataset != written_for:  # what does not carry over is chosen from the data

@@ -12,8 +12,7 @@ from trainlab.cli.options import DATA_KEYS, RUNTIME_KEYS, flag_of, given
 from trainlab.config import read_config_file
 from trainlab.errors import TrainlabError
 from trainlab.layout import CONFIG_FILE
-from trainlab.training.resume_advice import SHAPING_KEYS, free_run_dir, new_run_command, quoted, resume_command
-from trainlab.training.rundir import refuse_existing
+from trainlab.resume_advice import SHAPING_KEYS, free_run_dir, new_run_command, quoted, resume_command
 
 KEPT_KEYS = (*DATA_KEYS, *RUNTIME_KEYS, "tracking_uri")  # where the data is, how to run: --resume takes these
 RECIPE_SOURCES = ("config", "preset", "init_from")  # a whole recipe, or weights, that a resume cannot take
@@ -100,6 +99,8 @@ def resume_refusal(args: argparse.Namespace, recipe_keys: tuple[str, ...]) -> st
 def refuse_an_existing_run(args: argparse.Namespace, recipe_keys: tuple[str, ...]) -> None:
     """--run-dir RUN that holds a run (without --overwrite): one line with the commands that work for it."""
     run_dir = Path(args.run_dir)
+    from trainlab.training.rundir import refuse_existing  # torch's import: not for --help or a refused flag
+
     refuse_existing(run_dir, resume=True, overwrite=False)  # a file, a broken link or links inside: said there
     if args.overwrite or not (run_dir / CONFIG_FILE).is_file():
         return  # an empty folder, or --overwrite: the run directory's own checks decide

@@ -26,7 +26,7 @@ from trainlab.cli.options import (
     path_argument,
 )
 from trainlab.cli.resume import refuse_an_existing_run, resume_refusal
-from trainlab.config import MAX_RATE
+from trainlab.config import MAX_RATE, PRESET_DATASETS
 from trainlab.errors import TrainlabError
 
 AUTO_LR_PLACEHOLDER = 1e-3  # validated in the config, then replaced by the range test's suggestion
@@ -334,6 +334,11 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         config, run_dir = train_config(args), args.run_dir  # bad values are refused here, before torch is imported
         if run_dir and args.fast_dev_run is None:
             refuse_an_existing_run(args, RECIPE_KEYS)
+        if PRESET_DATASETS.get(args.preset or "", config.dataset) != config.dataset:
+            out.say(
+                f"--preset {args.preset} is a recipe for {PRESET_DATASETS[args.preset]}: on --dataset "
+                f"{config.dataset} its flips, shifts and erasing are chosen from the data (as --preset auto does)"
+            )
         if wants_auto_lr(args):
             config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
             out.say(f"Training with lr {config.lr:.3g} (--lr auto)")

@@ -19,10 +19,10 @@ from trainlab.engine.loop import EpochProgress, evaluate, train_one_epoch
 from trainlab.engine.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
 from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
+from trainlab.resume_advice import edited_config_message, recipe_changes
 from trainlab.training import rundir
 from trainlab.training.budget import Replanner
 from trainlab.training.divergence import DivergenceGuard
-from trainlab.training.resume_advice import edited_config_message, recipe_changes
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 

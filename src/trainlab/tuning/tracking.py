@@ -223,7 +223,8 @@ class MlflowReporter(Reporter):
         from trainlab.inference import Predictor
         from trainlab.inference.export import export_model
 
-        predictor = Predictor.from_checkpoint(checkpoint, device="cpu", trust_model_code=True)  # our own file
+        # the run's own model, which the user named or trusted: best.pt may be older than this process (a resume)
+        predictor = Predictor.from_checkpoint(checkpoint, model=self.config.model, device="cpu")
         with tempfile.TemporaryDirectory() as scratch:
             out = export_model(predictor, "safetensors", Path(scratch) / "model.safetensors", source=checkpoint)
             self.upload(out, "model")
