@@ -136,7 +136,11 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
         ),
         Choice("precision", "auto", "bf16 where this machine runs it fast, else fp32"),
         Choice("channels_last", True, "the faster memory layout for conv nets on CPUs"),
-        Choice("time_budget", DEFAULT_BUDGET, "the whole command ends within 5 minutes; --time-budget changes it"),
+        Choice(
+            "time_budget",
+            DEFAULT_BUDGET,
+            "the run ends within 5 minutes (decoding your files aside); --time-budget changes it",
+        ),
     ]
     if image_size is not None:
         choices.insert(
