@@ -664,3 +664,47 @@ def test_a_database_server_that_never_answers_ends_tune_in_one_line(tiny_data, t
     )
     assert opened == [(url, {"connect_args": {"connect_timeout": 10, "options": "-c statement_timeout=60000"}})]
     assert not study.exists()
+
+
+@pytest.mark.parametrize(
+    "url, dialect",
+    [
+        ("bogus://x", "bogus"),
+        ("bogus+x://me:secret@db/optuna", "bogus+x"),
+        ("postgresql+nodriver://db/x", "postgresql+nodriver"),
+    ],
+)
+def test_a_storage_url_of_a_dialect_sqlalchemy_lacks_is_refused_naming_the_dialect_and_urls_that_work(
+    url, dialect, tiny_data, tmp_path, run_main
+):
+    study = tmp_path / "study"
+    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
+    line = assert_one_line_error(result)
+    assert line == (
+        f"trainlab tune: error: --storage {url.replace('secret', '***')}: SQLAlchemy has no database dialect "
+        f"'{dialect}'; give sqlite:///PATH, postgresql://USER@HOST/DB or mysql+pymysql://USER@HOST/DB "
+        "(any SQLAlchemy URL)"
+    )
+    assert not study.exists()
+
+
+@pytest.mark.parametrize(
+    "url, driver, package",
+    [
+        ("postgresql://me:secret@db/optuna", "psycopg", "'psycopg[binary]'"),
+        ("postgresql+psycopg2://me@db/optuna", "psycopg2", "psycopg2-binary"),
+        ("mysql+pymysql://me@db/optuna", "pymysql", "pymysql"),
+    ],
+)
+def test_a_storage_url_whose_driver_is_not_installed_names_the_package_to_install(
+    url, driver, package, tiny_data, tmp_path, run_main, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, driver, None)  # not installed, even where CI has it
+    study = tmp_path / "study"
+    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
+    line = assert_one_line_error(result)
+    assert line == (
+        f"trainlab tune: error: --storage {url.replace('secret', '***')}: its driver {driver} cannot be imported "
+        f"(import of {driver} halted; None in sys.modules); pip install {package}"
+    )
+    assert not study.exists()

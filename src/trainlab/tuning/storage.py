@@ -23,6 +23,22 @@ OPEN_SECONDS = 60.0  # connecting and creating the study's tables, whatever the 
 SQLITE_TIMEOUT_SECONDS = 60  # several processes on one SQLite study wait for each other's writes
 STORAGE_ATTEMPTS = 10  # opening a new study database while another process creates its tables
 DATABASE_FILE = "study.db"
+URLS_THAT_WORK = "sqlite:///PATH, postgresql://USER@HOST/DB or mysql+pymysql://USER@HOST/DB (any SQLAlchemy URL)"
+# what to install for each SQLAlchemy driver name (the ones Optuna's synchronous storage can use)
+DRIVER_PACKAGES = {
+    "psycopg": "'psycopg[binary]'",
+    "psycopg2": "psycopg2-binary",
+    "psycopg2cffi": "psycopg2cffi",
+    "pg8000": "pg8000",
+    "pymysql": "pymysql",
+    "mysqldb": "mysqlclient",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+    "oracledb": "oracledb",
+    "cx_oracle": "cx_Oracle",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
 
 
 def connect_args_for(url: str) -> dict[str, Any]:
@@ -48,6 +64,32 @@ def connect_args_for(url: str) -> dict[str, Any]:
     else:
         bounds = {}
     return {key: value for key, value in bounds.items() if key not in parsed.query}
+
+
+def check_url(url: str) -> None:
+    """A URL of a database SQLAlchemy knows, else one line naming what the URL names and the URLs that work."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # the dialect's module only: its driver is imported when the storage opens
+    except NoSuchModuleError:  # a kind of ArgumentError: first
+        raise TrainlabError(
+            f"--storage {shown(url)}: SQLAlchemy has no database dialect '{parsed.drivername}'; give {URLS_THAT_WORK}"
+        ) from None
+    except ArgumentError:
+        raise TrainlabError(f"--storage {url}: not a database URL; give {URLS_THAT_WORK}") from None
+
+
+def missing_driver(url: str, error: ImportError) -> TrainlabError:
+    """The one line for a URL whose driver cannot be imported: the driver, why, and the package to install."""
+    from sqlalchemy.engine import make_url
+
+    driver = make_url(url).get_driver_name()
+    why = f" ({error.__cause__})" if error.__cause__ is not None else ""
+    package = DRIVER_PACKAGES.get(driver, driver)
+    return TrainlabError(f"--storage {shown(url)}: its driver {driver} cannot be imported{why}; pip install {package}")
 
 
 def shown(url: str) -> str:
@@ -100,11 +142,14 @@ def storage_for(url: str | None, study_dir: Path) -> Any:
     import optuna
 
     url = url or f"sqlite:///{(study_dir / DATABASE_FILE).resolve()}"
+    check_url(url)
     engine = {"connect_args": connect_args_for(url)}  # bounded: a server that never answers is one line
     attempts = 0
     while True:
         try:
             return open_bounded(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine))
+        except ImportError as exc:  # Optuna's own words name no package
+            raise missing_driver(url, exc) from None
         except Exception as exc:  # SQLAlchemy raises many kinds for an unusable URL
             first_line, attempts = str(exc).splitlines()[0], attempts + 1
             if attempts == STORAGE_ATTEMPTS or not creating_elsewhere(first_line):
