@@ -279,3 +279,27 @@ def test_relative_data_paths_are_stored_absolute_so_evaluate_works_from_elsewher
     monkeypatch.chdir(tmp_path)
     evaluated = run_main("evaluate", "work/run", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
+
+
+def test_a_config_file_giving_a_built_in_model_an_unknown_argument_is_one_line_naming_the_file(run_main, tmp_path):
+    config_file = tmp_path / "net.toml"
+    config_file.write_text('model = "cnn"\n[extra]\nwidth = 8\ndepth = 3\n')
+    result = run_main("train", "--config", config_file, "--run-dir", tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"trainlab train: error: {config_file}: model 'cnn' cannot be built with these arguments (extra): got an "
+        "unexpected keyword argument 'depth'"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_model_names_a_config_file_is_checked_against_need_no_torch():
+    import subprocess
+    import sys
+
+    from trainlab.model_names import MODEL_ARGUMENTS
+    from trainlab.models import _REGISTRY, keyword_arguments
+
+    assert MODEL_ARGUMENTS == {name: keyword_arguments(factory) for name, factory in _REGISTRY.items()}
+    code = "import sys, trainlab.model_names; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

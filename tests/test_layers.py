@@ -16,7 +16,13 @@ PACKAGE = Path(trainlab.__file__).parent
 # lowest first; a module belongs to the longest prefix named here. The same table is in trainlab/__init__.py.
 LAYERS = (
     ("trainlab", "trainlab.errors", "trainlab.validation", "trainlab.fileio", "trainlab.layout"),
-    ("trainlab.config_file", "trainlab.datasets_registry", "trainlab.config", "trainlab.resume_advice"),
+    (
+        "trainlab.config_file",
+        "trainlab.datasets_registry",
+        "trainlab.model_names",
+        "trainlab.config",
+        "trainlab.resume_advice",
+    ),
     ("trainlab.data",),
     ("trainlab.models",),
     ("trainlab.engine",),

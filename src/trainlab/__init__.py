@@ -6,8 +6,8 @@ Layers, lowest first; a module imports only from its own layer and those below, 
 (tests/test_layers.py holds the same table and checks every import):
 
     errors, validation, fileio, layout            plain values and safe file writes, no torch
-    config_file, datasets_registry, config,       TrainConfig and the names it checks against; what to tell
-    resume_advice                                 a user whose run cannot continue as asked
+    config_file, datasets_registry, model_names,  TrainConfig and the names it checks against (data sets,
+    config, resume_advice                         models); what to tell a user whose run cannot continue as asked
     data             data sets, decoding, loaders
     models           the model registry, torchvision's zoo, the TTA wrapper
     engine           device and RNG runtime, the training step and evaluation loop, losses, torchrun's

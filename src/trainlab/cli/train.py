@@ -126,7 +126,7 @@ def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
     preset: dict[str, Any] = preset_values(args.preset) if args.preset else {}
     values, chosen = dict(preset), {}  # chosen: what the config file and the flags set
     if args.config:
-        from trainlab.models import check_model_from_file
+        from trainlab.model_names import check_built_in_model, check_model_from_file
 
         from_file = read_config_file(args.config)
         for key in ignore:
@@ -180,33 +180,6 @@ def drop_preset_budget(values: dict[str, Any], preset: dict[str, Any], chosen: d
     if "auto_width" in preset and "auto_width" not in chosen:
         if values.get("time_budget") is None or values.get("model") not in WIDTH_MODELS:
             values.pop("auto_width")
-
-
-def check_built_in_model(name: str, extra: dict[str, Any], config_file: str, name_from_file: bool) -> None:
-    """A config file's model name and arguments, checked here so that the error names the file (only the
-    built-in models: tv:NAME and package.module:Class are checked when they are built)."""
-    import inspect
-
-    from trainlab.errors import ConfigError
-    from trainlab.models import ZOO_PREFIX, is_code_reference, list_models, registered_class
-
-    if is_code_reference(name) or name.startswith(ZOO_PREFIX):
-        return
-    if name not in list_models():
-        if name_from_file:
-            raise ConfigError(
-                f"{config_file}: unknown model {name!r}; choose one of: {', '.join(list_models())}, "
-                "tv:NAME (torchvision), or your own as package.module:Class"
-            )
-        return  # the flag's model: refused with the flag's message when it is built
-    model_class = registered_class(name)
-    if model_class is not None:
-        try:
-            inspect.signature(model_class).bind_partial(**extra)
-        except TypeError as exc:
-            raise ConfigError(
-                f"{config_file}: model {name!r} cannot be built with these arguments (extra): {exc}"
-            ) from None
 
 
 def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:

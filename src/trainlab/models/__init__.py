@@ -10,6 +10,13 @@ from typing import Any
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.model_names import (  # noqa: F401 - checked without torch; re-exported for the layers above
+    MODEL_ARGUMENTS,
+    ZOO_PREFIX,
+    check_model_from_file,
+    is_code_reference,
+    model_names,
+)
 from trainlab.models.cnn import SmallCNN
 from trainlab.models.mlp import NeuralNetwork
 from trainlab.models.resnet import SmallResNet
@@ -21,12 +28,23 @@ _REGISTRY: dict[str, ModelFactory] = {
     "cnn": SmallCNN,
     "resnet": SmallResNet,
 }
-ZOO_PREFIX = "tv:"  # torchvision's models by name, e.g. tv:resnet18
 
 
 def register_model(name: str, factory: ModelFactory) -> None:
     """Make `factory(input_shape=..., num_classes=..., **kwargs)` available as --model name."""
     _REGISTRY[name] = factory
+    MODEL_ARGUMENTS[name] = keyword_arguments(factory)  # what a config file naming it is checked against
+
+
+def keyword_arguments(factory: ModelFactory) -> tuple[str, ...] | None:
+    """The keyword arguments a model class takes (None: any, or a factory that is not a class)."""
+    if not isinstance(factory, type):
+        return None
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    keyword_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in parameters if p.kind in keyword_kinds)
 
 
 def registered_class(name: str) -> type | None:
@@ -35,46 +53,9 @@ def registered_class(name: str) -> type | None:
     return factory if isinstance(factory, type) else None
 
 
-def is_code_reference(name: str) -> bool:
-    """True for 'package.module:Class' names, which import and run the user's code."""
-    return isinstance(name, str) and ":" in name and not name.startswith(ZOO_PREFIX)
-
-
-PLAIN_ARGUMENT_TYPES = (str, int, float, bool)
-
-
-def check_model_from_file(
-    name: Any, extra: Any, source: str, named_by_user: str | None = None, trusted: bool = False
-) -> None:
-    """Refuse a model that a file (checkpoint, run config, config file) names, unless it is safe to build.
-
-    A file may name registered models and tv:NAME; a package.module:Class is imported only when the user
-    named the same model on the command line (named_by_user) or passed --trust-model-code (trusted).
-    Keyword arguments from a file must be plain values.
-    """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{source}: its model name {name!r} is not a model name such as 'mlp'")
-    if is_code_reference(name) and not trusted and name != named_by_user:
-        raise ConfigError(
-            f"{source} names the model {name!r}, which would import and run code from {name.partition(':')[0]!r}; "
-            "a file may name only built-in models (mlp, cnn, resnet, tv:NAME), so it was not imported. If you trust "
-            f"the file, pass --model {name} or --trust-model-code"
-        )
-    if not isinstance(extra, dict) or not all(
-        isinstance(key, str) and _is_plain(value) for key, value in extra.items()
-    ):
-        raise ConfigError(f"{source}: its model arguments (extra) must be a table of plain values, got {extra!r}")
-
-
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(item) for item in value)
-    return isinstance(value, PLAIN_ARGUMENT_TYPES)
-
-
 def list_models() -> list[str]:
     """Names accepted by --model (besides pkg.module:Class)."""
-    return sorted(_REGISTRY)
+    return model_names()
 
 
 def create_model(
