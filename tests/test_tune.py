@@ -118,6 +118,11 @@ ALL_TUNABLE = (
         (["batch_size=64,"], "--search batch_size=64,: an empty choice; write A,B,C"),
         (["nesterov=true,maybe"], "--search nesterov=true,maybe: choices for this key are true and false, got 'maybe'"),
         (["lr=0:1"], "--search lr=0:1: "),  # lr 0 is no config: the config's own message follows
+        (
+            ["model=mlp,foo"],
+            "--search model=mlp,foo: unknown model 'foo'; choose from: cnn, mlp, resnet, tv:NAME (torchvision), or "
+            "your own as package.module:Class",
+        ),
     ],
 )
 def test_a_bad_search_spec_is_one_line_and_exit_2_before_any_trial(tiny_data, tmp_path, run_main, search, message):
@@ -558,6 +563,22 @@ def test_a_bad_search_table_is_one_line_naming_the_file(tiny_data, tmp_path, run
     study = tmp_path / "study"
     result = run_main("tune", "--config", config, "--data-dir", tiny_data, *TINY, "--run-dir", study)
     assert_one_line_error(result, f"{config} {message}")
+    assert not study.exists()
+
+
+def test_an_unknown_built_in_model_in_a_search_table_is_refused_before_any_trial_naming_the_file_and_the_models(
+    tiny_data, tmp_path, run_main
+):
+    config = tmp_path / "tune.toml"
+    config.write_text('val_split = 0.2\n\n[search]\nmodel = ["mlp", "foo"]\n')
+    study = tmp_path / "study"
+    result = run_main("tune", "--config", config, "--data-dir", tiny_data, *TINY, "--run-dir", study)
+    line = assert_one_line_error(result)
+    assert line == (
+        f"trainlab tune: error: {config} [search] model: unknown model 'foo'; choose from: cnn, mlp, resnet, "
+        "tv:NAME (torchvision), or your own as package.module:Class"
+    )
+    assert result.stdout == ""  # no trial started
     assert not study.exists()
 
 

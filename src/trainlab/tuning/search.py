@@ -14,7 +14,7 @@ from typing import Any
 
 from trainlab.config import TrainConfig, flag_fields
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.models import check_model_from_file
+from trainlab.models import ZOO_PREFIX, check_model_from_file, is_code_reference, list_models
 
 # keys a trial may not change: where the data comes from, how the machine runs, what the run writes, and the
 # validation split the trials are compared on; a time budget (and the width it picks) is the same for every trial,
@@ -96,6 +96,8 @@ def parse_search(specs: list[str] | dict[str, Any], base: TrainConfig, source: s
         seen.add(key)
         dimension = parse_dimension(key, keys[key], value, where)
         check_values(dimension, base, where)
+        if key == "model":
+            check_model_choices(dimension.choices, where)
         dimensions.append(dimension)
     return dimensions
 
@@ -192,6 +194,16 @@ def check_values(dimension: Dimension, base: TrainConfig, where: str) -> None:
             dataclasses.replace(base, **{dimension.key: value})
         except TrainlabError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_model_choices(choices: tuple[Any, ...], where: str) -> None:
+    """Every built-in model a search names exists (a config accepts any name; a trial would fail on it)."""
+    for name in choices:
+        if not (is_code_reference(name) or name.startswith(ZOO_PREFIX) or name in list_models()):
+            raise ConfigError(
+                f"{where}: unknown model {name!r}; choose from: {', '.join(list_models())}, tv:NAME (torchvision), "
+                "or your own as package.module:Class"
+            )
 
 
 @dataclass(frozen=True)
