@@ -87,7 +87,6 @@ def scale_learning_rate(trainer: Any, factor: float) -> None:
     lr = trainer.config.lr * factor
     if not math.isfinite(lr) or lr <= 0:
         raise TrainingDiverged("the learning rate fell to nothing; lower the learning rate or set --grad-clip 1.0")
-    trainer.config = trainer.config.replace(lr=lr)
-    trainer.setup.config = trainer.config
+    trainer.setup.config = trainer.config.replace(lr=lr)  # the config's one home: the setup
     trainer.progress.lr = None  # the epoch's reported lr is its first step's, at the new rate
     trainer.files.write_config(trainer.config)

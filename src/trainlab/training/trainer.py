@@ -41,8 +41,20 @@ def better_validation(row: dict[str, Any], best: dict[str, Any]) -> bool:
     return row["val_loss"] < best["val_loss"] * (1 - LOSS_TIE_BREAK)
 
 
+def from_setup(name: str) -> property:
+    """A read-only view of the setup's `name`: the setup owns it, the Trainer copies nothing."""
+    return property(lambda self: getattr(self.setup, name), doc=f"The setup's {name} (read-only).")
+
+
 class Trainer:
-    """One training run: holds the model, optimizer, data and progress; its run directory writes the files."""
+    """One training run: its setup (model, optimizer, data, config) and progress; its run directory writes files."""
+
+    # read by fit, the divergence guard and tests; each has one home, the setup (the config too: a re-plan, a
+    # restore or a lowered lr replaces setup.config)
+    config, device, model, optimizer = map(from_setup, ("config", "device", "model", "optimizer"))
+    scheduler, loader = map(from_setup, ("scheduler", "loader"))
+    train_data, val_data, test_data = map(from_setup, ("train_data", "val_data", "test_data"))
+    run_dir = property(lambda self: self.files.path, doc="The run directory's path.")
 
     def __init__(
         self,
@@ -53,18 +65,9 @@ class Trainer:
         reporter: Reporter,
         pretrained: bool = True,
     ):
-        self.config = config
         self.files = run_dir if isinstance(run_dir, rundir.RunDirectory) else rundir.RunDirectory(run_dir)
-        self.run_dir = self.files.path
         self.reporter = reporter
-        setup = build_training(config, data, model, reporter, pretrained)
-        self.setup = setup
-        self.device, self.classes, self.data_fingerprint = setup.device, setup.classes, setup.data_fingerprint
-        self.train_data, self.val_data, self.test_data = setup.train_data, setup.val_data, setup.test_data
-        self.preprocess, self.augment = setup.preprocess, setup.augment
-        self.model, self.forward_model, self.loss_fn = setup.model, setup.forward_model, setup.loss_fn
-        self.optimizer, self.scheduler, self.scaler = setup.optimizer, setup.scheduler, setup.scaler
-        self.autocast, self.loader, self.dist = setup.autocast, setup.loader, setup.dist
+        self.setup = build_training(config, data, model, reporter, pretrained)
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
         self.progress = EpochProgress()
@@ -81,7 +84,7 @@ class Trainer:
         """Training samples in this epoch: all of them, or those --limit-train-batches or --max-steps leave."""
         if self.config.limit_train_batches is None and self.setup.steps_in_epoch(self.epoch) == len(self.loader):
             return len(self.train_data)
-        per_step = self.config.per_process_batch_size(self.dist.world) * self.dist.world
+        per_step = self.config.per_process_batch_size(self.setup.dist.world) * self.setup.dist.world
         return min(len(self.train_data), self.setup.steps_in_epoch(self.epoch) * per_step)
 
     def batches(self):
@@ -101,30 +104,30 @@ class Trainer:
     def training_state(self) -> TrainingState:
         return TrainingState(
             config=self.config.to_dict(),
-            classes=list(self.classes),
-            preprocessing=self.preprocess.to_dict(),
+            classes=list(self.setup.classes),
+            preprocessing=self.setup.preprocess.to_dict(),
             model_state=model_state(self.model),
             optimizer_state=self.optimizer.state_dict(),
-            scaler_state=self.scaler.state_dict() if self.scaler is not None else None,
+            scaler_state=self.setup.scaler.state_dict() if self.setup.scaler is not None else None,
             scheduler_state=self.scheduler.state_dict() if self.scheduler is not None else None,
             epoch=self.epoch,
             step=self.step,
             epoch_progress=asdict(self.progress),
             rng=self.rng_states(),
             metrics=self.metrics,
-            data=self.data_fingerprint,
+            data=self.setup.data_fingerprint,
         )
 
     def rng_states(self) -> dict[str, Any]:
         """This process's random generators, or every process's (in rank order) when there are several."""
-        if not self.dist.active:
+        if not self.setup.dist.active:
             return rng_state()
-        return {"world_size": self.dist.world, "ranks": self.dist.gather(rng_state())}
+        return {"world_size": self.setup.dist.world, "ranks": self.setup.dist.gather(rng_state())}
 
     def restore_rng(self, state: dict[str, Any], path: Path) -> None:
         """Each process gets back its own generators; a run resumes only with the processes it ran with."""
-        distributed.check_same_process_count(path, int(state.get("world_size", 1)), self.dist.world)
-        restore_rng_state(state["ranks"][self.dist.rank] if self.dist.active else state)
+        distributed.check_same_process_count(path, int(state.get("world_size", 1)), self.setup.dist.world)
+        restore_rng_state(state["ranks"][self.setup.dist.rank] if self.setup.dist.active else state)
 
     def save(self, *names: Path) -> None:
         """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload.
@@ -155,9 +158,9 @@ class Trainer:
     def restore_state(self, payload: dict[str, Any], path: Path | str, allow_other_data: bool = False) -> None:
         """Put the run back in the state a checkpoint payload holds (from `path`, named in errors)."""
         state = TrainingState.from_payload(payload, path)
-        recorded = state.data
-        if recorded and recorded != self.data_fingerprint and not allow_other_data:
-            changed = [key for key in self.data_fingerprint if recorded.get(key) != self.data_fingerprint[key]]
+        recorded, fingerprint = state.data, self.setup.data_fingerprint
+        if recorded and recorded != fingerprint and not allow_other_data:
+            changed = [key for key in fingerprint if recorded.get(key) != fingerprint[key]]
             raise CheckpointError(
                 f"{path} was trained on other data than {describe_data(self.config)} holds now (different "
                 f"{', '.join(changed)}); point the run at its data again, or pass --allow-other-data to resume on "
@@ -167,14 +170,13 @@ class Trainer:
         self.restore_rng(state.rng, path)
         try:
             self.optimizer.load_state_dict(state.optimizer_state)
-            if self.scaler is not None and state.scaler_state:
-                self.scaler.load_state_dict(state.scaler_state)
+            if self.setup.scaler is not None and state.scaler_state:
+                self.setup.scaler.load_state_dict(state.scaler_state)
             if self.scheduler is not None and state.scheduler_state:
                 self.scheduler.load_state_dict(state.scheduler_state)
             if self.config.time_budget is not None:  # the plan as its last re-plan left it
                 planned = {key: state.config.get(key, getattr(self.config, key)) for key in PLANNED_KEYS}
-                self.config = self.config.replace(**planned)
-                self.setup.config = self.config
+                self.setup.config = self.config.replace(**planned)
             self.epoch = int(state.epoch)
             self.step = int(state.step)
             self.progress = EpochProgress(**state.epoch_progress)
@@ -194,7 +196,7 @@ class Trainer:
         every = self.config.checkpoint_every
         # with several processes, the stop agreed in this step's all-reduce: a signal that lands on one process
         # after it must wait for the next step, or that process alone would enter the checkpoint's collective
-        stopping = self.agreed_stop if self.dist.active else bool(self.stop.requested)
+        stopping = self.agreed_stop if self.setup.dist.active else bool(self.stop.requested)
         if stopping or (every and self.step % every == 0):
             self.save()
         if stopping:
@@ -203,14 +205,14 @@ class Trainer:
     def combine(self, loss: float, size: int, correct: int) -> tuple[float, int, int, float]:
         """One all-reduce per step: the global batch's loss, size and correct count, and whether any process
         was asked to stop, so that every process logs, checks for NaN and stops alike."""
-        loss_sum, total, correct_all, *stops = self.dist.sum([loss * size, size, correct, *self.stop_votes()])
+        loss_sum, total, correct_all, *stops = self.setup.dist.sum([loss * size, size, correct, *self.stop_votes()])
         self.agree_on_stop(stops)
         self.agreed_stop = bool(stops[0])
-        return loss_sum / total, int(total), int(correct_all), size * self.dist.world / total
+        return loss_sum / total, int(total), int(correct_all), size * self.setup.dist.world / total
 
     def resume_target(self) -> str:
         """What `trainlab train --resume` needs to continue this run: its directory (and its processes)."""
-        return f"{self.run_dir} --nproc {self.dist.world}" if self.dist.active else str(self.run_dir)
+        return f"{self.run_dir} --nproc {self.setup.dist.world}" if self.setup.dist.active else str(self.run_dir)
 
     def stop_votes(self) -> list[float]:
         """This process's part of the stop decision: (asked to stop, the signal's number)."""
@@ -235,18 +237,18 @@ class Trainer:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
         train = train_one_epoch(
-            self.forward_model,
+            self.setup.forward_model,
             self.batches(),
-            self.loss_fn,
+            self.setup.loss_fn,
             self.optimizer,
-            self.preprocess,
+            self.setup.preprocess,
             self.progress,
-            autocast=self.autocast,
-            scaler=self.scaler,
+            autocast=self.setup.autocast,
+            scaler=self.setup.scaler,
             grad_clip=self.config.grad_clip,
             after_step=self.after_step,
             step_offset=self.step - self.progress.batch,
-            combine=self.combine if self.dist.active else None,
+            combine=self.combine if self.setup.dist.active else None,
         )
         train_seconds = time.perf_counter() - started
         if self.replanner is not None:
@@ -287,10 +289,9 @@ class Trainer:
             return False
         before = self.setup.total_steps
         epochs = max(-(-total // self.setup.steps_per_epoch), self.epoch)
-        self.config = self.config.replace(
+        self.setup.config = self.config.replace(
             epochs=epochs, max_steps=total, warmup_epochs=min(self.config.warmup_epochs, epochs / 2)
         )
-        self.setup.config = self.config
         self.scheduler.lr_lambdas[0].replan(self.step, total)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
             group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)  # the next step's, moved
@@ -308,13 +309,13 @@ class Trainer:
         return evaluate(
             self.setup.eval_model,
             data,
-            self.loss_fn,
-            self.preprocess,
+            self.setup.loss_fn,
+            self.setup.preprocess,
             self.config.eval_batch_size,
-            autocast=self.autocast,
+            autocast=self.setup.autocast,
             return_predictions=return_predictions,
             max_batches=limited_batches(limit, batches) if limit is not None else None,
-            dist=self.dist,
+            dist=self.setup.dist,
         )
 
     def analysis(self) -> dict[str, Any]:
@@ -326,7 +327,7 @@ class Trainer:
         return {
             "run_dir": self.run_dir,
             "metrics": self.metrics,
-            "classes": self.classes,
+            "classes": self.setup.classes,
             "test_images": test.images,
             "test_labels": test.labels,
             **{key: self.last_test[key] for key in ("predictions", "confidences")},
@@ -335,14 +336,14 @@ class Trainer:
     def stop_if_requested(self) -> None:
         """Between epochs: a signal that came during evaluation or start-up stops the run, checkpoint written
         (every process decides together)."""
-        if self.dist.active:  # decided on the votes, not on a signal that may land on one process after them
-            votes = self.dist.sum(self.stop_votes())
+        if self.setup.dist.active:  # decided on the votes, not on a signal that may land on one process after them
+            votes = self.setup.dist.sum(self.stop_votes())
             self.agree_on_stop(votes)
             if not votes[0]:
                 return
         elif not self.stop.requested:
             return
-        if not self.dist.broadcast(self.files.last_checkpoint.is_file()):  # it came before the first step
+        if not self.setup.dist.broadcast(self.files.last_checkpoint.is_file()):  # it came before the first step
             self.save()
         raise TrainingInterrupted(self.resume_target(), self.stop.requested)
 
