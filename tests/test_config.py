@@ -10,8 +10,9 @@ import torch
 
 from trainlab.checkpoint import load_checkpoint
 from trainlab.cli import build_parser, train_config
-from trainlab.config import PRESETS, TrainConfig, read_config_file
+from trainlab.config import TrainConfig, read_config_file
 from trainlab.errors import ConfigError, TrainlabError
+from trainlab.resolution import PRESETS
 from trainlab.testing.compare import without_machine_fields
 
 from conftest import read_metrics, train_ok, write_fashion_layout
@@ -303,3 +304,28 @@ def test_the_model_names_a_config_file_is_checked_against_need_no_torch():
     assert MODEL_ARGUMENTS == {name: keyword_arguments(factory) for name, factory in _REGISTRY.items()}
     code = "import sys, trainlab.model_names; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_resolve_gives_python_the_command_lines_config_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    config_file = tmp_path / "recipe.toml"
+    config_file.write_text("batch_size = 128\nlr = 0.01\n")
+    data_dir = str(tmp_path / "d")
+    args = ["train", "--preset", "speedrun", "--config", str(config_file), "--epochs", "2", "--data-dir", data_dir]
+    expected = train_config(build_parser().parse_args(args))
+    code = (
+        "import sys\nfrom trainlab.resolution import resolve\n"
+        f"config = resolve('speedrun', {str(config_file)!r}, {{'epochs': 2, 'data_dir': {data_dir!r}}})\n"
+        "print(config.to_toml())\nprint('torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    *toml, torch_loaded = done.stdout.strip().splitlines()
+    assert torch_loaded == "False"
+    import tomllib
+
+    got = tomllib.loads("\n".join(toml))
+    assert got == tomllib.loads(expected.to_toml())
+    assert got["epochs"] == 2 and got["lr"] == 0.01 and got["batch_size"] == 128 and "time_budget" not in got

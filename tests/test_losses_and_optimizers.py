@@ -190,7 +190,7 @@ def test_precision_auto_trains_as_fp32_on_a_cpu_without_bf16_and_says_so(tiny_da
 
 
 def test_the_speedrun_preset_lets_the_hardware_choose_its_precision():
-    from trainlab.config import PRESETS
+    from trainlab.resolution import PRESETS
 
     assert PRESETS["speedrun"]["precision"] == "auto"
 

@@ -134,7 +134,7 @@ def test_a_class_sorted_folder_with_no_flags_trains_shuffled_with_a_recorded_rec
 
 
 def test_the_tutorial_data_with_no_flags_keeps_the_tutorials_recipe():
-    from trainlab.config import with_recipe
+    from trainlab.resolution import with_recipe
 
     assert with_recipe({"dataset": "fashion-mnist"}, {}, None) == {"dataset": "fashion-mnist"}
     assert with_recipe({}, {}, None) == {}
@@ -148,7 +148,7 @@ def test_the_tutorial_data_with_no_flags_keeps_the_tutorials_recipe():
 
 
 def test_an_image_folder_or_csv_without_dataset_means_the_users_own_images():
-    from trainlab.config import with_recipe
+    from trainlab.resolution import with_recipe
 
     folder = with_recipe({"image_dir": "photos"}, {"image_dir": "photos"}, None)
     assert folder["dataset"] == "folder" and folder["recipe"] == "auto"

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainlab.config_file import read_config_file  # noqa: F401 - where callers have always imported it from
-from trainlab.datasets_registry import BUILTINS, DATASETS, FILE_DATASETS
+from trainlab.data_source import MAX_IMAGE_SIZE, MAX_WORKERS, check_augment_padding, check_data_source  # noqa: F401
+from trainlab.datasets_registry import DATASETS, FILE_DATASETS  # noqa: F401 - re-exported for data and training
 from trainlab.errors import ConfigError
-from trainlab.validation import check_choice, check_integer, check_number, parse_duration
+from trainlab.validation import check_choice, check_integer, check_limit, check_number, limited_batches, parse_duration  # noqa: F401
 
 LOSSES = ("cross-entropy", "nll", "mse", "l1", "bce", "bce-with-logits")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -20,16 +21,13 @@ SCHEDULES = ("none", "step", "cosine", "onecycle", "linear")  # linear: decay to
 TTA_CHOICES = ("none", "flip")  # flip: the mean of the logits of each image and of its left-right mirror image
 RECIPES = ("none", "auto")  # auto: chosen from the data (training/recipe.py)
 TRACKERS = ("none", "mlflow")  # experiment tracking beside the run directory (TensorBoard is always on when installed)
-MAX_IMAGE_SIZE = 4096  # pixels per side
 MAX_IMAGE_PIXELS = 50_000_000  # larger images are refused as likely decompression bombs
-BUILTIN_IMAGE_SIDES = {name: dataset.side for name, dataset in BUILTINS.items()}  # pixels
 MAX_SEED = 2**32 - 1  # numpy's seeding takes no more
 WIDTH_MODELS = ("cnn", "resnet")  # built-in models that take a width (auto_width)
 MAX_BUDGET_SECONDS = 366 * 86400  # a year: more is a typo
 MAX_EPOCHS = 1_000_000  # more is a typo: even a 0.1 s epoch would run for days
 MAX_RATE = 1e6  # lr and weight decay: far above any useful value, far below float32's overflow at 3.4e38
 MAX_THREADS = 1024  # torch's thread pools crash (segfault, abort) when asked for hundreds of thousands
-MAX_WORKERS = 256  # decoding processes; each is a forked copy of this one
 
 
 GROUPS = ("data", "model", "optimization", "schedule", "precision and speed", "run")  # of the train flags
@@ -331,8 +329,8 @@ class TrainConfig:
             raise ConfigError("model must be a name such as 'mlp'; see `trainlab train --help`")
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ConfigError("dataset must be a name such as 'fashion-mnist'")
-        self.check_data_source()
-        self.check_augment_padding()
+        check_data_source(self)
+        check_augment_padding(self)
         if self.dropout and self.model == "mlp":
             raise ConfigError(
                 "dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
@@ -348,59 +346,6 @@ class TrainConfig:
             raise ConfigError(f"freeze must be a list of parameter-name prefixes, got {self.freeze!r}")
         if not isinstance(self.extra, dict):
             raise ConfigError("extra must be a table of model keyword arguments")
-
-    def check_data_source(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
-            raise ConfigError(
-                f"data_dir must be a folder path, got {self.data_dir!r}; leave it out for $TRAINLAB_DATA_DIR or ./data"
-            )
-        for name in ("annotations", "test_annotations", "image_dir"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ConfigError(f"{name} must be a file or folder path, got {value!r}")
-        if self.image_size is not None:
-            check_integer("image_size", self.image_size, minimum=1, maximum=None)
-            if self.image_size > MAX_IMAGE_SIZE:
-                raise ConfigError(f"image_size must be <= {MAX_IMAGE_SIZE} pixels, got {self.image_size}")
-        if self.channels is not None and (isinstance(self.channels, bool) or self.channels not in (1, 3)):
-            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB), got {self.channels!r}")
-        if not isinstance(self.skip_bad_images, bool):
-            raise ConfigError(f"skip_bad_images must be true or false, got {self.skip_bad_images!r}")
-        if self.workers is not None:
-            check_integer("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
-        if self.memory_budget_mb is not None:
-            check_number("memory_budget_mb", self.memory_budget_mb, minimum=0.0)
-        if self.dataset == "csv" and not (self.annotations or self.test_annotations):
-            raise ConfigError(
-                "--dataset csv needs --annotations FILE.csv (rows of `file name, label`, e.g. "
-                "`tshirt1.jpg, 0`) and --image-dir DIR"
-            )
-        if self.dataset == "folder" and not self.image_dir:
-            raise ConfigError(
-                "--dataset folder needs --image-dir ROOT (ROOT/<class>/*.png, or ROOT/train/<class>/... "
-                "and ROOT/test/<class>/...)"
-            )
-        if self.dataset != "csv" and (self.annotations or self.test_annotations):
-            raise ConfigError(f"--annotations/--test-annotations are for --dataset csv, not {self.dataset}")
-        if self.dataset not in FILE_DATASETS:
-            given = [name for name in ("image_dir", "image_size", "channels") if getattr(self, name) is not None]
-            if given:
-                flags = "/".join("--" + name.replace("_", "-") for name in given)
-                raise ConfigError(f"{flags}: only for --dataset csv or folder; {self.dataset} has a fixed image size")
-
-    def check_augment_padding(self) -> None:
-        """A crop shifted by the image's own side or more can be all padding: refused where the side is known."""
-        if not self.augment:
-            return
-        side = BUILTIN_IMAGE_SIDES.get(self.dataset, self.image_size)
-        if side is None:  # csv/folder at their most common size: bounded by the largest size there is
-            side = MAX_IMAGE_SIZE
-        if self.augment_padding >= side:
-            raise ConfigError(
-                f"augment_padding must be smaller than the images' {side} pixels, got "
-                f"{self.augment_padding} (2 to 4 is usual)"
-            )
 
     def per_process_batch_size(self, world: int) -> int:
         """The batch each of `world` processes takes: global_batch_size / world, else batch_size."""
@@ -444,29 +389,6 @@ class TrainConfig:
         return tomli_w.dumps(values)
 
 
-def check_limit(name: str, value: Any) -> None:
-    """A batch limit: None (all), a whole number of batches >= 1, or a fraction in (0, 1]."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number of batches (e.g. 5) or a fraction (e.g. 0.1), got {value!r}")
-    if isinstance(value, int):
-        check_integer(name, value, minimum=1)
-    elif not 0.0 < value <= 1.0:
-        raise ConfigError(
-            f"{name} must be a whole number of batches (e.g. 5) or a fraction in (0, 1] (e.g. 0.1), got {value!r}"
-        )
-
-
-def limited_batches(limit: int | float | None, batches: int) -> int:
-    """How many of `batches` a limit allows: all, at most N, or that fraction of them (at least one)."""
-    if limit is None:
-        return batches
-    if isinstance(limit, int):
-        return min(limit, batches)
-    return min(batches, max(1, int(batches * limit)))
-
-
 def flag_fields() -> tuple[dataclasses.Field, ...]:
     """The TrainConfig fields that are command-line flags (all but `extra`, which config files hold)."""
     return tuple(item for item in fields(TrainConfig) if item.metadata.get("group"))
@@ -475,71 +397,3 @@ def flag_fields() -> tuple[dataclasses.Field, ...]:
 def data_source_keys() -> tuple[str, ...]:
     """The keys that say where the images come from; every command that reads data takes them."""
     return tuple(item.name for item in fields(TrainConfig) if item.metadata.get("source"))
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "tutorial": {},  # the tutorial's settings are the defaults
-    "auto": {"recipe": "auto"},  # chosen from the data once it is loaded (training/recipe.py)
-    "speedrun": {  # the best Fashion-MNIST model in 300 s on this machine (BENCHMARKS.md: the recipe, its ablation)
-        "model": "cnn",
-        "optimizer": "sgd",
-        "lr": 0.2,
-        "momentum": 0.9,
-        "nesterov": True,
-        "weight_decay": 5e-4,
-        "schedule": "linear",  # warm up, then decay to zero exactly at the budget's end
-        "warmup_epochs": 1.0,
-        "batch_size": 256,
-        "epochs": 12,  # the length when --epochs or --max-steps replaces the budget
-        "shuffle": True,
-        "augment": True,
-        "label_smoothing": 0.1,
-        "tta": "flip",
-        "precision": "auto",  # bf16 where it is fast; on an AVX2-only CPU one bf16 epoch took over 420 s
-        "channels_last": True,
-        "eval_batch_size": 2000,
-        "time_budget": 300.0,  # start-up, data, training, evaluation and reports: epochs fitted to this machine
-        "auto_width": True,  # a narrower cnn where the full one would get fewer than 10 epochs
-    },
-}
-
-
-# what makes a run's recipe the user's own: with any of these set, other data keeps the flags as given
-MANUAL_RECIPE_KEYS = tuple(
-    """model loss label_smoothing optimizer lr momentum nesterov weight_decay grad_clip schedule warmup_epochs
-    step_epochs step_gamma batch_size global_batch_size epochs max_steps auto_width shuffle val_split normalize
-    augment augment_flip augment_padding augment_erasing dropout tta freeze weights early_stop precision
-    extra""".split()
-)
-PRESET_DATASETS = {"speedrun": "fashion-mnist"}  # presets written for one data set
-DATA_FITTED_KEYS = ("augment_flip", "tta", "augment_padding", "augment_erasing", "image_size")  # not carried over
-TUTORIAL_DATASET = "fashion-mnist"  # the tutorial's own data: its recipe stays the default, bit for bit
-
-
-def with_recipe(values: dict[str, Any], chosen: dict[str, Any], preset: str | None) -> dict[str, Any]:
-    """The values with the auto recipe switched on where it applies: `--preset auto`, or data other than the
-    tutorial's with no recipe key chosen (by the config file or the flags) and no preset; the keys chosen are
-    kept as given. Class folders given a recipe of the user's are shuffled unless shuffle is set (--no-shuffle).
-    --image-dir (or --annotations) without --dataset means the user's folder (or CSV)."""
-    own = [key for key in ("annotations", "image_dir") if isinstance(chosen.get(key), str) and chosen[key].strip()]
-    if "dataset" not in chosen and own:  # the user's own images; a wrong-typed path is refused by its own check
-        values = {**values, "dataset": "csv" if "annotations" in own else "folder"}
-    dataset = values.get("dataset", TUTORIAL_DATASET)
-    written_for = PRESET_DATASETS.get(preset or "")
-    if written_for is not None and dataset != written_for:  # what does not carry over is chosen from the data
-        fitted = set(DATA_FITTED_KEYS) - set(chosen)
-        keep = (set(PRESETS[preset]) | set(chosen)) - fitted - {"recipe", "recipe_keep"}
-        return {**values, "recipe": "auto", "recipe_keep": sorted(keep)}
-    implicit = preset is None and dataset != TUTORIAL_DATASET and not set(chosen) & set(MANUAL_RECIPE_KEYS)
-    if values.get("recipe") != "auto" and not implicit:
-        if dataset == "folder" and "shuffle" not in chosen:  # read class by class, every batch would hold one
-            return {**values, "shuffle": True}
-        return values
-    return {**values, "recipe": "auto", "recipe_keep": sorted(set(chosen) - {"recipe", "recipe_keep"})}
-
-
-def preset_values(name: str) -> dict[str, Any]:
-    """The config values of a named preset."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return dict(PRESETS[name])

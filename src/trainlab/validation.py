@@ -59,3 +59,26 @@ def parse_duration(name: str, value: Any) -> float:
             ) from None
     check_number(name, value, minimum=0.0, inclusive=False)
     return float(value)
+
+
+def check_limit(name: str, value: Any) -> None:
+    """A batch limit: None (all), a whole number of batches >= 1, or a fraction in (0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of batches (e.g. 5) or a fraction (e.g. 0.1), got {value!r}")
+    if isinstance(value, int):
+        check_integer(name, value, minimum=1)
+    elif not 0.0 < value <= 1.0:
+        raise ConfigError(
+            f"{name} must be a whole number of batches (e.g. 5) or a fraction in (0, 1] (e.g. 0.1), got {value!r}"
+        )
+
+
+def limited_batches(limit: int | float | None, batches: int) -> int:
+    """How many of `batches` a limit allows: all, at most N, or that fraction of them (at least one)."""
+    if limit is None:
+        return batches
+    if isinstance(limit, int):
+        return min(limit, batches)
+    return min(batches, max(1, int(batches * limit)))

@@ -21,15 +21,15 @@ from pathlib import Path
 from trainlab import __version__
 from trainlab.cli import checkpoints, data, runs, serve, train, tune
 from trainlab.cli.launch import LAUNCH_REPORTS_ENV, tell_launcher
-from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS re-exported for the tests
+from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS and train_config re-exported for the tests
     DATA_FLAGS,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
     Output,
     Parser,
+    train_config,
 )
-from trainlab.cli.train import train_config  # noqa: F401 - re-exported
 from trainlab.config import MAX_THREADS, MAX_WORKERS
 from trainlab.errors import TrainingInterrupted, TrainlabError
 

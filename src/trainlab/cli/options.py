@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from trainlab.config import DEVICES, GROUPS, data_source_keys, flag_fields
 from trainlab.errors import TrainlabError
+from trainlab.resolution import resolve
 from trainlab.validation import parse_duration
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -127,6 +128,15 @@ def given(args: argparse.Namespace, keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
 
 
+def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()) -> Any:
+    """The TrainConfig of --preset < --config < the flags given (trainlab.resolve); `ignore`: config-file tables
+    another command reads (tune's [search])."""
+    flags = given(args, TRAIN_KEYS)
+    return resolve(
+        args.preset, args.config, flags, trust_model_code=args.trust_model_code, named_model=args.model, ignore=ignore
+    )
+
+
 def _default_text(item: dataclasses.Field) -> str:
     if item.metadata.get("default_text"):
         return f" (default: {item.metadata['default_text']})"
@@ -163,7 +173,6 @@ TRAIN_KEYS = tuple(FIELDS)  # every config key but `extra` is a train flag
 DATA_KEYS = data_source_keys()  # where the images come from: train, lr-find, evaluate, predict and data take these
 DATA_FLAGS = [config_flag(FIELDS[key]) for key in DATA_KEYS]
 RUNTIME_KEYS = ("device", "threads")  # how, not what: every command that computes takes these
-PATH_KEYS = tuple(key for key, item in FIELDS.items() if item.metadata.get("kind") == "path")
 
 
 def add_config_flags(

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
-from pathlib import Path
-from typing import Any
 
 from trainlab.cli.launch import check_before_launch, launch_torchrun, process_count
 from trainlab.cli.options import (
     DATA_KEYS,
     EXIT_OK,
-    PATH_KEYS,
     RUNTIME_KEYS,
     TRAIN_KEYS,
     Output,
@@ -24,13 +20,12 @@ from trainlab.cli.options import (
     given,
     name_argument,
     path_argument,
+    train_config,
 )
 from trainlab.cli.resume import refuse_an_existing_run, resume_refusal
-from trainlab.config import MAX_RATE, PRESET_DATASETS
 from trainlab.errors import TrainlabError
+from trainlab.resolution import MAX_LR_STEPS, PRESET_DATASETS, check_lr_range
 
-AUTO_LR_PLACEHOLDER = 1e-3  # validated in the config, then replaced by the range test's suggestion
-MAX_LR_STEPS = 100_000  # lr range test steps; its default is 200, fastai's 100
 # what --resume refuses: the flags that change what a run computes (data and device flags are its own again)
 RECIPE_KEYS = tuple(key for key in TRAIN_KEYS if key not in (*DATA_KEYS, *RUNTIME_KEYS))
 
@@ -118,86 +113,6 @@ def add_recipe_options(parser: Parser, config_help: str) -> None:
     )
 
 
-def train_config(args: argparse.Namespace, ignore: tuple[str, ...] = ()):
-    """Defaults < preset < --config file < flags, validated once; `ignore`: config-file tables another command
-    reads (tune's [search])."""
-    from trainlab.config import TrainConfig, preset_values, read_config_file, with_recipe
-
-    preset: dict[str, Any] = preset_values(args.preset) if args.preset else {}
-    values, chosen = dict(preset), {}  # chosen: what the config file and the flags set
-    if args.config:
-        from trainlab.model_names import check_built_in_model, check_model_from_file
-
-        from_file = read_config_file(args.config)
-        for key in ignore:
-            from_file.pop(key, None)
-        if "search" in from_file:
-            raise TrainlabError(
-                f"{args.config}: its [search] table is read by `trainlab tune`; train one config without it "
-                "(a study's best.toml has none)"
-            )
-        if "model" in from_file or "extra" in from_file:  # the file's model, unless --model replaces it
-            check_model_from_file(
-                args.model or from_file.get("model", "mlp"),
-                from_file.get("extra", {}),
-                f"config file {args.config}",
-                named_by_user=args.model,
-                trusted=args.trust_model_code,
-            )
-            check_built_in_model(
-                args.model or from_file.get("model", "mlp"),
-                from_file.get("extra", {}),
-                args.config,
-                name_from_file=args.model is None,
-            )
-        chosen.update(from_file)
-    chosen.update(given(args, TRAIN_KEYS))
-    values.update(chosen)
-    drop_preset_budget(values, preset, chosen)
-    values = with_recipe(values, chosen, args.preset)
-    if values.get("lr") == "auto":
-        values["lr"] = AUTO_LR_PLACEHOLDER
-    for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
-        if isinstance(values.get(key), str) and values[key]:
-            values[key] = str(Path(values[key]).expanduser().resolve())
-    try:
-        return TrainConfig.from_dict(values, source=args.config or "flags")
-    except TrainlabError as exc:
-        raise _blame_config_file(exc, values, args) from None
-
-
-def drop_preset_budget(values: dict[str, Any], preset: dict[str, Any], chosen: dict[str, Any]) -> None:
-    """A preset's time budget gives way to a length the user chose (--epochs or --max-steps, by flag or file),
-    its warm-up to fewer epochs, and its auto width to a model that has no width; what the user set stays, and
-    is checked."""
-    from trainlab.config import WIDTH_MODELS
-
-    if "time_budget" in preset and "time_budget" not in chosen and {"epochs", "max_steps"} & chosen.keys():
-        values.pop("time_budget")
-    epochs = chosen.get("epochs")
-    if "warmup_epochs" in preset and "warmup_epochs" not in chosen and isinstance(epochs, int) and epochs > 0:
-        values["warmup_epochs"] = min(preset["warmup_epochs"], epochs / 2)  # --epochs 1: half of it
-    if "auto_width" in preset and "auto_width" not in chosen:
-        if values.get("time_budget") is None or values.get("model") not in WIDTH_MODELS:
-            values.pop("auto_width")
-
-
-def _blame_config_file(error: TrainlabError, values: dict[str, Any], args: argparse.Namespace) -> TrainlabError:
-    """Name the config file in the error when its values, not the flags, are what fails."""
-    from trainlab.config import TrainConfig, read_config_file
-
-    if not args.config or str(error).startswith(str(args.config)):
-        return error
-    from_file = {
-        key for key in read_config_file(args.config) if getattr(args, key, None) is None or key not in TRAIN_KEYS
-    }
-    try:
-        TrainConfig.from_dict({key: value for key, value in values.items() if key not in from_file})
-    except TrainlabError:
-        return error  # the flags fail on their own
-    return type(error)(f"{args.config}: {error}")
-
-
 def run_lr_finder(
     config, args: argparse.Namespace, out: Output, start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 200
 ):
@@ -205,15 +120,7 @@ def run_lr_finder(
     from trainlab.data import load_dataset
     from trainlab.training.lr_finder import find_lr
 
-    for name, value in (("--start-lr", start_lr), ("--end-lr", end_lr)):
-        if not math.isfinite(value) or value > MAX_RATE:  # the optimizers overflow float32 far below inf
-            raise TrainlabError(f"{name} must be a finite number up to {MAX_RATE:g}, got {value:g}")
-    if not 0 < start_lr < end_lr:
-        raise TrainlabError(f"--start-lr must be > 0 and below --end-lr, got {start_lr:g} and {end_lr:g}")
-    if steps < 10:
-        raise TrainlabError(f"--steps must be >= 10, got {steps}")
-    if steps > MAX_LR_STEPS:
-        raise TrainlabError(f"--steps must be <= {MAX_LR_STEPS:,}, got {steps:,} (the default, 200, is usually enough)")
+    check_lr_range(start_lr, end_lr, steps)  # before the data is loaded; find_lr checks them too
     data = load_dataset(config, download=not args.no_download)
     result = find_lr(config, data, start_lr=start_lr, end_lr=end_lr, steps=steps)
     out.say(f"lr range test: {len(result.lrs)} steps from {start_lr:g} to {result.lrs[-1]:.3g}")

@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import math
 
-from trainlab.cli.options import EXIT_OK, Output, add_config_flags, add_data_options, add_output_options, path_argument
-from trainlab.cli.train import RECIPE_KEYS, add_recipe_options, train_config
+from trainlab.cli.options import (
+    EXIT_OK,
+    Output,
+    add_config_flags,
+    add_data_options,
+    add_output_options,
+    path_argument,
+    train_config,
+)
+from trainlab.cli.train import RECIPE_KEYS, add_recipe_options
 from trainlab.errors import TrainlabError
 
 TUNE_HELP = """Search hyperparameters with Optuna: each trial is a trainlab run under --run-dir, scored on the
