@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from torch import nn
 
 from trainlab import TrainConfig, fit, load_dataset
 from trainlab.config import read_config_file
+from trainlab.errors import TrainlabError
 
 from conftest import (
     read_metrics,
@@ -123,3 +125,19 @@ def test_suggested_lr_trains_the_tutorial_mlp_at_least_as_well_as_the_default(re
             for lr in (1e-3, suggested)
         }
         assert accuracy[suggested] >= accuracy[1e-3] + margin[optimizer], (optimizer, suggested, accuracy)
+
+
+@pytest.mark.parametrize(
+    ("start_lr", "end_lr", "steps", "message"),
+    [
+        (1e-3, 1e-4, 200, "--start-lr must be > 0 and below --end-lr, got 0.001 and 0.0001"),
+        (1e-7, math.inf, 200, "--end-lr must be a finite number up to 1e+06, got inf"),
+        (1e-7, 10.0, 5, "--steps must be >= 10, got 5"),
+    ],
+)
+def test_find_lr_from_python_refuses_a_bad_range_in_the_command_lines_words(start_lr, end_lr, steps, message):
+    from trainlab.training.lr_finder import find_lr
+
+    with pytest.raises(TrainlabError) as caught:
+        find_lr(TrainConfig(device="cpu"), None, start_lr=start_lr, end_lr=end_lr, steps=steps)
+    assert str(caught.value) == message

@@ -12,6 +12,7 @@ from trainlab.config import MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
 from trainlab.engine.loop import EpochProgress, train_one_epoch
 from trainlab.errors import TrainingDiverged, TrainlabError
+from trainlab.resolution import check_lr_range
 from trainlab.training.setup import build_training
 
 SMOOTHING = 0.9  # EMA factor used only to detect divergence while the test runs
@@ -106,6 +107,7 @@ def find_lr(
     The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
     changes, rising exponentially from start_lr to end_lr.
     """
+    check_lr_range(start_lr, end_lr, steps)  # one line for a bad range, from Python as from `trainlab lr-find`
     # the range test's own length: as many epochs as its steps need, whatever the run's --epochs or --max-steps
     finder_config = config.replace(
         schedule="none",
