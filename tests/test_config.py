@@ -329,3 +329,17 @@ def test_resolve_gives_python_the_command_lines_config_without_importing_torch(t
     got = tomllib.loads("\n".join(toml))
     assert got == tomllib.loads(expected.to_toml())
     assert got["epochs"] == 2 and got["lr"] == 0.01 and got["batch_size"] == 128 and "time_budget" not in got
+
+
+def test_trainlab_resolve_is_the_resolution_of_the_command_line_with_its_one_line_errors():
+    import trainlab
+    import trainlab.resolution
+
+    assert trainlab.resolve is trainlab.resolution.resolve and "resolve" in trainlab.__all__
+    assert (
+        trainlab.resolve("speedrun", flags={"epochs": 3}).to_dict()
+        == train_config(build_parser().parse_args(["train", "--preset", "speedrun", "--epochs", "3"])).to_dict()
+    )
+    with pytest.raises(ConfigError) as caught:
+        trainlab.resolve("nope")
+    assert str(caught.value) == "unknown preset 'nope'; choose one of: tutorial, auto, speedrun"

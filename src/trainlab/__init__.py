@@ -31,6 +31,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "TrainConfig": "trainlab.config",
+    "resolve": "trainlab.resolution",
     "TrainlabError": "trainlab.errors",
     "load_dataset": "trainlab.data",
     "ImageData": "trainlab.data",
