@@ -8,6 +8,9 @@ spans exactly those steps. The real run then starts from its seed as any run doe
 given the epochs and --max-steps it chose. After each epoch the plan is checked against the clock, and with the
 linear schedule the end moves (the lr still falls linearly to zero) when this machine turned out faster or
 slower than measured.
+
+TimeBudget is the one owner of all this for a run: the clock (data preparation left out), the plan, its moves
+after each epoch (from a small view of the run, EpochEnd), the plan's keys in a checkpoint, and the summary's part.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ from typing import Any
 
 import torch
 
-from trainlab.config import MAX_EPOCHS, TrainConfig
+from trainlab.config import FILE_DATASETS, MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
-from trainlab.engine.loop import train_one_epoch
-from trainlab.errors import ConfigError
+from trainlab.engine import distributed
+from trainlab.engine.loop import evaluate, train_one_epoch
+from trainlab.engine.reporting import Reporter
+from trainlab.errors import ConfigError, TrainlabError
+from trainlab.resume_advice import PLANNED_KEYS
+from trainlab.training.setup import build_training, total_steps
 
 TARGET_FRACTION = 0.99  # the plan ends here: inside the 3% window below the budget, 1% left for noise
 WARMUP_STEPS = 3  # untimed first steps: one-off imports, allocations, kernel choices
@@ -38,6 +45,7 @@ WIDTH_FRACTIONS = (1.0, 0.75, 0.5, 0.375, 0.25)  # auto_width: the configured wi
 MIN_WIDTH = 4
 MIN_EPOCHS = 10  # auto_width: the widest model that trains at least this many epochs
 REPLAN_TOLERANCE = 0.005  # of the budget: a projected end closer to the target than this keeps the plan
+REPLAN_SAID = 0.1  # a move of the run's end by this share of its steps or more is said
 
 
 def process_seconds() -> float:
@@ -137,8 +145,6 @@ def measure_costs(
 ) -> tuple[Costs, int]:
     """This machine's step and epoch-end times for `config`, from a throwaway copy of the run trained briefly,
     and the run's optimizer steps per epoch."""
-    from trainlab.training.setup import build_training
-
     # the throwaway trains as many epochs as the timing needs, whatever the run's own --epochs or --max-steps
     # (a 1-epoch run of 10 batches, or --max-steps 3, has fewer steps than the timing: it waited for them forever)
     measured = config.replace(epochs=max(config.epochs, MEASURED_STEPS), max_steps=None)
@@ -172,8 +178,6 @@ def measure_costs(
 
 def evaluation_seconds(setup) -> float:
     """One epoch's validation and test passes, from the second of two timed evaluation batches."""
-    from trainlab.engine.loop import evaluate
-
     config, test = setup.config, setup.test_data
     size = min(config.eval_batch_size, len(test))
     times = []
@@ -246,8 +250,12 @@ def plan_run(
     epochs = math.ceil(steps / per_epoch)
     if candidate.schedule == "none":
         candidate = candidate.replace(schedule="linear")
-    planned = candidate.replace(epochs=epochs, max_steps=steps, warmup_epochs=min(candidate.warmup_epochs, epochs / 2))
-    return planned, Plan(budget, steps, epochs, per_epoch, width, costs, elapsed, cap)
+    return with_length(candidate, steps, epochs), Plan(budget, steps, epochs, per_epoch, width, costs, elapsed, cap)
+
+
+def with_length(config: TrainConfig, steps: int, epochs: int) -> TrainConfig:
+    """config trained for `steps` optimizer steps over `epochs` epochs (PLANNED_KEYS), its warmup at most half."""
+    return config.replace(epochs=epochs, max_steps=steps, warmup_epochs=min(config.warmup_epochs, epochs / 2))
 
 
 def needed_budget(elapsed: float, costs: Costs, steps_per_epoch: int) -> float:
@@ -255,43 +263,116 @@ def needed_budget(elapsed: float, costs: Costs, steps_per_epoch: int) -> float:
     return math.ceil((elapsed + steps_per_epoch * costs.step + costs.epoch_end + costs.end) / TARGET_FRACTION)
 
 
-class Replanner:
-    """After each epoch of a budget run: moves the end of a linear schedule to where the clock says it fits."""
+@dataclass(frozen=True)
+class EpochEnd:
+    """What the budget reads of a run after an epoch: a view, not the trainer."""
 
-    def __init__(self, clock: Clock, plan: Plan):
-        self.clock, self.plan = clock, plan
-        self.epoch_started = self.epoch_trained = clock()
+    config: TrainConfig  # the run's config now: its schedule and its length
+    step: int  # optimizer steps taken
+    epoch: int  # epochs finished
+    steps_per_epoch: int
+    trained_steps: int  # this epoch's steps (0: a resumed epoch that had none left)
+    evaluation_seconds: float  # since this epoch's training ended: its validation and test passes
+
+
+class TimeBudget:
+    """A run's time budget, its one owner: the clock, the plan, its moves after each epoch, the plan's keys in a
+    checkpoint and the summary's part. A run without config.time_budget plans nothing; then every hook is a no-op."""
+
+    def __init__(self, clock: Clock | None = None, reporter: Reporter | None = None):
+        self.clock, self.reporter = clock or Clock(), reporter or Reporter()
+        self.plan: Plan | None = None  # a run's first process plans; a resumed run trains the steps it planned
+        self.epoch_started = 0.0
         # every epoch so far, not the last one alone: on a busy machine one slow or fast epoch swung the plan
         self.train_seconds, self.end_seconds, self.steps, self.epochs = 0.0, 0.0, 0, 0
 
-    def trained(self) -> None:
-        """This epoch's training steps are done (its evaluation and checkpoint follow)."""
-        self.epoch_trained = self.clock()
+    def leave_out_preparation(self, config: TrainConfig, seconds: float) -> None:
+        """Decoding and caching the user's image files is data preparation, which the budget does not count."""
+        if config.time_budget is not None and config.dataset in FILE_DATASETS:
+            self.clock.leave_out(seconds)
+            self.reporter.message(
+                f"data preparation: {seconds:.1f} s (decoding and caching; not counted in the time budget)"
+            )
 
-    def new_total(self, trainer, steps: int) -> int | None:
+    def planned(
+        self, config: TrainConfig, data: DatasetSplits, model: torch.nn.Module | None, cap: bool
+    ) -> TrainConfig:
+        """config with the epochs and steps (and width) this machine trains within its budget (said); cap: the
+        config's epochs are a most (the auto recipe's length), which the budget may only shorten."""
+        if config.time_budget is None:
+            return config
+        if distributed.current().active:
+            raise TrainlabError("--time-budget plans a run of one process; leave out --nproc (or torchrun)")
+        planned, self.plan = plan_run(config, data, model, self.clock, max_epochs=config.epochs if cap else None)
+        if config.schedule == "none":
+            self.reporter.message(
+                "--time-budget: the lr decays linearly to zero at the budget's end (--schedule linear)"
+            )
+        self.reporter.message(self.plan.describe())
+        return planned
+
+    def resuming(self, config: TrainConfig) -> None:
+        """A resumed budget run trains the steps it planned (said): its clock held for its first process only."""
+        if config.time_budget is not None:
+            self.reporter.message(
+                f"Resuming a --time-budget run: it trains the steps it planned; the {config.time_budget:g} s "
+                "budget held for its first process"
+            )
+
+    def start(self) -> None:
+        """The run is built: its first epoch starts now."""
+        self.epoch_started = self.clock()
+
+    def restored(self, config: TrainConfig, recorded: dict[str, Any]) -> TrainConfig:
+        """The budget's share of a checkpoint: the plan (PLANNED_KEYS) as its last re-plan left it."""
+        if config.time_budget is None:
+            return config
+        return config.replace(**{key: recorded.get(key, getattr(config, key)) for key in PLANNED_KEYS})
+
+    def after_epoch(self, run: EpochEnd) -> TrainConfig | None:
+        """A planned run with the linear schedule: its config with the end moved to where the clock says it fits
+        (said when the move is large), else None."""
+        if self.plan is None or run.config.schedule != "linear":
+            return None
+        total = self.new_total(run)
+        if total is None:
+            return None
+        before = total_steps(run.config, run.steps_per_epoch)
+        epochs = max(-(-total // run.steps_per_epoch), run.epoch)
+        if abs(total - before) >= REPLAN_SAID * before:  # small moves every epoch on a busy machine: not news
+            self.reporter.message(
+                f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
+                f"the run now ends after {total} steps instead of {before} ({epochs} epochs)"
+            )
+        return with_length(run.config, total, epochs)
+
+    def new_total(self, run: EpochEnd) -> int | None:
         """The run's new step count if the clock says the plan ends too early or too late, else None.
 
         The remaining epochs are costed as the epochs so far went by the budget's clock: their mean step time,
         then their mean time for everything else (evaluation, checkpoint, reports)."""
         now = self.clock()
-        started, trained, self.epoch_started = self.epoch_started, self.epoch_trained, now
-        if steps == 0:
+        started, trained, self.epoch_started = self.epoch_started, now - run.evaluation_seconds, now
+        if run.trained_steps == 0:
             return None
         self.train_seconds += trained - started
         self.end_seconds += max(now - trained, 0.0)
-        self.steps, self.epochs = self.steps + steps, self.epochs + 1
+        self.steps, self.epochs = self.steps + run.trained_steps, self.epochs + 1
         costs = Costs(step=self.train_seconds / self.steps, epoch_end=self.end_seconds / self.epochs)
-        setup, budget = trainer.setup, self.plan.budget
-        left_steps = setup.total_steps - trainer.step
-        left_epochs = -(-left_steps // setup.steps_per_epoch)
+        budget, per_epoch = self.plan.budget, run.steps_per_epoch
+        left_steps = total_steps(run.config, per_epoch) - run.step
+        left_epochs = -(-left_steps // per_epoch)
         projected = now + left_steps * costs.step + left_epochs * costs.epoch_end + costs.end
         if abs(projected - TARGET_FRACTION * budget) <= REPLAN_TOLERANCE * budget:
             return None
-        more = plan_steps(TARGET_FRACTION * budget - now, costs, setup.steps_per_epoch)
+        more = plan_steps(TARGET_FRACTION * budget - now, costs, per_epoch)
         if self.plan.cap is not None:
-            more = min(more, self.plan.cap - trainer.step)
-        return trainer.step + more if more != left_steps else None
+            more = min(more, self.plan.cap - run.step)
+        return run.step + more if more != left_steps else None
 
-    def report(self, trainer) -> dict[str, Any]:
-        """The summary's part: the budget, what the plan chose, and where the run ends."""
-        return {**self.plan.to_dict(), "steps": trainer.step, "seconds_at_summary": round(self.clock(), 2)}
+    def summary(self, steps: int) -> dict[str, Any]:
+        """The run summary's part: the budget, what the plan chose, and where the run ends (nothing unplanned)."""
+        if self.plan is None:
+            return {}
+        report = {**self.plan.to_dict(), "steps": steps, "seconds_at_summary": round(self.clock(), 2)}
+        return {"time_budget": report}

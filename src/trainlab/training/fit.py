@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ def fit(
             reporter,
             allow_other_data,
             reports,
-            clock,
+            budget.TimeBudget(clock, reporter),
         )
     except BaseException as exc:
         reporter.abort(exc)
@@ -115,37 +116,29 @@ def run_in(
     reporter: Reporter,
     allow_other_data: bool,
     reports: bool,
-    clock: budget.Clock,
+    time_budget: budget.TimeBudget,
 ) -> dict[str, Any]:
-    """fit() in its run directory, with its reporters."""
+    """fit() in its run directory, with its reporters and its time budget."""
     run_dir = files.path
     stop = StopRequest()
     dist = distributed.current()
     with files.opened(resume, overwrite) as start, stop:
         dist.barrier()  # the others go on once rank 0 has made, checked and locked the run directory
         resumes = resume and dist.broadcast(files.last_checkpoint.is_file())
+        prepare = partial(prepared_data, download=download, reporter=reporter, dist=dist, time_budget=time_budget)
         if data is None:
-            data = prepared_data(config, download, reporter, dist, clock)
+            data = prepare(config)
         recipe = None
         if config.recipe == "auto" and not resumes:
-            recipe, data = chosen_recipe(
-                config, data, model, lambda chosen: prepared_data(chosen, download, reporter, dist, clock), reporter
-            )
+            recipe, data = chosen_recipe(config, data, model, prepare, reporter)
             config = recipe.config
-        plan = None
-        if config.time_budget is not None and not resumes:
-            config, plan = planned_config(config, data, model, clock, reporter, cap=recipe is not None)
-        trainer = Trainer(config, files, data, model, reporter, pretrained=not resumes)
-        if plan is not None:
-            trainer.replanner = budget.Replanner(clock, plan)
+        if not resumes:  # a resume trains the steps its first process planned
+            config = time_budget.planned(config, data, model, cap=recipe is not None)
+        trainer = Trainer(config, files, data, model, reporter, pretrained=not resumes, budget=time_budget)
         trainer.stop = stop  # one stop request from the lock on: a signal during start-up stops the run too
         trainer.recipe = recipe.to_dict() if recipe is not None else files.read_recipe() if resumes else None
         if resumes:
-            if config.time_budget is not None:
-                reporter.message(
-                    f"Resuming a --time-budget run: it trains the steps it planned; the {config.time_budget:g} s "
-                    "budget held for its first process"
-                )
+            time_budget.resuming(config)
             finished = resume_from(trainer, allow_other_data)
             if finished is not None:
                 return finished
@@ -184,29 +177,14 @@ def chosen_recipe(config: TrainConfig, data: DatasetSplits, model: nn.Module | N
     return chosen, data
 
 
-def planned_config(
-    config: TrainConfig, data: DatasetSplits, model: nn.Module | None, clock, reporter: Reporter, cap: bool = False
-):
-    """--time-budget: the config with the epochs and steps (and width) this machine trains within the budget;
-    cap: the config's epochs are a most (the auto recipe's length), which the budget may only shorten."""
-    if distributed.current().active:
-        raise TrainlabError("--time-budget plans a run of one process; leave out --nproc (or torchrun)")
-    planned, plan = budget.plan_run(config, data, model, clock, max_epochs=config.epochs if cap else None)
-    if config.schedule == "none":
-        reporter.message("--time-budget: the lr decays linearly to zero at the budget's end (--schedule linear)")
-    reporter.message(plan.describe())
-    return planned, plan
-
-
-def prepared_data(config: TrainConfig, download: bool, reporter: Reporter, dist, clock: budget.Clock) -> DatasetSplits:
+def prepared_data(
+    config: TrainConfig, download: bool, reporter: Reporter, dist, time_budget: budget.TimeBudget
+) -> DatasetSplits:
     """The data, loaded once; decoding and caching the user's image files is data preparation, which a time
     budget does not count (said with its seconds)."""
     started = time.perf_counter()
     data = load_data_once(config, download, reporter, dist)
-    seconds = time.perf_counter() - started
-    if config.time_budget is not None and config.dataset in FILE_DATASETS:
-        clock.leave_out(seconds)
-        reporter.message(f"data preparation: {seconds:.1f} s (decoding and caching; not counted in the time budget)")
+    time_budget.leave_out_preparation(config, time.perf_counter() - started)
     return data
 
 

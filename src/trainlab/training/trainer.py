@@ -21,15 +21,11 @@ from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
 from trainlab.resume_advice import edited_config_message, recipe_changes
 from trainlab.training import rundir
-from trainlab.training.budget import Replanner
+from trainlab.training.budget import EpochEnd, TimeBudget
 from trainlab.training.divergence import DivergenceGuard
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 
-PLANNED_KEYS = ("epochs", "max_steps", "warmup_epochs")  # what a --time-budget run's plan sets
-
-
-REPLAN_SAID = 0.1  # a move of the run's end by this share of its steps or more is said
 LOSS_TIE_BREAK = 0.01  # a relative drop of the validation loss that improves an epoch of equal accuracy
 
 
@@ -64,6 +60,7 @@ class Trainer:
         model: nn.Module | None,
         reporter: Reporter,
         pretrained: bool = True,
+        budget: TimeBudget | None = None,
     ):
         self.files = run_dir if isinstance(run_dir, rundir.RunDirectory) else rundir.RunDirectory(run_dir)
         self.reporter = reporter
@@ -75,9 +72,10 @@ class Trainer:
         self.stop = StopRequest()
         self.agreed_stop = False  # several processes: this step's all-reduce found a stop request
         self.last_test: dict[str, Any] = {}
-        self.replanner: Replanner | None = None  # a --time-budget run in its first process
         self.recipe: dict[str, Any] | None = None  # --preset auto: the choices made from the data
         self.guard = DivergenceGuard()
+        self.budget = budget if budget is not None else TimeBudget(reporter=reporter)
+        self.budget.start()
 
     @property
     def epoch_samples(self) -> int:
@@ -174,9 +172,7 @@ class Trainer:
                 self.setup.scaler.load_state_dict(state.scaler_state)
             if self.scheduler is not None and state.scheduler_state:
                 self.scheduler.load_state_dict(state.scheduler_state)
-            if self.config.time_budget is not None:  # the plan as its last re-plan left it
-                planned = {key: state.config.get(key, getattr(self.config, key)) for key in PLANNED_KEYS}
-                self.setup.config = self.config.replace(**planned)
+            self.setup.config = self.budget.restored(self.config, state.config)
             self.epoch = int(state.epoch)
             self.step = int(state.step)
             self.progress = EpochProgress(**state.epoch_progress)
@@ -251,8 +247,6 @@ class Trainer:
             combine=self.combine if self.setup.dist.active else None,
         )
         train_seconds = time.perf_counter() - started
-        if self.replanner is not None:
-            self.replanner.trained()
         row = {"epoch": self.epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
         if self.val_data is not None:
             val = self.evaluate(self.val_data)
@@ -267,7 +261,7 @@ class Trainer:
             machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9),
         )
         self.epoch += 1
-        replanned = self.replan(self.progress.batch - first_batch)
+        replanned = self.replan(self.progress.batch - first_batch, row["machine_seconds"] - train_seconds)
         self.progress = EpochProgress()
         self.metrics.append(row)
         if self.best is row:  # best.pt before last.pt: a kill between the two redoes this epoch, and both get written
@@ -280,26 +274,20 @@ class Trainer:
         self.reporter.epoch_end(row)
         return row
 
-    def replan(self, steps: int) -> bool:
-        """A --time-budget run with the linear schedule: move its end to where this machine's clock says it fits."""
-        if self.replanner is None or self.config.schedule != "linear" or self.scheduler is None:
-            return False
-        total = self.replanner.new_total(self, steps)
-        if total is None:
-            return False
-        before = self.setup.total_steps
-        epochs = max(-(-total // self.setup.steps_per_epoch), self.epoch)
-        self.setup.config = self.config.replace(
-            epochs=epochs, max_steps=total, warmup_epochs=min(self.config.warmup_epochs, epochs / 2)
+    def replan(self, trained_steps: int, evaluation_seconds: float) -> bool:
+        """The time budget's hook after each epoch: where it moves the run's end, the schedule ends there too and
+        the next step's lr moves at once."""
+        run = EpochEnd(
+            self.config, self.step, self.epoch, self.setup.steps_per_epoch, trained_steps, evaluation_seconds
         )
-        self.scheduler.lr_lambdas[0].replan(self.step, total)
+        moved = self.budget.after_epoch(run)
+        if moved is None:
+            return False
+        self.setup.config = moved
+        schedule = self.scheduler.lr_lambdas[0]  # the linear schedule: only its end moves
+        schedule.replan(self.step, moved.max_steps)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)  # the next step's, moved
-        if abs(total - before) >= REPLAN_SAID * before:  # small moves every epoch on a busy machine: not news
-            self.reporter.message(
-                f"time budget: this machine runs {'faster' if total > before else 'slower'} than measured; "
-                f"the run now ends after {total} steps instead of {before} ({epochs} epochs)"
-            )
+            group["lr"] = base * schedule(self.scheduler.last_epoch)  # the next step's, moved
         return True
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
@@ -369,7 +357,7 @@ class Trainer:
             "best_checkpoint": str(self.files.best_checkpoint) if best else None,
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
             "checkpoint": str(self.files.last_checkpoint),
-            **({"time_budget": self.replanner.report(self)} if self.replanner is not None else {}),
+            **self.budget.summary(self.step),
             **({"recipe": self.recipe} if self.recipe is not None else {}),
         }
 
