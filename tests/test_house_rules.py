@@ -20,7 +20,6 @@ FUNCTIONS_OVER = {
     "cli/train.py:add_commands",
     "cli/train.py:cmd_train",
     "config.py:TrainConfig.__post_init__",
-    "training/fit.py:run_in",
     "training/lr_finder.py:find_lr",
     "training/recipe.py:choose",
     "training/setup.py:build_training",
