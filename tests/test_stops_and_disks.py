@@ -197,7 +197,7 @@ def test_resume_on_changed_data_is_refused_unless_asked_for(tmp_path, run_main):
     run = tmp_path / "run"
     assert run_main(*train_args(data_dir, run, "--epochs", "1")).returncode == 0
     config = run / "config.toml"
-    config.write_text(config.read_text().replace("epochs = 1", "epochs = 2"))
+    config.write_text(config.read_text().replace("\nepochs = 1\n", "\nepochs = 2\n"))  # not step_epochs
     images, labels = make_images(640, seed=5)  # same count and shape, other labels
     write_idx(data_dir / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte", labels)
     before = snapshot(run)
