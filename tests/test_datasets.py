@@ -206,11 +206,11 @@ def test_a_single_csv_holds_out_a_fixed_stratified_test_part_with_val_split(tmp_
 
 
 def test_a_single_csv_without_a_test_set_is_refused_for_training_and_all_test_for_evaluation(tmp_path):
-    images, labels = make_images(20, seed=0)
+    images, labels = make_images(100, seed=0)  # 10 a class: --val-split 0.1 holds out a test and a validation image
     write_csv_copy(tmp_path, images, labels)
     with pytest.raises(NoTestSet, match="no test set: give --test-annotations TEST.csv, or --val-split 0.1"):
         load_dataset(csv_config(tmp_path))
-    assert len(load_split(csv_config(tmp_path), "test")) == 20
+    assert len(load_split(csv_config(tmp_path), "test")) == 100
 
 
 def test_a_separate_test_csv_is_the_test_set(tmp_path):

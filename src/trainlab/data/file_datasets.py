@@ -21,6 +21,7 @@ from trainlab.data.cache import DecodedImages, cache_file, cache_key, decode_fil
 from trainlab.data.decoding import read_header
 from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import ImageData, stratified_indices
+from trainlab.data.split_advice import separate_test_hint, too_small, working_val_split
 from trainlab.data.streaming import FileBackedImages, memory_budget_bytes
 from trainlab.data.workers import PARALLEL_DECODE_MINIMUM, default_workers, read_in_batches
 from trainlab.errors import DataError
@@ -114,12 +115,16 @@ def plan_parts(
         keep, held = stratified_indices(labels[id(train)], config.val_split, TEST_HOLDOUT_SEED)
         parts = {"train": Part(train, keep.tolist()), "test": Part(train, held.tolist())}
     elif "train" in splits and "test" in splits:
-        other = (
-            "--test-annotations TEST.csv" if config.dataset == "csv" else f"{train.root}/train and {train.root}/test"
-        )
+        class_sizes = torch.bincount(labels[id(train)]).tolist()
+        value = working_val_split(class_sizes, holds_out_test=True)
+        if value is None:
+            raise NoTestSet(
+                f"{train.name} is the only source of images, so there is no test set, and its images are "
+                f"{too_small(class_sizes, holds_out_test=True)}: give {separate_test_hint(config)}, or more images"
+            )
         raise NoTestSet(
-            f"{train.name} is the only source of images, so there is no test set: give {other}, or "
-            "--val-split 0.1 to hold out a seeded, stratified part of it for testing"
+            f"{train.name} is the only source of images, so there is no test set: give {separate_test_hint(config)}, "
+            f"or --val-split {value:g} to hold out a seeded, stratified part of it for testing"
         )
     else:
         parts = {"train": Part(train, everything), "test": Part(train, everything)}  # evaluate on all of it

@@ -119,6 +119,11 @@ class BatchLoader:
         return self.batches()
 
 
+def held_out_count(count: int, fraction: float) -> int:
+    """How many of a class's `count` images a stratified split of `fraction` holds out."""
+    return int(round(fraction * count))
+
+
 def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(kept, held out) sorted indices: `fraction` of each class held out, chosen by a permutation seeded with seed."""
     generator = torch.Generator().manual_seed(seed)
@@ -126,7 +131,7 @@ def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     held_out = [torch.empty(0, dtype=torch.long)]
     for label in labels.unique(sorted=True):
         members = (labels == label).nonzero().view(-1)
-        count = int(round(fraction * members.numel()))
+        count = held_out_count(members.numel(), fraction)
         held_out.append(members[torch.randperm(members.numel(), generator=generator)[:count]])
     held_index = torch.cat(held_out).sort().values
     keep = torch.ones(labels.shape[0], dtype=torch.bool)

@@ -22,6 +22,7 @@ from trainlab.data import DatasetSplits, make_loader
 from trainlab.data.augment import Augmentation
 from trainlab.data.input_styles import measure_look
 from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
+from trainlab.data.split_advice import separate_test_hint, single_source, too_small, working_val_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.engine import distributed
 from trainlab.engine.distributed import Distributed
@@ -242,21 +243,14 @@ def scheduler_for(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_p
 
 def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
     """Every split has images, and all of them have the training images' shape and classes: checked before step 1."""
+    if val is not None and len(data.train) + len(data.test) > 0:
+        check_val_split(config, data, train, val)
     if len(data.train) == 0:
         raise DataError(f"the training set of {describe_data(config)} holds no images; check the data files")
     if len(data.train.classes) < 2:  # it would "learn" 100% accuracy and predict that class for everything
         raise DataError(
             f"{describe_data(config)} holds one class ({', '.join(data.train.classes)}); a classifier needs two or "
             "more: add a class folder (or CSV label) for each other kind of image"
-        )
-    if val is not None and len(val) == 0:
-        raise DataError(
-            f"--val-split {config.val_split:g} holds out none of the {len(data.train)} training images; "
-            "raise it or leave it out"
-        )
-    if len(train) == 0:
-        raise DataError(
-            f"--val-split {config.val_split:g} leaves none of the {len(data.train)} images for training; lower it"
         )
     if len(data.test) == 0:
         raise DataError(f"the test set of {describe_data(config)} holds no images; check the data files")
@@ -275,6 +269,44 @@ def check_splits(config: TrainConfig, data: DatasetSplits, train, val) -> None:
                 f"training set has {len(data.train.classes)} ({', '.join(data.train.classes[:5])}, ...); "
                 "both must have the same classes"
             )
+
+
+def check_val_split(config: TrainConfig, data: DatasetSplits, train: ImageData, val: ImageData) -> None:
+    """--val-split leaves images in every split it makes, else one line naming a value that does or why none can."""
+    fraction = config.val_split
+    if single_source(config):  # a single CSV or tree: the test part is held out first, then validation
+        sizes = [a + b for a, b in itertools.zip_longest(class_sizes(data.train), class_sizes(data.test), fillvalue=0)]
+        if len(train) and len(val) and len(data.test):
+            return
+        value = working_val_split(sizes, holds_out_test=True)
+        advice = (
+            f"use --val-split {value:g}"
+            if value is not None
+            else f"its images are {too_small(sizes, holds_out_test=True)}: give {separate_test_hint(config)}, or "
+            "more images"
+        )
+        raise DataError(
+            f"--val-split {fraction:g} on {describe_data(config)}, the only source of images, leaves {len(train)} "
+            f"for training, {len(val)} for validation and {len(data.test)} for testing; {advice}"
+        )
+    if len(train) and len(val):
+        return
+    sizes = class_sizes(data.train)
+    value = working_val_split(sizes, holds_out_test=False)
+    if len(val) == 0:
+        problem = f"--val-split {fraction:g} holds out none of the {len(data.train)} training images"
+        advice = f"raise it to {value:g}, or leave it out" if value is not None else "leave it out"
+    else:
+        problem = f"--val-split {fraction:g} leaves none of the {len(data.train)} images for training"
+        advice = f"lower it to {value:g}" if value is not None else "leave it out"
+    if value is None:
+        raise DataError(f"{problem}, and they are {too_small(sizes, holds_out_test=False)}: {advice}")
+    raise DataError(f"{problem}; {advice}")
+
+
+def class_sizes(data: ImageData) -> list[int]:
+    """Images per class, in class order."""
+    return torch.bincount(data.labels.cpu(), minlength=len(data.classes)).tolist()
 
 
 def describe_data(config: TrainConfig) -> str:
