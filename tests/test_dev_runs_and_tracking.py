@@ -547,3 +547,22 @@ def test_tune_with_a_silent_tracking_server_ends_in_one_line_before_any_trial(
     )  # fmt: skip
     assert_one_line_error(result, f"MLflow tracking store {uri} cannot be reached (")
     assert not (tmp_path / "study" / "trial-0000").exists()
+
+
+def test_python_fit_and_tune_trials_write_the_tensorboard_events_train_writes(
+    tiny_data, tmp_path, run_main, no_run_reports
+):
+    import trainlab
+    from trainlab.config import TrainConfig
+
+    config = TrainConfig(data_dir=str(tiny_data), epochs=1, device="cpu", limit_train_batches=2)
+    trainlab.fit(config, run_dir=tmp_path / "python", download=False)
+    result = run_main(
+        "tune", "--data-dir", tiny_data, "--device", "cpu", "--no-download", "--val-split", "0.2", "--epochs", "1",
+        "--limit-train-batches", "2", "--run-dir", tmp_path / "study", "--search", "lr=0.01,0.1", "--trials", "1",
+        "--pruner", "none",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for run_dir in (tmp_path / "python", tmp_path / "study" / "trial-0000"):
+        assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1, run_dir
+

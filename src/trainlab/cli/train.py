@@ -222,15 +222,11 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
         if wants_auto_lr(args):
             config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
             out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
-    from trainlab.engine.reporting import Reporters
     from trainlab.reports.console import ConsoleReporter
-    from trainlab.reports.tensorboard import TensorBoardReporter, tensorboard_available
     from trainlab.training.budget import Clock, process_seconds
     from trainlab.tuning.tracked import fit
 
-    reporter = ConsoleReporter(out.human, quiet=args.quiet)
-    if tensorboard_available():
-        reporter = Reporters(reporter, TensorBoardReporter())
+    reporter = ConsoleReporter(out.human, quiet=args.quiet)  # tracked.fit adds TensorBoard and the tracker
     if args.allow_other_data and not args.resume:
         raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
     if args.fast_dev_run is not None:
