@@ -359,6 +359,26 @@ def test_an_output_path_that_is_a_device_or_a_pipe_is_refused_and_left_as_it_was
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["image.png", target.name])  # no temporary file
 
 
+@pytest.mark.timeout(120)  # reading the old picture through the FIFO would wait for a writer forever
+def test_a_fifo_in_place_of_the_runs_confusion_matrix_is_refused_at_once_and_left_as_it_was(
+    trained, tmp_path, run_main
+):
+    data_dir, run_dir = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "confusion_matrix.png").unlink(missing_ok=True)
+    os.mkfifo(copy / "confusion_matrix.png")
+    before = sorted(p.name for p in copy.iterdir())
+    result = run_main("evaluate", copy, "--data-dir", data_dir)
+    line = assert_one_line_error(result)
+    assert line == (
+        f"trainlab evaluate: error: {copy / 'confusion_matrix.png'} is a named pipe (FIFO), not a regular file, so it "
+        "was not replaced; give the name of a file to write"
+    )
+    assert stat.S_ISFIFO((copy / "confusion_matrix.png").lstat().st_mode)
+    assert sorted(p.name for p in copy.iterdir()) == before  # no temporary file
+
+
 # --- links in a run directory ------------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainlab.fileio import atomic_write, check_replaceable
+from trainlab.fileio import atomic_write, check_replaceable, open_regular
 
 if TYPE_CHECKING:
     import torch
@@ -49,9 +49,9 @@ def content_digest(*parts: Any) -> str:
 
 
 def png_content(path: str | os.PathLike) -> str | None:
-    """The content digest save_figure wrote into a PNG, or None (no such file, not a PNG, no digest)."""
+    """The content digest save_figure wrote into a PNG, or None (no file, not a regular file, not a PNG, no digest)."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # a FIFO would block open() until a writer came
             if handle.read(8) != PNG_SIGNATURE:
                 return None
             while header := handle.read(8):
