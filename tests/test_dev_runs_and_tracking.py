@@ -566,3 +566,22 @@ def test_python_fit_and_tune_trials_write_the_tensorboard_events_train_writes(
     for run_dir in (tmp_path / "python", tmp_path / "study" / "trial-0000"):
         assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1, run_dir
 
+
+def test_a_study_whose_recorded_mlflow_run_cannot_be_reached_is_one_line_before_any_trial(
+    tiny_data, tmp_path, tracking, run_main
+):
+    study, run_id = tmp_path / "study", "0" * 32
+    study.mkdir()
+    record = {"backend": "mlflow", "tracking_uri": tracking, "configured_uri": tracking, "run_id": run_id}
+    (study / "tracking.json").write_text(json.dumps(record))
+    result = run_main(
+        "tune", "--data-dir", tiny_data, *TINY, "--val-split", "0.2", "--epochs", "1", "--limit-train-batches", "2",
+        "--search", "lr=0.01,0.1", "--trials", "1", "--run-dir", study, "--tracking", "mlflow",
+        "--tracking-uri", tracking,
+    )  # fmt: skip
+    assert_one_line_error(
+        result,
+        f"{study} logs to MLflow run {run_id} in {tracking}, which cannot be reached ({tmp_path / 'mlflow.db'} is "
+        "gone); bring that store back, or run the study with --tracking-uri URI to log it to a new MLflow run there",
+    )
+    assert not list(study.glob("trial-*"))

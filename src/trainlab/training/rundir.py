@@ -344,11 +344,7 @@ class RunDirectory:
 
     def read_tracking(self) -> dict[str, Any]:
         """The tracking record a previous start of this run wrote ({} when none or unreadable)."""
-        try:
-            record = json.loads((self.path / TRACKING_FILE).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return {}
-        return record if isinstance(record, dict) else {}
+        return read_tracking(self.path)
 
     def save_checkpoint(self, payload: dict[str, Any], *names: str | os.PathLike) -> None:
         """Write checkpoints/last.pt (or each of `names`, in order) atomically from one payload."""
@@ -368,6 +364,16 @@ class RunDirectory:
             raise FileWriteError(
                 exc.path, f"{exc.reason}; the run itself is complete and saved in {self.path}"
             ) from None
+
+
+def read_tracking(folder: Path) -> dict[str, Any]:
+    """The tracking record (tracking.json) a previous start in `folder`, a run's or a study's, wrote ({} when none
+    or unreadable)."""
+    try:
+        record = json.loads((Path(folder) / TRACKING_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def write_file(path: Path, content: bytes) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import RunEndedEarly, TrainlabError
+from trainlab.layout import CONFIG_FILE
 from trainlab.reports.runs import read_metrics
 from trainlab.tuning.spec import StudySpec
 from trainlab.tuning.summary import shown_value
@@ -73,7 +74,7 @@ class Objective:
         params = {dimension.key: dimension.suggest(trial) for dimension in self.spec.search}
         resumes = trial.user_attrs.get("resumes")
         run_dir = Path(resumes) if resumes else self.study_dir / f"trial-{trial.number:04d}"
-        resume = bool(resumes) and (run_dir / "config.toml").is_file()
+        resume = bool(resumes) and (run_dir / CONFIG_FILE).is_file()
         trial.set_user_attr("run_dir", str(run_dir.resolve()))  # found again from any folder
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())

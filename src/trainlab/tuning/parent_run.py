@@ -1,5 +1,5 @@
 """The study's own MLflow run, parent of every trial's run (when the base config tracks to MLflow); its id is
-kept in STUDY_DIR/tracking.json, so that a rerun of the study continues it."""
+kept in STUDY_DIR/tracking.json (layout.TRACKING_FILE), so that a rerun of the study continues it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainlab.fileio import write_bytes_atomically
+from trainlab.layout import TRACKING_FILE
+from trainlab.training.rundir import read_tracking, write_file
 from trainlab.tuning.spec import StudySpec
 
 
@@ -33,27 +34,29 @@ class TrackingParent:
 
 
 def tracking_parent(spec: StudySpec, study_dir: Path, name: str) -> TrackingParent | None:
-    """Start (or continue) the study's MLflow run so that trials log as its nested runs."""
+    """Start (or continue) the study's MLflow run so that trials log as its nested runs; its store checked, and
+    the run recorded in STUDY_DIR/tracking.json continued as a run's is (one line when it cannot be reached)."""
     if spec.base.tracking != "mlflow":
         return None
-    from trainlab.tuning.tracking import DEFAULT_EXPERIMENT, check_tracking_store
+    from trainlab.tuning import mlflow_store as store
+    from trainlab.tuning.tracking import DEFAULT_EXPERIMENT, STUDY_MOVES, checked_store, require_mlflow
 
-    check_tracking_store(spec.base.tracking_uri)  # MLflow installed, its store answering; every call bounded
+    require_mlflow()
     import mlflow
 
-    if spec.base.tracking_uri:
-        mlflow.set_tracking_uri(spec.base.tracking_uri)
-    mlflow.set_experiment(spec.base.tracking_experiment or DEFAULT_EXPERIMENT)
-    record_path = study_dir / "tracking.json"
+    store.shorten_http_waits()
+    calls = store.BoundedCalls()  # every call of the check bounded
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        record = {}
-    if record.get("run_id") and record.get("tracking_uri") == mlflow.get_tracking_uri():
-        run = mlflow.start_run(run_id=record["run_id"])
-    else:
-        run = mlflow.start_run(run_name=name, tags={"trainlab.study_dir": str(study_dir.resolve())})
-        mlflow.log_params({"metric": spec.metric, "pruner": spec.pruner, **{d.key: d.spec() for d in spec.search}})
-        record = {"backend": "mlflow", "tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id}
-        write_bytes_atomically(record_path, (json.dumps(record, indent=2) + "\n").encode())
+        uri, run_id = checked_store(calls, spec.base.tracking_uri, read_tracking(study_dir), study_dir, STUDY_MOVES)
+    finally:
+        calls.close()
+    if uri != store.absolute_uri(mlflow.get_tracking_uri()):
+        mlflow.set_tracking_uri(uri)  # the trials' runs go to the same store, as its children
+    mlflow.set_experiment(spec.base.tracking_experiment or DEFAULT_EXPERIMENT)
+    if run_id is not None:
+        return TrackingParent(mlflow.start_run(run_id=run_id), spec.metric)
+    run = mlflow.start_run(run_name=name, tags={"trainlab.study_dir": str(study_dir.resolve())})
+    mlflow.log_params({"metric": spec.metric, "pruner": spec.pruner, **{d.key: d.spec() for d in spec.search}})
+    record = {"backend": "mlflow", "tracking_uri": uri, "configured_uri": spec.base.tracking_uri}
+    write_file(study_dir / TRACKING_FILE, (json.dumps({**record, "run_id": run.info.run_id}, indent=2) + "\n").encode())
     return TrackingParent(run, spec.metric)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.fileio import write_bytes_atomically
+from trainlab.layout import CONFIG_FILE
 from trainlab.tuning.spec import StudySpec
 
 BEST_CONFIG_FILE = "best.toml"
@@ -83,7 +84,7 @@ def study_summary(study: Any, spec: StudySpec, study_dir: Path, say: Any) -> dic
         say("No trial has finished yet; nothing is best")
         return result
     best_config = study_dir / BEST_CONFIG_FILE
-    source = Path(best.user_attrs["run_dir"]) / "config.toml"
+    source = Path(best.user_attrs["run_dir"]) / CONFIG_FILE
     write_bytes_atomically(best_config, source.read_bytes())
     result["best"] = {
         "number": best.number,

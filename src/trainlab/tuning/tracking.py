@@ -22,6 +22,7 @@ from typing import Any
 
 from trainlab.engine.reporting import EPOCH_SCALARS, Reporter
 from trainlab.errors import TrainlabError
+from trainlab.layout import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 from trainlab.tuning import mlflow_store as store
 from trainlab.tuning.mlflow_store import first_line
 
@@ -88,6 +89,35 @@ def where_to_log(configured: str | None, record: dict[str, Any]) -> tuple[str, s
     return store.absolute_uri(configured or mlflow.get_tracking_uri()), None
 
 
+RUN_MOVES = (  # how a run whose store is gone logs the rest of itself elsewhere
+    "resume with --tracking-uri URI to log the rest of the run to a new MLflow run there (its earlier epochs are "
+    "copied from metrics.jsonl)"
+)
+STUDY_MOVES = "run the study with --tracking-uri URI to log it to a new MLflow run there"
+
+
+def checked_store(
+    calls: store.BoundedCalls, configured: str | None, record: dict[str, Any], folder: Path, moves: str
+) -> tuple[str, str | None]:
+    """Where a start logs to, once its store answered: the MLflow run `folder`'s tracking.json records (`record`),
+    continued in its own store, or a new run; one line when the store or the recorded run cannot be reached
+    (`moves`: how to log to a new MLflow run instead)."""
+    uri, run_id = where_to_log(configured, record)
+    try:
+        store.check_store(calls, uri, run_id)
+    except store.TrackingUnavailable as exc:
+        if run_id is not None:
+            raise TrainlabError(
+                f"{folder} logs to MLflow run {run_id} in {uri}, which cannot be reached ({exc}); bring that store "
+                f"back, or {moves}"
+            ) from None
+        raise TrainlabError(
+            f"MLflow tracking store {uri} cannot be reached ({exc}); check --tracking-uri / "
+            "$MLFLOW_TRACKING_URI, or train without --tracking mlflow"
+        ) from None
+    return uri, run_id
+
+
 def metric_rows(path: Path) -> list[dict[str, Any]]:
     """The epochs a run has finished, from its metrics.jsonl (none when it has none)."""
     try:
@@ -113,21 +143,7 @@ class MlflowReporter(Reporter):
     def checked_store(self) -> tuple[str, str | None]:
         """Where this start logs to, once its store answered (and holds the run a resume continues)."""
         record = self.files.read_tracking() if self.resume else {}
-        uri, run_id = where_to_log(self.config.tracking_uri, record)
-        try:
-            store.check_store(self.calls, uri, run_id)
-        except store.TrackingUnavailable as exc:
-            if run_id is not None:
-                raise TrainlabError(
-                    f"{self.files.path} logs to MLflow run {run_id} in {uri}, which cannot be reached ({exc}); "
-                    "bring that store back, or resume with --tracking-uri URI to log the rest of the run to a new "
-                    "MLflow run there (its earlier epochs are copied from metrics.jsonl)"
-                ) from None
-            raise TrainlabError(
-                f"MLflow tracking store {uri} cannot be reached ({exc}); check --tracking-uri / "
-                "$MLFLOW_TRACKING_URI, or train without --tracking mlflow"
-            ) from None
-        return uri, run_id
+        return checked_store(self.calls, self.config.tracking_uri, record, self.files.path, RUN_MOVES)
 
     def start(self, info: dict[str, Any]) -> None:
         if not self.files.primary:
@@ -178,7 +194,7 @@ class MlflowReporter(Reporter):
         params = [Param(key, value) for key, value in flat_params(self.config.to_dict()).items()]
         for first in range(0, len(params), PARAMS_PER_CALL):
             client.log_batch(run_id, params=params[first : first + PARAMS_PER_CALL])
-        earlier = [m for row in metric_rows(self.files.path / "metrics.jsonl") for m in epoch_metrics(row, Metric)]
+        earlier = [m for row in metric_rows(self.files.path / METRICS_FILE) for m in epoch_metrics(row, Metric)]
         for first in range(0, len(earlier), METRICS_PER_CALL):  # a resume into another store: the epochs so far
             client.log_batch(run_id, metrics=earlier[first : first + METRICS_PER_CALL])
         return run_id, experiment_id
@@ -207,7 +223,7 @@ class MlflowReporter(Reporter):
     def end(self, summary: dict[str, Any], analysis: dict[str, Any]) -> None:
         if self.run_id is None:
             return
-        for name in ("config.toml", "metrics.jsonl", "summary.json"):
+        for name in (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE):
             if (self.files.path / name).is_file():
                 self.upload(self.files.path / name)
         for path in analysis.get("reports", []):
