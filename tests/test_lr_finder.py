@@ -99,9 +99,12 @@ def test_train_lr_auto_trains_with_the_range_tests_suggestion(run_main, tiny_dat
     result = train_ok(run_main, tiny_data, run_dir, "--lr", "auto", "--epochs", "1", "--batch-size", "32", "--quiet")
     config = TrainConfig.from_dict(read_config_file(run_dir / "config.toml"))
     expected = find_lr(config.replace(lr=1e-3), load_dataset(config, download=False)).suggestion
-    assert config.lr == expected != 1e-3
+    assert expected != 1e-3
     assert f"Training with lr {expected:.3g} (--lr auto)" in result.stdout
-    assert read_metrics(run_dir)[0]["lr"] == expected
+    # a suggestion too high for this tiny set diverges: the guard goes back at 0.3x, says so, and records it
+    returns = result.stdout.count("back to the state after")
+    assert config.lr == pytest.approx(expected * 0.3**returns)
+    assert read_metrics(run_dir)[0]["lr"] == pytest.approx(config.lr)
 
 
 @pytest.mark.slow
