@@ -143,12 +143,12 @@ def test_test_images_of_another_size_are_refused_before_the_first_step_and_leave
 
 
 def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tiny_data, tmp_path, run_main, monkeypatch):
-    import trainlab.training.trainer as trainer
+    import trainlab.training.setup as setup
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the first step")
 
-    monkeypatch.setattr(trainer, "train_one_epoch", broken)
+    monkeypatch.setattr(setup, "train_one_epoch", broken)
     result = run_main(*train_args(tiny_data, tmp_path / "runs" / "one", "--epochs", "1"))
     assert result.returncode == 1 and "a bug in the first step" in result.stderr
     assert not (tmp_path / "runs").exists()

@@ -28,7 +28,7 @@ import torch
 from trainlab.config import FILE_DATASETS, MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
 from trainlab.engine import distributed
-from trainlab.engine.loop import evaluate, train_one_epoch
+from trainlab.engine.loop import evaluate
 from trainlab.engine.reporting import Reporter
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.resume_advice import PLANNED_KEYS
@@ -160,17 +160,7 @@ def measure_costs(
                     return
                 yield batch
 
-    train_one_epoch(
-        setup.forward_model,
-        batches(),
-        setup.loss_fn,
-        setup.optimizer,
-        setup.preprocess,
-        autocast=setup.autocast,
-        scaler=setup.scaler,
-        grad_clip=config.grad_clip,
-        after_step=lambda *_: stamps.append(time.perf_counter()),
-    )
+    setup.train_steps(batches(), after_step=lambda *_: stamps.append(time.perf_counter()))
     timed = stamps[WARMUP_STEPS - 1 :]
     step = statistics.median(b - a for a, b in itertools.pairwise(timed))
     return Costs(step=step, epoch_end=evaluation_seconds(setup) + checkpoint_seconds(setup)), setup.steps_per_epoch

@@ -10,7 +10,7 @@ from torch import nn
 
 from trainlab.config import MAX_EPOCHS, TrainConfig
 from trainlab.data import DatasetSplits
-from trainlab.engine.loop import EpochProgress, train_one_epoch
+from trainlab.engine.loop import EpochProgress
 from trainlab.errors import TrainingDiverged, TrainlabError
 from trainlab.resolution import check_lr_range
 from trainlab.training.setup import build_training
@@ -142,17 +142,7 @@ def find_lr(
     epoch = 0
     try:
         while setup.steps_in_epoch(epoch):  # epoch after epoch until the range is done
-            train_one_epoch(
-                setup.forward_model,
-                setup.batches(epoch),
-                setup.loss_fn,
-                setup.optimizer,
-                setup.preprocess,
-                autocast=setup.autocast,
-                scaler=setup.scaler,
-                grad_clip=finder_config.grad_clip,
-                after_step=record,
-            )
+            setup.train_steps(setup.batches(epoch), after_step=record)
             epoch += 1
     except (_RangeDone, TrainingDiverged):  # a non-finite loss ends the range like a diverging one
         pass

@@ -22,7 +22,7 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
-from trainlab.engine.loop import evaluate, train_one_epoch
+from trainlab.engine.loop import evaluate
 from trainlab.errors import TrainingDiverged
 
 DEFAULT_BUDGET = 300.0  # seconds: the whole command, start-up to reports, when the user gives none
@@ -312,15 +312,7 @@ def probe_arm(config: TrainConfig, data: DatasetSplits, seconds: float, steps: i
                 yield batch
 
     try:
-        train_one_epoch(
-            setup.forward_model,
-            batches(),
-            setup.loss_fn,
-            setup.optimizer,
-            setup.preprocess,
-            autocast=setup.autocast,
-            after_step=lambda *_: setup.scheduler.step() if setup.scheduler else None,
-        )
+        setup.train_steps(batches(), after_step=lambda *_: setup.scheduler.step() if setup.scheduler else None)
     except TrainingDiverged:  # an arm whose loss exploded is as bad as an arm can be
         torch.manual_seed(config.seed)
         return 0.0, taken

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from trainlab.data.split_advice import separate_test_hint, single_source, too_sm
 from trainlab.data.transforms import Preprocessing
 from trainlab.engine import distributed
 from trainlab.engine.distributed import Distributed
-from trainlab.engine.loop import autocast_for
+from trainlab.engine.loop import StepHook, autocast_for, train_one_epoch
 from trainlab.engine.losses import LossFn, make_loss
 from trainlab.engine.reporting import Reporter
 from trainlab.engine.runtime import keep_freed_memory, resolve_device, resolve_precision
@@ -89,6 +89,24 @@ class TrainingSetup:
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels
+
+    def train_steps(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], after_step: StepHook | None = None, **loop: Any
+    ) -> dict[str, float]:
+        """train_one_epoch over `batches` with this setup's model, loss, optimizer, precision and clipping (the
+        run, the budget's timing, the recipe's flip test and the lr range test all train this one way)."""
+        return train_one_epoch(
+            self.forward_model,
+            batches,
+            self.loss_fn,
+            self.optimizer,
+            self.preprocess,
+            autocast=self.autocast,
+            scaler=self.scaler,
+            grad_clip=self.config.grad_clip,
+            after_step=after_step,
+            **loop,
+        )
 
 
 def model_arguments(config: TrainConfig) -> dict[str, Any]:

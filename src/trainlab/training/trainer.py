@@ -15,7 +15,7 @@ from trainlab.checkpoint import TrainingState, load_checkpoint, load_weights, mo
 from trainlab.config import TrainConfig, limited_batches
 from trainlab.data import DatasetSplits
 from trainlab.engine import distributed
-from trainlab.engine.loop import EpochProgress, evaluate, train_one_epoch
+from trainlab.engine.loop import EpochProgress, evaluate
 from trainlab.engine.reporting import Reporter, Reporters  # noqa: F401 - Reporters re-exported
 from trainlab.engine.runtime import resolve_device, restore_rng_state, rng_state  # noqa: F401 - re-exported
 from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, TrainingInterrupted
@@ -232,17 +232,10 @@ class Trainer:
         if self.progress.lr is None:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
-        train = train_one_epoch(
-            self.setup.forward_model,
+        train = self.setup.train_steps(
             self.batches(),
-            self.setup.loss_fn,
-            self.optimizer,
-            self.setup.preprocess,
-            self.progress,
-            autocast=self.setup.autocast,
-            scaler=self.setup.scaler,
-            grad_clip=self.config.grad_clip,
-            after_step=self.after_step,
+            self.after_step,
+            progress=self.progress,
             step_offset=self.step - self.progress.batch,
             combine=self.combine if self.setup.dist.active else None,
         )
