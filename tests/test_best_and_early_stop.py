@@ -120,3 +120,24 @@ def test_resuming_a_stopped_early_run_without_its_summary_writes_stopped_early(r
     assert run_main("train", "--resume", run_dir).returncode == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (summary["status"], summary["epochs"]) == ("stopped early", 2)
+
+
+def test_early_stop_on_the_linear_schedule_first_anneals_the_lr_to_zero_over_a_few_epochs(
+    run_main, tiny_data, tmp_path
+):
+    run_dir = tmp_path / "run"
+    # an lr of 1e-9 cannot change a prediction: epoch 1 stays the best, and epoch 3 has waited the patience of 2
+    result = train_ok(
+        run_main, tiny_data, run_dir, "--epochs", "20", "--lr", "1e-9", "--schedule", "linear", "--val-split", "0.2",
+        "--early-stop", "2", "--quiet",
+    )  # fmt: skip
+    assert (
+        "Validation accuracy has not improved for 2 epochs (best: epoch 1): the lr now decays to zero over 2 more "
+        "epochs, then the run ends" in result.stdout
+    )
+    assert [row["epoch"] for row in read_metrics(run_dir)] == [1, 2, 3, 4, 5]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["epochs"], summary["best_epoch"]) == ("stopped early", 5, 1)
+    state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)
+    assert state["optimizer_state"]["param_groups"][0]["lr"] == 0.0  # annealed to zero at the moved end
+    assert "epochs = 5\n" in (run_dir / "config.toml").read_text()  # a resume ends where the run ended

@@ -33,7 +33,6 @@ MIN_EPOCHS, MAX_EPOCHS = 15, 150
 PROBE_SHARE = 0.06  # of the time budget, at most, for each arm of the mirror-flip test
 PROBE_EPOCHS = 6  # each arm of the flip test trains at most this many epochs
 PROBE_MIN_VAL_IMAGES = 20  # fewer validation images than this cannot tell a flip's effect
-FLIP_TOLERANCE = 0.0  # a flip must not lower the validation accuracy at all
 UNBALANCED_RATIO = 3.0  # largest class over smallest: said in the recipe
 
 
@@ -248,12 +247,15 @@ class FlipProbe:
     validation_images: int
 
     @property
+    def noise(self) -> float:
+        """One standard error of the validation accuracy without flips: a difference under it is chance."""
+        p = self.without or 0.0
+        return math.sqrt(p * (1 - p) / max(self.validation_images, 1))
+
+    @property
     def helps(self) -> bool:
-        return (
-            self.without is not None
-            and self.with_flip is not None
-            and (self.with_flip >= self.without - FLIP_TOLERANCE)
-        )
+        """Flips did not lower the validation accuracy by more than its noise."""
+        return self.without is not None and self.with_flip is not None and self.with_flip >= self.without - self.noise
 
 
 def flip_choices(probe: FlipProbe, kept: dict[str, Any]) -> list[Choice]:
@@ -265,12 +267,13 @@ def flip_choices(probe: FlipProbe, kept: dict[str, Any]) -> list[Choice]:
         )
     elif probe.helps:
         reason = (
-            f"mirror flips kept the validation accuracy ({probe.without:.1%} without, {probe.with_flip:.1%} "
-            f"with, {probe.steps} steps each)"
+            f"mirror flips kept the validation accuracy within its noise of {probe.noise:.1%} ({probe.without:.1%} "
+            f"without, {probe.with_flip:.1%} with, {probe.steps} steps each)"
         )
     else:
         reason = (
-            f"no mirror flips: they lowered the validation accuracy ({probe.without:.1%} without, "
+            f"no mirror flips: they lowered the validation accuracy by more than its noise of {probe.noise:.1%} "
+            f"({probe.without:.1%} without, "
             f"{probe.with_flip:.1%} with, {probe.steps} steps each): a mirror image may be another class"
         )
     choices = [Choice("augment_flip", probe.helps, reason), Choice("tta", "flip" if probe.helps else "none", reason)]

@@ -23,6 +23,7 @@ from trainlab.resume_advice import edited_config_message, recipe_changes
 from trainlab.training import rundir
 from trainlab.training.budget import EpochEnd, TimeBudget
 from trainlab.training.divergence import DivergenceGuard
+from trainlab.training.early_stop import anneal_before_stopping
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 
@@ -74,6 +75,7 @@ class Trainer:
         self.last_test: dict[str, Any] = {}
         self.recipe: dict[str, Any] | None = None  # --preset auto: the choices made from the data
         self.guard = DivergenceGuard()
+        self.annealing = False  # early stopping on the linear schedule: its lr decays to zero, then it ends
         self.budget = budget if budget is not None else TimeBudget(reporter=reporter)
         self.budget.start()
 
@@ -273,15 +275,19 @@ class Trainer:
         run = EpochEnd(
             self.config, self.step, self.epoch, self.setup.steps_per_epoch, trained_steps, evaluation_seconds
         )
-        moved = self.budget.after_epoch(run)
+        moved = None if self.annealing else self.budget.after_epoch(run)  # annealing: its end is fixed
         if moved is None:
             return False
+        self.move_schedule_end(moved)
+        return True
+
+    def move_schedule_end(self, moved: TrainConfig) -> None:
+        """The run's length becomes `moved`'s; the linear schedule ends there and the next step's lr moves at once."""
         self.setup.config = moved
         schedule = self.scheduler.lr_lambdas[0]  # the linear schedule: only its end moves
         schedule.replan(self.step, moved.max_steps)
         for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base * schedule(self.scheduler.last_epoch)  # the next step's, moved
-        return True
+            group["lr"] = base * schedule(self.scheduler.last_epoch)
 
     def evaluate(self, data, return_predictions: bool = False) -> dict[str, Any]:
         """Loss and accuracy on `data`: all of it, or --limit-eval-batches of it."""
@@ -331,7 +337,7 @@ class Trainer:
     def should_stop_early(self) -> bool:
         best = self.best
         patience = self.config.early_stop
-        return bool(patience and best is not None and self.epoch - best["epoch"] >= patience)
+        return bool(patience and best is not None and self.epoch - best["epoch"] >= patience and not self.annealing)
 
     def summary(self, status: str) -> dict[str, Any]:
         final = self.metrics[-1] if self.metrics else {}
@@ -347,6 +353,7 @@ class Trainer:
             "val_accuracy": final.get("val_accuracy"),
             "best_epoch": best.get("epoch"),
             "best_val_accuracy": best.get("val_accuracy"),
+            "best_test_accuracy": best.get("test_accuracy"),  # the kept model's (best.pt, what evaluate reads)
             "best_checkpoint": str(self.files.best_checkpoint) if best else None,
             "machine_seconds": sum(r["machine_seconds"] for r in self.metrics),
             "checkpoint": str(self.files.last_checkpoint),
@@ -369,13 +376,13 @@ class Trainer:
                 except TrainingDiverged as diverged:
                     self.guard.recover(diverged, self)  # back to the last good state at a lower lr, or stop
                     continue
-                if self.should_stop_early():
+                if self.should_stop_early() and not anneal_before_stopping(self):
                     self.reporter.message(
                         f"Early stop: validation accuracy has not improved for "
                         f"{self.config.early_stop} epochs (best: epoch {self.best['epoch']})"
                     )
                     break
             self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
-        summary = self.summary("stopped early" if self.epoch < self.setup.epochs else "finished")
+        summary = self.summary("stopped early" if self.epoch < self.setup.epochs or self.annealing else "finished")
         self.files.write_summary(summary)
         return summary
