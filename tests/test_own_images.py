@@ -13,7 +13,14 @@ import torch
 from trainlab.config import TrainConfig
 from trainlab.config_file import read_config_file
 from trainlab.data import load_dataset
-from trainlab.testing.image_sets import ARROW_CLASSES, SHAPE_CLASSES, arrows, shapes, write_split_set
+from trainlab.testing.image_sets import (
+    ARROW_CLASSES,
+    SHAPE_CLASSES,
+    arrows,
+    shapes,
+    write_class_folders,
+    write_split_set,
+)
 from trainlab.training.recipe import DataProfile, choose, probe_flip, resolve_recipe
 
 
@@ -156,3 +163,24 @@ def test_an_image_folder_or_csv_without_dataset_means_the_users_own_images():
     assert csv["dataset"] == "csv"
     named = with_recipe({"dataset": "folder", "image_dir": "p"}, {"dataset": "folder", "image_dir": "p"}, None)
     assert named["dataset"] == "folder"
+
+
+def test_a_single_class_folder_tree_with_the_recipe_holds_out_its_test_part_and_evaluates_on_it(run_main, tmp_path):
+    images, labels = shapes(60, side=12)  # 15 a class: 2 held out for testing, 2 of the rest for validation
+    root = write_class_folders(tmp_path / "shapes", images, labels, SHAPE_CLASSES)  # no train/ and test/
+    run = tmp_path / "run"
+    result = run_main(
+        "train", "--image-dir", root, "--preset", "auto", "--epochs", "1", "--time-budget", "1h", "--run-dir", run,
+        "--threads", "1", "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  note: the test set: 8 images, a stratified 15% held out of the only source of images (the same ones "
+        "whatever --seed), never used for choosing\n"
+    ) in result.stdout
+    assert "  val_split        0.15     a stratified 15% of the training images chooses the best epoch" in result.stdout
+    assert "44 training and 8 test images in memory" in result.stdout
+    assert read_config_file(run / "config.toml")["val_split"] == 0.15
+    evaluated = run_main("evaluate", run)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "on 8 test images" in evaluated.stdout  # the same held-out part, read back from the recorded config

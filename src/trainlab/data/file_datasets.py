@@ -21,7 +21,7 @@ from trainlab.data.cache import DecodedImages, cache_file, cache_key, decode_fil
 from trainlab.data.decoding import read_header
 from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import ImageData, stratified_indices
-from trainlab.data.split_advice import separate_test_hint, too_small, working_val_split
+from trainlab.data.split_advice import recipe_test_share, separate_test_hint, too_small, working_val_split
 from trainlab.data.streaming import FileBackedImages, memory_budget_bytes
 from trainlab.data.workers import PARALLEL_DECODE_MINIMUM, default_workers, read_in_batches
 from trainlab.errors import DataError
@@ -102,7 +102,8 @@ def plan_parts(
     test: FileSet | None,
     labels: dict[int, torch.Tensor],
 ) -> dict[str, Part]:
-    """Which files each split gets; a single CSV or tree is split by --val-split (its test part held out)."""
+    """Which files each split gets; a single CSV or tree is split by --val-split, or by the auto recipe's share
+    (its test part held out)."""
     parts: dict[str, Part] = {}
     if test is not None:
         if train is not None:
@@ -111,11 +112,12 @@ def plan_parts(
         return {split: parts[split] for split in splits}
     assert train is not None
     everything = list(range(len(train)))
-    if config.val_split:
-        keep, held = stratified_indices(labels[id(train)], config.val_split, TEST_HOLDOUT_SEED)
+    class_sizes = torch.bincount(labels[id(train)]).tolist()
+    test_share = config.val_split or recipe_test_share(config, class_sizes)  # the recipe sets val_split to it
+    if test_share:
+        keep, held = stratified_indices(labels[id(train)], test_share, TEST_HOLDOUT_SEED)
         parts = {"train": Part(train, keep.tolist()), "test": Part(train, held.tolist())}
     elif "train" in splits and "test" in splits:
-        class_sizes = torch.bincount(labels[id(train)]).tolist()
         value = working_val_split(class_sizes, holds_out_test=True)
         if value is None:
             raise NoTestSet(

@@ -14,6 +14,7 @@ from trainlab.config import TrainConfig
 from trainlab.data.memory import held_out_count
 
 USUAL_VAL_SPLIT = 0.1
+RECIPE_VAL_SPLIT = 0.15  # the auto recipe's validation share, and the test share it holds out of a single source
 CANDIDATES = tuple(round(0.05 * step, 2) for step in range(1, 19))  # 0.05 to 0.9
 
 
@@ -35,6 +36,14 @@ def working_val_split(class_sizes: Sequence[int], holds_out_test: bool) -> float
         if all(split_sizes(class_sizes, fraction, holds_out_test)[: 3 if holds_out_test else 2])
     ]
     return min(working, key=lambda fraction: (abs(fraction - USUAL_VAL_SPLIT), fraction)) if working else None
+
+
+def recipe_test_share(config: TrainConfig, class_sizes: Sequence[int]) -> float:
+    """The share of a single source the auto recipe holds out for testing: its validation share where that leaves
+    every split images and the user set no --val-split; 0 otherwise (the source is refused as having no test set)."""
+    if config.recipe != "auto" or "val_split" in config.recipe_keep:
+        return 0.0
+    return RECIPE_VAL_SPLIT if all(split_sizes(class_sizes, RECIPE_VAL_SPLIT, holds_out_test=True)) else 0.0
 
 
 def too_small(class_sizes: Sequence[int], holds_out_test: bool) -> str:

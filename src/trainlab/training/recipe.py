@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
+from trainlab.data.split_advice import RECIPE_VAL_SPLIT, single_source
 from trainlab.engine.loop import evaluate
 from trainlab.errors import TrainingDiverged
 
@@ -94,8 +95,8 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
         Choice("shuffle", True, "batches must mix the classes (folders are read class by class)"),
         Choice(
             "val_split",
-            0.15,
-            "a stratified 15% of the training images chooses the best epoch and stops "
+            RECIPE_VAL_SPLIT,
+            f"a stratified {RECIPE_VAL_SPLIT:.0%} of the training images chooses the best epoch and stops "
             "the run when it stops improving; the test set is never used for choosing",
         ),
         Choice(
@@ -209,7 +210,7 @@ def resolve_recipe(
 ) -> tuple[Recipe, DatasetSplits]:
     """The auto recipe for `data` (reloaded by `load` at a smaller size when the recipe downscales), with the
     mirror flip measured on a validation part; returns the recipe and the data it trains on."""
-    profile = profile_of(data)
+    profile = replace(profile_of(data), has_test_source=not single_source(config))
     kept = kept_values(config)
     choices = choose(profile, kept)
     values = {choice.key: choice.value for choice in choices}
@@ -227,6 +228,11 @@ def resolve_recipe(
 def data_notes(profile: DataProfile) -> list[str]:
     """What the recipe says about the data beyond its choices."""
     notes = [f"the data: {profile.describe()}"]
+    if not profile.has_test_source:
+        notes.append(
+            f"the test set: {profile.test_images:,} images, a stratified {RECIPE_VAL_SPLIT:.0%} held out of the "
+            "only source of images (the same ones whatever --seed), never used for choosing"
+        )
     if max(profile.class_counts) > UNBALANCED_RATIO * max(min(profile.class_counts), 1):
         notes.append(
             "the classes are unbalanced (largest over smallest above 3): accuracy is dominated by the large "
