@@ -204,7 +204,7 @@ BAD_TRAIN_FLAGS = [
     (["--loss", "nope"], "trainlab train: error: unknown loss 'nope'; choose one of: cross-entropy, "),
     (["--optimizer", "nope"], "trainlab train: error: unknown optimizer 'nope'; choose one of: sgd, "),
     (["--precision", "fp8"], "trainlab train: error: unknown precision 'fp8'; choose one of: fp32, bf16, fp16, auto"),
-    (["--bogus-flag"], "trainlab: error: unrecognized arguments: --bogus-flag"),
+    (["--bogus-flag"], "trainlab train: error: unrecognized arguments: --bogus-flag (see trainlab train --help)"),
     (["--config", "missing.toml"], "trainlab train: error: config file missing.toml does not exist"),
 ]
 
@@ -219,6 +219,30 @@ def test_bad_training_flags_exit_2_with_one_line_and_no_run_directory(run_main, 
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert not run_dir.exists() or list(run_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["train", "--epochz", "3"],
+            "trainlab train: error: unrecognized arguments: --epochz 3; did you mean --epochs? "
+            "(see trainlab train --help)",
+        ),
+        (
+            ["data", "show", "--rowz", "3"],
+            "trainlab data show: error: unrecognized arguments: --rowz 3; did you mean --rows? "
+            "(see trainlab data show --help)",
+        ),
+        (["runs", "--bogus"], "trainlab runs: error: unrecognized arguments: --bogus (see trainlab runs --help)"),
+        (["--bogus"], "trainlab: error: unrecognized arguments: --bogus (see trainlab --help)"),
+    ],
+)
+def test_an_unknown_flag_is_refused_by_its_command_naming_the_nearest_flag(run_main, tmp_path, args, line):
+    result = run_main(*args)
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+    assert result.stdout == ""
 
 
 def test_bad_flag_in_a_real_process_exits_2_with_one_line(tmp_path):

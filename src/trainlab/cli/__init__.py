@@ -28,6 +28,7 @@ from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS and train_config r
     EXIT_USAGE,
     Output,
     Parser,
+    refuse_unknown_arguments,
     train_config,
 )
 from trainlab.config import MAX_THREADS, MAX_WORKERS
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "command", None) == "predict" and not any(extra.startswith("-") for extra in extras):
             args.images.extend(extras)  # image files after options: predict RUN --top-k 5 a.png b.png
         else:
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+            refuse_unknown_arguments(parser, args, extras)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE

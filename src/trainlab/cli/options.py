@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import sys
 from typing import Any, NoReturn
@@ -21,6 +22,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def refuse_unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> NoReturn:
+    """Arguments no parser took, refused by the command that was given (its name, its --help), naming the flag
+    nearest a misspelt one: `trainlab train --epochz 3` is train's mistake, not trainlab's."""
+    command = command_parser(parser, args)
+    flags = [name for action in command._actions for name in action.option_strings if name.startswith("--")]
+    typed = [extra.split("=")[0] for extra in extras if extra.startswith("--")]
+    nearest = [match for name in typed for match in difflib.get_close_matches(name, flags, n=1, cutoff=0.7)]
+    hint = f"; did you mean {nearest[0]}?" if nearest else ""
+    command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command `args` were parsed for: `trainlab data show`'s, not `trainlab`'s."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 class Output:
