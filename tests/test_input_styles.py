@@ -203,7 +203,10 @@ def test_evaluate_reads_the_checkpoints_own_pictures_as_in_training(run_main, tm
     fit(config, run_dir=tmp_path / "run")
     own = run_main("evaluate", tmp_path / "run")
     assert own.returncode == 0, own.stderr
-    assert "input style raw: the checkpoint's own test pictures, read as in training" in own.stdout
+    assert (
+        "input style raw: the checkpoint's own test pictures, read as in training (--input-style auto or photo reads "
+        "them as it reads photos)\n"
+    ) in own.stdout
     result = run_main("evaluate", tmp_path / "run", "--input-style", "photo", "--dataset", "mnist")
     assert_one_line_error(result, "--input-style is for pictures", "mnist")
 

@@ -100,7 +100,10 @@ def load_test_split(
 def input_style_note(name: str, own_default: bool) -> list[str]:
     """The line saying how pictures are read: none when raw was asked for."""
     if own_default:
-        return ["input style raw: the checkpoint's own test pictures, read as in training (--input-style auto: photos)"]
+        return [
+            "input style raw: the checkpoint's own test pictures, read as in training (--input-style auto or photo "
+            "reads them as it reads photos)"
+        ]
     if name == "auto":
         return ["input style auto: each picture used as it is when it looks like the training images, else as a photo"]
     return ["input style photo: every picture trimmed, fitted and matched as a photo"] if name == "photo" else []
