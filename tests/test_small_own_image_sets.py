@@ -92,7 +92,7 @@ def test_a_val_split_that_cannot_split_a_single_folder_names_one_that_does(tmp_p
     root = few_images(tmp_path / "few", per_class=3)
     expected = {
         (): f"{root} is the only source of images, so there is no test set: give {root}/train and {root}/test, or "
-        "--val-split 0.3 to hold out a seeded, stratified part of it for testing",
+        "--preset auto --val-split 0.3 to hold out a seeded, stratified part of it for testing",  # the recipe kept
         ("--val-split", "0.1"): f"{leaves(root, 0.1, 6, 0, 0)}; use --val-split 0.3",
         ("--val-split", "0.6"): f"{leaves(root, 0.6, 0, 2, 4)}; use --val-split 0.3",
     }
@@ -104,6 +104,11 @@ def test_a_val_split_that_cannot_split_a_single_folder_names_one_that_does(tmp_p
         run_main, root, tmp_path / "run", "--val-split", "0.3", "--epochs", "1", "--preset", "tutorial"
     )
     assert named.returncode == 0, named.stderr
+    advised = train_folder(
+        run_main, root, tmp_path / "advised", "--preset", "auto", "--val-split", "0.3", "--epochs", "1"
+    )
+    assert advised.returncode == 0, advised.stderr
+    assert "Recipe chosen from the data" in advised.stdout
 
 
 def test_a_val_split_on_a_training_folder_of_few_images_names_a_value_that_works_or_says_they_are_too_few(

@@ -124,9 +124,10 @@ def plan_parts(
                 f"{train.name} is the only source of images, so there is no test set, and its images are "
                 f"{too_small(class_sizes, holds_out_test=True)}: give {separate_test_hint(config)}, or more images"
             )
-        raise NoTestSet(
+        flag = f"--preset auto --val-split {value:g}" if config.recipe == "auto" else f"--val-split {value:g}"
+        raise NoTestSet(  # --val-split alone is a recipe flag: it would switch the chosen recipe off
             f"{train.name} is the only source of images, so there is no test set: give {separate_test_hint(config)}, "
-            f"or --val-split {value:g} to hold out a seeded, stratified part of it for testing"
+            f"or {flag} to hold out a seeded, stratified part of it for testing"
         )
     else:
         parts = {"train": Part(train, everything), "test": Part(train, everything)}  # evaluate on all of it
