@@ -182,7 +182,7 @@ class Recipe:
 
     def describe(self) -> str:
         """The recipe as one block of lines: each choice, its value and its reason."""
-        lines = ["Recipe chosen from the data (--preset auto; a flag you give replaces its line):"]
+        lines = ["Recipe chosen from the data (--preset auto; with it, a flag you give replaces its line):"]
         lines += [f"  {choice.key:<16} {shown(choice.value):<8} {choice.reason}" for choice in self.choices]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
