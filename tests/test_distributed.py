@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -265,7 +264,7 @@ def test_sync_batchnorm_on_cpu_processes_is_refused_in_one_line_and_nothing_is_w
     assert result.returncode == 2
     assert result.stderr.count("--sync-batchnorm needs CUDA processes") == 1  # said once, by rank 0
     assert "Traceback" not in result.stderr
-    assert re.search(r"trainlab train: the run stopped: process [01] exited with status 2\n", result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, from the launcher
     assert not (tmp_path / "run").exists()
 
 

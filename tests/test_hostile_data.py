@@ -344,6 +344,7 @@ def test_runs_lists_the_good_runs_and_marks_each_damaged_one(runs_folder, run_ma
         "-",
         "75.0%",
         "7s",
+        "given",
         "finished",
     ]
     for name, reason in (
@@ -352,9 +353,9 @@ def test_runs_lists_the_good_runs_and_marks_each_damaged_one(runs_folder, run_ma
         ("d-bad-summary", "damaged: summary.json cannot be read (Expecting"),
         ("e-summary-list", "damaged: summary.json is not a JSON object"),
     ):
-        cells = rows[str(runs_folder / name)].split(None, 8)
-        assert cells[1:8] == ["-"] * 7, cells
-        assert cells[8].startswith(reason), cells[8]
+        cells = rows[str(runs_folder / name)].split(None, 9)
+        assert cells[1:9] == ["-"] * 8, cells
+        assert cells[9].startswith(reason), cells[9]
 
 
 def test_runs_json_gives_damaged_runs_null_figures_and_a_reason(runs_folder, run_main):

@@ -142,7 +142,8 @@ def test_a_budget_too_small_to_train_is_refused_and_leaves_no_run(run_main, tiny
     result = run_main("train", "--data-dir", tiny_data, "--time-budget", "1", "--run-dir", tmp_path / "r", *TINY)
     assert_one_line_error(result, "leaves no time to train", "give --time-budget ")
     needed = int(result.stderr.split("give --time-budget ")[1].split()[0])
-    assert 2 <= needed <= 60 and result.stderr.rstrip().endswith(f"{needed} or more (one epoch)")
+    # in-process, the budget counts from this test session's start: the budget one epoch needs is at least that
+    assert needed >= 2 and result.stderr.rstrip().endswith(f"{needed} or more (one epoch)")
     assert not (tmp_path / "r").exists()
 
 

@@ -103,6 +103,13 @@ def describe_recipe(choices: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def recipe_cell(row: dict[str, Any]) -> str:
+    """The runs table's recipe: 'auto: ...' chosen from the data, 'given' by flags, '-' for a damaged run."""
+    if str(row.get("status", "")).startswith("damaged"):
+        return "-"
+    return "auto: " + describe_recipe(row["recipe"]) if row.get("recipe") else "given"
+
+
 def list_runs(root: str | os.PathLike = "runs") -> list[dict[str, Any]]:
     """Every run directory directly under root (or root itself if it is one), oldest first."""
     root = Path(root)
@@ -132,7 +139,7 @@ def format_runs(rows: list[dict[str, Any]]) -> str:
             percent(r["best_val_accuracy"]),
             percent(r["test_accuracy"]),
             "-" if r["machine_seconds"] is None else f"{r['machine_seconds']:.0f}s",
-            "auto: " + describe_recipe(r["recipe"]) if r.get("recipe") else "given",
+            recipe_cell(r),
             r["status"],
         )
         for r in rows

@@ -153,7 +153,8 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
                 "changes it",
             ),
         )
-    return [choice for choice in choices if choice.key not in kept]
+    length = {"epochs", "max_steps"} & set(kept)  # a length of the user's: no budget unless they gave one too
+    return [choice for choice in choices if choice.key not in kept and not (length and choice.key == "time_budget")]
 
 
 def trained_side(profile: DataProfile) -> int | None:
