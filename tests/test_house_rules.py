@@ -21,7 +21,6 @@ FUNCTIONS_OVER = {
     "cli/train.py:cmd_train",
     "config.py:TrainConfig.__post_init__",
     "training/lr_finder.py:find_lr",
-    "training/recipe.py:choose",
     "training/setup.py:build_training",
 }
 

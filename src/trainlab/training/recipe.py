@@ -84,14 +84,10 @@ class Choice:
 def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
     """The recipe's values for data of this profile (all but the mirror flip, which is measured); keys in
     `kept` are the user's and are not chosen."""
-    side = profile.side
     image_size = trained_side(profile)
-    trained = image_size or side
-    batch = batch_size_for(profile.train_images)
-    steps_per_epoch = max(1, math.ceil(profile.train_images * 0.85 / batch))
-    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps_per_epoch)))
-    padding = max(1, round(trained / 10))
+    trained = image_size or profile.side
     choices = [
+        *size_choice(profile, image_size),
         Choice("shuffle", True, "batches must mix the classes (folders are read class by class)"),
         Choice(
             "val_split",
@@ -106,6 +102,37 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
             if trained >= 4
             else "pictures under 4 pixels are too small for the cnn's poolings",
         ),
+        *optimization_choices(profile, kept),
+        *augmentation_choices(trained),
+        Choice("precision", "auto", "bf16 where this machine runs it fast, else fp32"),
+        Choice("channels_last", True, "the faster memory layout for conv nets on CPUs"),
+        Choice(
+            "time_budget",
+            DEFAULT_BUDGET,
+            "the run ends within 5 minutes (decoding your files aside); --time-budget changes it",
+        ),
+    ]
+    length = {"epochs", "max_steps"} & set(kept)  # a length of the user's: no budget unless they gave one too
+    return [choice for choice in choices if choice.key not in kept and not (length and choice.key == "time_budget")]
+
+
+def size_choice(profile: DataProfile, image_size: int | None) -> list[Choice]:
+    """The downscale of large pictures, when there is one."""
+    if image_size is None:
+        return []
+    reason = (
+        f"{profile.height}x{profile.width} pictures are trained at {image_size}x{image_size} to fit the time "
+        "budget; --image-size changes it"
+    )
+    return [Choice("image_size", image_size, reason)]
+
+
+def optimization_choices(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
+    """Optimizer, schedule, batch size and the run's length for this many images."""
+    batch = batch_size_for(profile.train_images)
+    steps_per_epoch = max(1, math.ceil(profile.train_images * 0.85 / batch))
+    epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps_per_epoch)))
+    return [
         Choice("optimizer", "adamw", "AdamW trains the cnn well at one learning rate across data sets"),
         Choice("lr", 2e-3, "AdamW's peak learning rate for batch-normed conv nets"),
         Choice("weight_decay", 0.05, "decoupled weight decay against overfitting small data"),
@@ -125,36 +152,24 @@ def choose(profile: DataProfile, kept: dict[str, Any]) -> list[Choice]:
         Choice("early_stop", max(10, epochs // 4), "stop when the validation accuracy has not improved this long"),
         Choice("normalize", True, "inputs scaled by the training images' own mean and spread"),
         Choice("label_smoothing", 0.1, "softer targets generalize better on small data"),
+    ]
+
+
+def augmentation_choices(trained: int) -> list[Choice]:
+    """Shifts scaled to the trained side, and erasing only where a picture survives losing a patch."""
+    padding = max(1, round(trained / 10))
+    large = trained >= 24  # pixels
+    return [
         Choice("augment", True, "random shifts make more of few images"),
         Choice("augment_padding", padding, f"shifts of up to {padding} px, a tenth of the {trained} px side"),
         Choice(
             "augment_erasing",
-            0.25 if trained >= 24 else 0.0,
+            0.25 if large else 0.0,
             "random erasing on pictures large enough to survive it"
-            if trained >= 24
+            if large
             else f"no random erasing: {trained} px pictures are too small to lose a patch",
         ),
-        Choice("precision", "auto", "bf16 where this machine runs it fast, else fp32"),
-        Choice("channels_last", True, "the faster memory layout for conv nets on CPUs"),
-        Choice(
-            "time_budget",
-            DEFAULT_BUDGET,
-            "the run ends within 5 minutes (decoding your files aside); --time-budget changes it",
-        ),
     ]
-    if image_size is not None:
-        choices.insert(
-            0,
-            Choice(
-                "image_size",
-                image_size,
-                f"{profile.height}x{profile.width} pictures are "
-                f"trained at {image_size}x{image_size} to fit the time budget; --image-size "
-                "changes it",
-            ),
-        )
-    length = {"epochs", "max_steps"} & set(kept)  # a length of the user's: no budget unless they gave one too
-    return [choice for choice in choices if choice.key not in kept and not (length and choice.key == "time_budget")]
 
 
 def trained_side(profile: DataProfile) -> int | None:
