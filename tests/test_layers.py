@@ -21,6 +21,7 @@ LAYERS = (
         "trainlab.datasets_registry",
         "trainlab.model_names",
         "trainlab.data_source",
+        "trainlab.config_checks",
         "trainlab.config",
         "trainlab.resolution",
         "trainlab.resume_advice",

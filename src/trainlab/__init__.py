@@ -7,8 +7,8 @@ Layers, lowest first; a module imports only from its own layer and those below, 
 
     errors, validation, fileio, layout            plain values and safe file writes, no torch
     config_file, datasets_registry, model_names,  TrainConfig and the names it checks against (data sets,
-    data_source, config, resolution,              models); resolution: preset < config file < flags; what to tell
-    resume_advice                                 a user whose run cannot continue as asked
+    data_source, config_checks, config,           models); resolution: preset < config file < flags; what to tell
+    resolution, resume_advice                     a user whose run cannot continue as asked
     data             data sets, decoding, loaders
     models           the model registry, torchvision's zoo, the TTA wrapper
     engine           device and RNG runtime, the training step and evaluation loop, losses, torchrun's

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from trainlab.config_checks import check_combinations
 from trainlab.config_file import read_config_file  # noqa: F401 - where callers have always imported it from
 from trainlab.data_source import MAX_IMAGE_SIZE, MAX_WORKERS, check_augment_padding, check_data_source  # noqa: F401
 from trainlab.datasets_registry import DATASETS, FILE_DATASETS  # noqa: F401 - re-exported for data and training
@@ -315,37 +316,7 @@ class TrainConfig:
                 f"auto_width picks the width of the {' or '.join(WIDTH_MODELS)} for a --time-budget; give both "
                 "(e.g. --model cnn --time-budget 5m) or leave it out"
             )
-        names = ("shuffle", "nesterov", "normalize", "augment", "augment_flip", "compile", "channels_last")
-        for name in (*names, "sync_batchnorm", "auto_width"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.early_stop and not self.val_split:
-            raise ConfigError("early_stop watches the validation accuracy; set val_split too (e.g. --val-split 0.1)")
-        if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"warmup_epochs ({self.warmup_epochs:g}) must be less than epochs ({self.epochs})")
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
-            raise ConfigError("nesterov needs --optimizer sgd and a --momentum above 0")
-        if not isinstance(self.model, str) or not self.model:
-            raise ConfigError("model must be a name such as 'mlp'; see `trainlab train --help`")
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise ConfigError("dataset must be a name such as 'fashion-mnist'")
-        check_data_source(self)
-        check_augment_padding(self)
-        if self.dropout and self.model == "mlp":
-            raise ConfigError(
-                "dropout: the mlp (the tutorial's model) has no dropout layer; use --model cnn, resnet "
-                "or tv:NAME, or leave dropout out"
-            )
-        if self.label_smoothing and self.loss != "cross-entropy":
-            raise ConfigError("label_smoothing works with --loss cross-entropy only")
-        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights):
-            raise ConfigError(f"weights must be the path of a state_dict file, got {self.weights!r}")
-        if self.weights is not None and not self.model.startswith("tv:"):
-            raise ConfigError("weights (local pretrained weights) apply to tv:NAME models; use --init-from for others")
-        if not isinstance(self.freeze, (list, tuple)) or not all(isinstance(p, str) and p for p in self.freeze):
-            raise ConfigError(f"freeze must be a list of parameter-name prefixes, got {self.freeze!r}")
-        if not isinstance(self.extra, dict):
-            raise ConfigError("extra must be a table of model keyword arguments")
+        check_combinations(self)
 
     def per_process_batch_size(self, world: int) -> int:
         """The batch each of `world` processes takes: global_batch_size / world, else batch_size."""
