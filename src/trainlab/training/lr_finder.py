@@ -13,7 +13,7 @@ from trainlab.data import DatasetSplits
 from trainlab.engine.loop import EpochProgress
 from trainlab.errors import TrainingDiverged, TrainlabError
 from trainlab.resolution import check_lr_range
-from trainlab.training.setup import build_training
+from trainlab.training.setup import TrainingSetup, build_training
 
 SMOOTHING = 0.9  # EMA factor used only to detect divergence while the test runs
 DIVERGED = 4.0  # stop once the running loss exceeds this multiple of its minimum
@@ -94,31 +94,8 @@ class _RangeDone(Exception):
     """Raised from the step hook when the range test has its steps or the loss diverged."""
 
 
-def find_lr(
-    config: TrainConfig,
-    data: DatasetSplits,
-    model: nn.Module | None = None,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    steps: int = 200,
-) -> LrFinderResult:
-    """Run the range test on a copy of `model` (or a fresh config.model); the original is left untouched.
-
-    The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
-    changes, rising exponentially from start_lr to end_lr.
-    """
-    check_lr_range(start_lr, end_lr, steps)  # one line for a bad range, from Python as from `trainlab lr-find`
-    # the range test's own length: as many epochs as its steps need, whatever the run's --epochs or --max-steps
-    finder_config = config.replace(
-        schedule="none",
-        warmup_epochs=0.0,
-        lr=start_lr,
-        epochs=MAX_EPOCHS,
-        max_steps=steps,
-        time_budget=None,
-        auto_width=False,
-    )
-    setup = build_training(finder_config, data, copy.deepcopy(model) if model is not None else None)
+def run_range(setup: TrainingSetup, start_lr: float, end_lr: float, steps: int) -> tuple[list[float], list[float]]:
+    """Train with the lr rising from start_lr to end_lr until `steps` steps or divergence: (lrs, losses)."""
     growth = (end_lr / start_lr) ** (1 / max(steps - 1, 1))
     lrs: list[float] = []
     losses: list[float] = []
@@ -146,6 +123,35 @@ def find_lr(
             epoch += 1
     except (_RangeDone, TrainingDiverged):  # a non-finite loss ends the range like a diverging one
         pass
+    return lrs, losses
+
+
+def find_lr(
+    config: TrainConfig,
+    data: DatasetSplits,
+    model: nn.Module | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 200,
+) -> LrFinderResult:
+    """Run the range test on a copy of `model` (or a fresh config.model); the original is left untouched.
+
+    The steps are the training loop's own (autocast, grad scaler and clipping as configured); only the lr
+    changes, rising exponentially from start_lr to end_lr.
+    """
+    check_lr_range(start_lr, end_lr, steps)  # one line for a bad range, from Python as from `trainlab lr-find`
+    # the range test's own length: as many epochs as its steps need, whatever the run's --epochs or --max-steps
+    finder_config = config.replace(
+        schedule="none",
+        warmup_epochs=0.0,
+        lr=start_lr,
+        epochs=MAX_EPOCHS,
+        max_steps=steps,
+        time_budget=None,
+        auto_width=False,
+    )
+    setup = build_training(finder_config, data, copy.deepcopy(model) if model is not None else None)
+    lrs, losses = run_range(setup, start_lr, end_lr, steps)
     if len(lrs) < 5:
         raise TrainlabError("the lr range test diverged within 5 steps; lower --start-lr")
     smoothed = smooth(losses)
