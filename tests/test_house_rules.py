@@ -19,7 +19,6 @@ FUNCTIONS_OVER = {
     "cli/checkpoints.py:add_commands",
     "cli/train.py:add_commands",
     "cli/train.py:cmd_train",
-    "training/setup.py:build_training",
 }
 
 

@@ -136,13 +136,7 @@ def build_training(
     Under torchrun each process takes its shard of every global batch and trains a DDP copy of the model.
     """
     dist = distributed.current()
-    device = resolve_device(config.device)
-    if dist.active and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if device.type == "cpu":
-        keep_freed_memory()
+    device = training_device(config, dist)
     fingerprint = data_fingerprint(config, data)
     train, val = data.train, None
     if config.val_split:
@@ -154,31 +148,14 @@ def build_training(
     augment = (
         Augmentation(config.augment_padding, config.augment_flip, config.augment_erasing) if config.augment else None
     )
-    torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    model = prepared_model(config, model, train.image_shape, len(data.classes), device, reporter, pretrained)
-    if dist.active:  # the same weights everywhere (DDP also broadcasts rank 0's), a random stream of each its own
-        torch.manual_seed(config.seed + 1_000_003 * dist.rank)
-        if config.sync_batchnorm:
-            if device.type != "cuda":
-                raise ConfigError(
-                    "--sync-batchnorm needs CUDA processes (torch's SyncBatchNorm runs on GPUs only); on CPU "
-                    "leave it out: each process then normalizes with its own share of the batch"
-                )
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = seeded_model(config, model, train.image_shape, len(data.classes), device, dist, reporter, pretrained)
     train_data = train.to(device)
     optimizer = make_optimizer(config, model.parameters())
     batch_size = config.per_process_batch_size(dist.world)
     loader = make_loader(train_data, batch_size, config.shuffle, config.seed, (dist.rank, dist.world))
     steps_per_epoch = limited_batches(config.limit_train_batches, len(loader))
     scheduler = scheduler_for(config, optimizer, steps_per_epoch=steps_per_epoch)
-    forward_model = distributed_model(model, device, dist)  # torch.compile goes outside DDP, as torch advises
-    eval_model = model if dist.active else forward_model
-    if config.compile:
-        forward_model = torch.compile(forward_model)
-        eval_model = forward_model if not dist.active else torch.compile(model)
-    eval_model = with_tta(eval_model, config.tta)  # validation and test passes as predict and the server see it
+    forward_model, eval_model = forward_and_eval_models(config, model, device, dist)
     precision, why = resolve_precision(config.precision, device)
     if config.precision == "auto" and reporter is not None:
         reporter.message(f"precision auto: {precision} ({why})")
@@ -203,6 +180,58 @@ def build_training(
         loader=loader,
         dist=dist,
     )
+
+
+def training_device(config: TrainConfig, dist: Distributed) -> torch.device:
+    """The device this process trains on (its own GPU under torchrun), with torch's threads and memory set up."""
+    device = resolve_device(config.device)
+    if dist.active and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
+    return device
+
+
+def seeded_model(
+    config: TrainConfig,
+    model: nn.Module | None,
+    image_shape: tuple[int, int, int],
+    num_classes: int,
+    device: torch.device,
+    dist: Distributed,
+    reporter: Reporter | None,
+    pretrained: bool,
+) -> nn.Module:
+    """Seed every generator and build the model (prepared_model's), with SyncBatchNorm where asked."""
+    torch.manual_seed(config.seed)  # model init matches `torch.manual_seed(seed); NeuralNetwork()`
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model = prepared_model(config, model, image_shape, num_classes, device, reporter, pretrained)
+    if dist.active:  # the same weights everywhere (DDP also broadcasts rank 0's), a random stream of each its own
+        torch.manual_seed(config.seed + 1_000_003 * dist.rank)
+        if config.sync_batchnorm:
+            if device.type != "cuda":
+                raise ConfigError(
+                    "--sync-batchnorm needs CUDA processes (torch's SyncBatchNorm runs on GPUs only); on CPU "
+                    "leave it out: each process then normalizes with its own share of the batch"
+                )
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def forward_and_eval_models(
+    config: TrainConfig, model: nn.Module, device: torch.device, dist: Distributed
+) -> tuple[nn.Module, nn.Module]:
+    """The model training steps call (DDP, compiled) and the one evaluation calls (compiled, with TTA)."""
+    forward_model = distributed_model(model, device, dist)  # torch.compile goes outside DDP, as torch advises
+    eval_model = model if dist.active else forward_model
+    if config.compile:
+        forward_model = torch.compile(forward_model)
+        eval_model = forward_model if not dist.active else torch.compile(model)
+    eval_model = with_tta(eval_model, config.tta)  # validation and test passes as predict and the server see it
+    return forward_model, eval_model
 
 
 def distributed_model(model: nn.Module, device: torch.device, dist: Distributed) -> nn.Module:
