@@ -25,6 +25,14 @@ DATA_NOTE = "where the test images come from; flags not given: the checkpoint's 
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add evaluate, predict and export to the CLI's subcommands, in that order."""
+    add_evaluate_parser(commands)
+    add_predict_parser(commands)
+    add_export_parser(commands)
+
+
+def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab evaluate`: a checkpoint on a test set, with a confusion matrix."""
     evaluate = commands.add_parser("evaluate", help="test a checkpoint on the test set")
     add_checkpoint_options(evaluate)
     evaluate.add_argument("--batch-size", type=int, default=1000, help="evaluation batch size (default: 1000)")
@@ -45,6 +53,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_output_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
+
+def add_predict_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab predict`: the class of image files or of one test image."""
     predict = commands.add_parser("predict", help="predict the class of images")
     add_checkpoint_options(predict)
     predict.add_argument(
@@ -74,6 +85,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_output_options(predict)
     predict.set_defaults(handler=cmd_predict)
 
+
+def add_export_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab export`: the model as a state_dict, safetensors, TorchScript or ONNX file."""
     export = commands.add_parser(
         "export", help="write the model as a state_dict, safetensors, TorchScript or ONNX file"
     )
