@@ -31,6 +31,13 @@ RECIPE_KEYS = tuple(key for key in TRAIN_KEYS if key not in (*DATA_KEYS, *RUNTIM
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add train and lr-find to the CLI's subcommands, in that order."""
+    add_train_parser(commands)
+    add_lr_find_parser(commands)
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab train`: the recipe and data flags, then where and how the run is written."""
     train = commands.add_parser(
         "train",
         help="train a model (defaults: the tutorial's)",
@@ -72,6 +79,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_output_options(train)
     train.set_defaults(handler=cmd_train)
 
+
+def add_lr_find_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab lr-find`: train's recipe and data flags, plus the lr range and the plot."""
     lr_find = commands.add_parser(
         "lr-find",
         help="learning-rate range test: plot loss against lr, suggest an lr",
@@ -186,24 +196,9 @@ def fast_dev_run(config, args: argparse.Namespace, out: Output, reporter) -> int
 
 
 def cmd_train(args: argparse.Namespace, out: Output) -> int:
+    """trainlab train: a fresh, resumed or smoke-test run in this process, or --nproc N processes."""
     if args.nproc and args.nproc > 1:
-        # bad values and a missing run are refused here, once, before any process starts
-        config = resumed_config(args) if args.resume else train_config(args)
-        if args.fast_dev_run is not None or (args.lr == "auto") or config.time_budget is not None:
-            raise TrainlabError(
-                "--nproc: --fast-dev-run, --lr auto and a time budget (--time-budget, or the preset's) run in one "
-                "process; drop --nproc, or give --epochs N in place of the budget"
-            )
-        if config.recipe == "auto":
-            raise TrainlabError(
-                "--nproc: the recipe chosen from the data (--preset auto, the default for your own images) is "
-                "chosen in one process; drop --nproc, or give the recipe's flags (e.g. --model cnn --epochs 20)"
-            )
-        config.per_process_batch_size(args.nproc)
-        if args.run_dir and not args.resume:
-            refuse_an_existing_run(args, RECIPE_KEYS)
-        check_before_launch(args, config)
-        return launch_torchrun(args.nproc, args.argv)
+        return launch_processes(args)
     if args.fast_dev_run is not None and (
         args.resume or args.init_from or args.lr == "auto" or args.time_budget is not None
     ):
@@ -211,26 +206,59 @@ def cmd_train(args: argparse.Namespace, out: Output) -> int:
     if args.resume:
         config, run_dir = resumed_config(args), args.resume
     else:
-        config, run_dir = train_config(args), args.run_dir  # bad values are refused here, before torch is imported
-        if run_dir and args.fast_dev_run is None:
-            refuse_an_existing_run(args, RECIPE_KEYS)
-        if PRESET_DATASETS.get(args.preset or "", config.dataset) != config.dataset:
-            out.say(
-                f"--preset {args.preset} is a recipe for {PRESET_DATASETS[args.preset]}: on --dataset "
-                f"{config.dataset} its flips, shifts and erasing are chosen from the data (as --preset auto does)"
-            )
-        if wants_auto_lr(args):
-            config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
-            out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
+        config, run_dir = fresh_config(args, out), args.run_dir
     from trainlab.reports.console import ConsoleReporter
-    from trainlab.training.budget import Clock, process_seconds
-    from trainlab.tuning.tracked import fit
 
     reporter = ConsoleReporter(out.human, quiet=args.quiet)  # tracked.fit adds TensorBoard and the tracker
     if args.allow_other_data and not args.resume:
         raise TrainlabError("--allow-other-data is for --resume RUN_DIR only")
     if args.fast_dev_run is not None:
         return fast_dev_run(config, args, out, reporter)
+    return fit_run(config, run_dir, args, out, reporter)
+
+
+def launch_processes(args: argparse.Namespace) -> int:
+    """trainlab train --nproc N: check everything once in this process, then hand the command to torchrun."""
+    # bad values and a missing run are refused here, once, before any process starts
+    config = resumed_config(args) if args.resume else train_config(args)
+    if args.fast_dev_run is not None or (args.lr == "auto") or config.time_budget is not None:
+        raise TrainlabError(
+            "--nproc: --fast-dev-run, --lr auto and a time budget (--time-budget, or the preset's) run in one "
+            "process; drop --nproc, or give --epochs N in place of the budget"
+        )
+    if config.recipe == "auto":
+        raise TrainlabError(
+            "--nproc: the recipe chosen from the data (--preset auto, the default for your own images) is "
+            "chosen in one process; drop --nproc, or give the recipe's flags (e.g. --model cnn --epochs 20)"
+        )
+    config.per_process_batch_size(args.nproc)
+    if args.run_dir and not args.resume:
+        refuse_an_existing_run(args, RECIPE_KEYS)
+    check_before_launch(args, config)
+    return launch_torchrun(args.nproc, args.argv)
+
+
+def fresh_config(args: argparse.Namespace, out: Output):
+    """A new run's config from the flags; an existing --run-dir is refused and --lr auto runs the range test."""
+    config = train_config(args)  # bad values are refused here, before torch is imported
+    if args.run_dir and args.fast_dev_run is None:
+        refuse_an_existing_run(args, RECIPE_KEYS)
+    if PRESET_DATASETS.get(args.preset or "", config.dataset) != config.dataset:
+        out.say(
+            f"--preset {args.preset} is a recipe for {PRESET_DATASETS[args.preset]}: on --dataset "
+            f"{config.dataset} its flips, shifts and erasing are chosen from the data (as --preset auto does)"
+        )
+    if wants_auto_lr(args):
+        config = config.replace(lr=run_lr_finder(config, args, out).suggestion)
+        out.say(f"Training with lr {config.lr:.3g} (--lr auto)")
+    return config
+
+
+def fit_run(config, run_dir, args: argparse.Namespace, out: Output, reporter) -> int:
+    """Train (or resume) the run in `run_dir` with its reports, then print the summary."""
+    from trainlab.training.budget import Clock, process_seconds
+    from trainlab.tuning.tracked import fit
+
     summary = fit(
         config,
         run_dir=run_dir,
