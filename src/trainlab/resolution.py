@@ -75,8 +75,8 @@ def resolve(
     flags = dict(flags or {})
     preset_config: dict[str, Any] = preset_values(preset) if preset else {}
     values, chosen = dict(preset_config), {}  # chosen: what the config file and the flags set
-    if config_file:
-        chosen.update(checked_file(config_file, flags, trust_model_code, named_model, ignore))
+    from_file = checked_file(config_file, flags, trust_model_code, named_model, ignore) if config_file else {}
+    chosen.update(from_file)
     chosen.update(flags)
     values.update(chosen)
     drop_preset_budget(values, preset_config, chosen)
@@ -89,7 +89,7 @@ def resolve(
     try:
         return TrainConfig.from_dict(values, source=str(config_file) if config_file else "flags")
     except TrainlabError as exc:
-        raise blame_config_file(exc, values, config_file, flags) from None
+        raise blame_config_file(exc, values, config_file, from_file.keys() - flags.keys()) from None
 
 
 def checked_file(
@@ -131,12 +131,12 @@ def drop_preset_budget(values: dict[str, Any], preset: dict[str, Any], chosen: d
 
 
 def blame_config_file(
-    error: TrainlabError, values: dict[str, Any], config_file: str | os.PathLike | None, flags: dict[str, Any]
+    error: TrainlabError, values: dict[str, Any], config_file: str | os.PathLike | None, from_file: set[str]
 ) -> TrainlabError:
-    """Name the config file in the error when its values, not the flags, are what fails."""
+    """Name the config file in the error when its values (the keys `from_file` set and no flag replaced), not the
+    flags, are what fails."""
     if not config_file or str(error).startswith(str(config_file)):
         return error
-    from_file = {key for key in read_config_file(config_file) if key not in flags}
     try:
         TrainConfig.from_dict({key: value for key, value in values.items() if key not in from_file})
     except TrainlabError:
