@@ -152,9 +152,9 @@ class ServedModel:
         thread.start()
         return thread
 
-    def read(self, data: bytes, name: str | None, input_style: str) -> InputImage:
-        """One uploaded picture as the model receives it: the Predictor's own decoding path."""
-        return read_input(data, self.prep, input_style, name or "the request body")
+    def read(self, data: bytes, name: str, input_style: str) -> InputImage:
+        """One uploaded picture (`name` in messages) as the model receives it: the Predictor's own decoding path."""
+        return read_input(data, self.prep, input_style, name)
 
     def forward(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
         """The model thread's work: the uint8 batches of several requests in one forward pass, their

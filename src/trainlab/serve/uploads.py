@@ -88,9 +88,7 @@ def check_request_pixels(counts: list[int], limit: int) -> None:
 class PictureReader:
     """The pictures of a request as the model receives them, within a bound on the request's declared pixels."""
 
-    def __init__(
-        self, read: Callable[[bytes, str | None, str], InputImage], decoders: Executor, max_request_pixels: int
-    ):
+    def __init__(self, read: Callable[[bytes, str, str], InputImage], decoders: Executor, max_request_pixels: int):
         self.read = read  # one picture through the Predictor's decoding path (ServedModel.read)
         self.decoders = decoders
         self.max_request_pixels = max_request_pixels
@@ -108,7 +106,7 @@ class PictureReader:
         inputs = []
         for data, name in zip(files, names, strict=True):
             try:
-                item = self.read(data, name, style)
+                item = self.read(data, picture_name(name), style)
             except DataError as exc:
                 raise image_error(exc) from None
             item.original = None  # the full-size picture is never answered: not held until the request ends
