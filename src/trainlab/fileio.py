@@ -40,7 +40,7 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
         if not stat.S_ISREG(mode):
-            kind = next((kind for test, kind in SPECIAL_FILE_KINDS if test(mode)), "a special file")
+            kind = _special_kind(mode) or "a special file"
             raise NotRegularFile(errno.EINVAL, f"is {kind}, not a regular file", str(path))
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -208,6 +208,11 @@ def special_file_kind(path: str | os.PathLike) -> str | None:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return None
+    return _special_kind(mode)
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a file of os.stat mode `mode` is, in words, when it is a device, FIFO or socket; None otherwise."""
     return next((kind for test, kind in SPECIAL_FILE_KINDS if test(mode)), None)
 
 
