@@ -22,9 +22,11 @@ import torch
 
 from trainlab.config import TrainConfig
 from trainlab.data import DatasetSplits
+from trainlab.data.memory import held_out_count
 from trainlab.data.split_advice import RECIPE_VAL_SPLIT, single_source
 from trainlab.engine.loop import evaluate
 from trainlab.errors import TrainingDiverged
+from trainlab.training.setup import build_training
 
 DEFAULT_BUDGET = 300.0  # seconds: the whole command, start-up to reports, when the user gives none
 MAX_SIDE_PIXELS_PER_EPOCH = 6e6  # pixels: above this, large images are trained downscaled (cost per epoch)
@@ -306,9 +308,8 @@ def probe_flip(config: TrainConfig, data: DatasetSplits) -> FlipProbe:
     """Train two short copies of the run (without, then with mirror flips and flip TTA) on the training part and
     compare them on the validation part. Both arms train the same steps from the same seed; the first arm's
     time bounds them (PROBE_SHARE of the budget)."""
-    from trainlab.data.memory import stratified_split
-
-    validation = len(stratified_split(data.train, config.val_split, config.seed)[1])
+    # counted as the split in build_training holds them out, without copying the images
+    validation = sum(held_out_count(count, config.val_split) for count in profile_of(data).class_counts)
     if validation < PROBE_MIN_VAL_IMAGES:
         return FlipProbe(None, None, 0, validation)
     seconds = PROBE_SHARE * (config.time_budget or DEFAULT_BUDGET)
@@ -320,8 +321,6 @@ def probe_flip(config: TrainConfig, data: DatasetSplits) -> FlipProbe:
 def probe_arm(config: TrainConfig, data: DatasetSplits, seconds: float, steps: int | None) -> tuple[float, int]:
     """Validation accuracy after a short run of `config` (`steps` steps, else as many as `seconds` allow, at most
     PROBE_EPOCHS epochs), and the steps it took."""
-    from trainlab.training.setup import build_training
-
     setup = build_training(config.replace(epochs=PROBE_EPOCHS, max_steps=None, early_stop=0, time_budget=None), data)
     limit = steps if steps is not None else PROBE_EPOCHS * setup.steps_per_epoch
     deadline = time.perf_counter() + seconds
