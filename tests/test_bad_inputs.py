@@ -408,12 +408,19 @@ def test_invalid_config_value_in_a_config_file_is_refused_naming_the_file(
     assert not (tmp_path / "run").exists()
 
 
-def test_unknown_key_in_a_config_file_is_named(tiny_data, tmp_path, run_main):
+def assert_config_file_refused(text: str, problem: str, tiny_data: Path, tmp_path: Path, run_main) -> None:
+    """Train with a config file holding `text`: one line naming the problem ({config}: the file), no run folder."""
     config = tmp_path / "settings.toml"
-    config.write_text("learning_rate = 0.1\n")
+    config.write_text(text)
     result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config)))
-    assert_one_line_error(result, f"{config}: unknown key(s) learning_rate; valid keys:")
+    assert_one_line_error(result, problem.format(config=config))
     assert not (tmp_path / "run").exists()
+
+
+def test_unknown_key_in_a_config_file_is_named(tiny_data, tmp_path, run_main):
+    assert_config_file_refused(
+        "learning_rate = 0.1\n", "{config}: unknown key(s) learning_rate; valid keys:", tiny_data, tmp_path, run_main
+    )
 
 
 def test_a_bad_flag_beside_a_good_config_file_does_not_blame_the_file(tiny_data, tmp_path, run_main):
@@ -480,8 +487,10 @@ def test_a_config_file_starting_with_a_byte_order_mark_is_read(tiny_data, tmp_pa
 
 
 def test_a_config_file_setting_one_key_in_both_spellings_is_refused_naming_both(tiny_data, tmp_path, run_main):
-    config = tmp_path / "settings.toml"
-    config.write_text("batch-size = 32\nbatch_size = 64\n")
-    result = run_main(*train_args(tiny_data, tmp_path / "run", "--config", str(config)))
-    assert_one_line_error(result, f"config file {config} sets batch_size twice, as batch-size and as batch_size")
-    assert not (tmp_path / "run").exists()
+    assert_config_file_refused(
+        "batch-size = 32\nbatch_size = 64\n",
+        "config file {config} sets batch_size twice, as batch-size and as batch_size",
+        tiny_data,
+        tmp_path,
+        run_main,
+    )
