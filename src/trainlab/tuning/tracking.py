@@ -53,25 +53,6 @@ def flat_params(config: dict[str, Any]) -> dict[str, str]:
     return params
 
 
-def check_tracking_store(configured: str | None) -> None:
-    """MLflow is installed and the store a new run logs to answers in a bounded time (MLflow's HTTP waits
-    shortened); else one line."""
-    require_mlflow()
-    import mlflow
-
-    store.shorten_http_waits()
-    uri, calls = store.absolute_uri(configured or mlflow.get_tracking_uri()), store.BoundedCalls()
-    try:
-        store.check_store(calls, uri)
-    except store.TrackingUnavailable as exc:
-        raise TrainlabError(
-            f"MLflow tracking store {uri} cannot be reached ({exc}); check --tracking-uri / $MLFLOW_TRACKING_URI, "
-            "or train without --tracking mlflow"
-        ) from None
-    finally:
-        calls.close()
-
-
 def where_to_log(configured: str | None, record: dict[str, Any]) -> tuple[str, str | None]:
     """The store (absolute URI) and the MLflow run a start logs to: a resumed run's own, unless the user moved it
     with another --tracking-uri; else a new run in config.tracking_uri, $MLFLOW_TRACKING_URI or the default."""
