@@ -27,12 +27,17 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return train_tiny_run(tmp_path_factory.mktemp("trained"))
 
 
-def crafted_checkpoint(run_dir: Path, path: Path, model: str, marker: Path) -> Path:
-    """A weights-only-loadable checkpoint whose config names `model` with arguments that would touch `marker`."""
+def checkpoint_with(run_dir: Path, path: Path, **config) -> Path:
+    """A copy of run_dir's checkpoint at `path`, its config's keys replaced by `config`."""
     payload = load_checkpoint(run_dir).payload
-    payload["config"] = {**payload["config"], "model": model, "extra": {"cmd": f"touch {marker}"}}
+    payload["config"] = {**payload["config"], **config}
     torch.save(payload, path)
     return path
+
+
+def crafted_checkpoint(run_dir: Path, path: Path, model: str, marker: Path) -> Path:
+    """A weights-only-loadable checkpoint whose config names `model` with arguments that would touch `marker`."""
+    return checkpoint_with(run_dir, path, model=model, extra={"cmd": f"touch {marker}"})
 
 
 CODE = "subprocess:getoutput"  # called with cmd=..., it would run a shell command
@@ -159,10 +164,7 @@ def test_a_users_class_named_by_a_checkpoint_is_built_only_when_the_user_names_o
 ):
     data_dir, run_dir = trained
     name, marker = user_module
-    payload = load_checkpoint(run_dir).payload
-    payload["config"] = {**payload["config"], "model": f"{name}:Net"}
-    checkpoint = tmp_path / "user.pt"
-    torch.save(payload, checkpoint)
+    checkpoint = checkpoint_with(run_dir, tmp_path / "user.pt", model=f"{name}:Net")
     assert_one_line_error(run_main("evaluate", checkpoint, "--data-dir", data_dir), f"names the model '{name}:Net'")
     assert not marker.exists() and name not in sys.modules  # not even imported
     named = run_main("evaluate", checkpoint, "--data-dir", data_dir, "--model", f"{name}:Net")
@@ -175,9 +177,7 @@ def test_a_users_class_named_by_a_checkpoint_is_built_only_when_the_user_names_o
 def test_a_trusted_name_must_still_be_an_nn_module_subclass(trained, tmp_path, run_main, user_module):
     data_dir, run_dir = trained
     name, marker = user_module
-    payload = load_checkpoint(run_dir).payload
-    payload["config"] = {**payload["config"], "model": f"{name}:not_a_class"}
-    torch.save(payload, tmp_path / "fn.pt")
+    checkpoint_with(run_dir, tmp_path / "fn.pt", model=f"{name}:not_a_class")
     result = run_main("evaluate", tmp_path / "fn.pt", "--data-dir", data_dir, "--trust-model-code")
     assert_one_line_error(result, f"{name}.not_a_class is not an nn.Module subclass")
     assert marker.read_text() == "imported"  # imported (trusted), never called
@@ -659,10 +659,7 @@ def test_mlflow_tracking_logs_a_runs_weights_as_its_own_model_never_the_checkpoi
 
     _, run_dir = trained
     name, marker = user_module
-    payload = load_checkpoint(run_dir).payload
-    payload["config"] = {**payload["config"], "model": f"{name}:Net"}
-    best = tmp_path / "best.pt"
-    torch.save(payload, best)
+    best = checkpoint_with(run_dir, tmp_path / "best.pt", model=f"{name}:Net")
     exported = []
 
     class Built(Exception):
