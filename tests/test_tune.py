@@ -687,6 +687,15 @@ def test_a_database_server_that_never_answers_ends_tune_in_one_line(tiny_data, t
     assert not study.exists()
 
 
+def refused_storage_line(url: str, tiny_data, tmp_path, run_main) -> str:
+    """The one line `tune --storage URL` ends in; its study folder never made."""
+    study = tmp_path / "study"
+    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
+    line = assert_one_line_error(result)
+    assert not study.exists()
+    return line
+
+
 @pytest.mark.parametrize(
     "url, dialect",
     [
@@ -698,15 +707,12 @@ def test_a_database_server_that_never_answers_ends_tune_in_one_line(tiny_data, t
 def test_a_storage_url_of_a_dialect_sqlalchemy_lacks_is_refused_naming_the_dialect_and_urls_that_work(
     url, dialect, tiny_data, tmp_path, run_main
 ):
-    study = tmp_path / "study"
-    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
-    line = assert_one_line_error(result)
+    line = refused_storage_line(url, tiny_data, tmp_path, run_main)
     assert line == (
         f"trainlab tune: error: --storage {url.replace('secret', '***')}: SQLAlchemy has no database dialect "
         f"'{dialect}'; give sqlite:///PATH, postgresql://USER@HOST/DB or mysql+pymysql://USER@HOST/DB "
         "(any SQLAlchemy URL)"
     )
-    assert not study.exists()
 
 
 @pytest.mark.parametrize(
@@ -721,11 +727,8 @@ def test_a_storage_url_whose_driver_is_not_installed_names_the_package_to_instal
     url, driver, package, tiny_data, tmp_path, run_main, monkeypatch
 ):
     monkeypatch.setitem(sys.modules, driver, None)  # not installed, even where CI has it
-    study = tmp_path / "study"
-    result = run_main(*tune_args(tiny_data, study, "--search", "lr=1e-3:1e-1:log", "--storage", url))
-    line = assert_one_line_error(result)
+    line = refused_storage_line(url, tiny_data, tmp_path, run_main)
     assert line == (
         f"trainlab tune: error: --storage {url.replace('secret', '***')}: its driver {driver} cannot be imported "
         f"(import of {driver} halted; None in sys.modules); pip install {package}"
     )
-    assert not study.exists()
