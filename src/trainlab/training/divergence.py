@@ -1,9 +1,9 @@
 """The divergence guard: a loss that explodes sends the run back to its last good state at a lower learning rate.
 
 A non-finite loss, weights that became non-finite, or a smoothed loss far above the run's starting loss is a
-divergence. The run goes back to its last good state (the start, or the last checkpoint it wrote, held in
-memory), multiplies every learning rate by LR_FACTOR, says so, and goes on; after MAX_RETRIES such returns it
-stops with one line naming what to try. The lowered lr is written to the run's config.toml and lives in the
+divergence. The run goes back to its last good state (the last checkpoint it wrote, read back from its run
+directory, or, before the first one, its start, held in memory), multiplies every learning rate by LR_FACTOR,
+says so, and goes on; after MAX_RETRIES such returns it stops with one line naming what to try. The lowered lr is written to the run's config.toml and lives in the
 optimizer's and schedule's state, so a resume continues at it.
 """
 
@@ -13,6 +13,7 @@ import copy
 import math
 from typing import Any
 
+from trainlab.checkpoint import load_checkpoint
 from trainlab.errors import TrainingDiverged
 
 MAX_RETRIES = 3
@@ -27,16 +28,22 @@ class DivergenceGuard:
 
     def __init__(self) -> None:
         self.retries = 0
-        self.good: dict[str, Any] | None = None  # a checkpoint payload, copied
+        self.start: dict[str, Any] | None = None  # the run's state before its first step (a payload, copied)
         self.reset_watch()
 
     def reset_watch(self) -> None:
         self.start_losses: list[float] = []
         self.smoothed: float | None = None
 
-    def keep(self, payload: dict[str, Any]) -> None:
-        """This state is good (the start, or a checkpoint just written): divergence returns here."""
-        self.good = copy.deepcopy(payload)
+    def keep_start(self, payload: dict[str, Any]) -> None:
+        """The run's state before its first step: divergence returns here until a checkpoint is written."""
+        self.start = copy.deepcopy(payload)
+
+    def last_good(self, trainer: Any) -> dict[str, Any] | None:
+        """The last checkpoint the run wrote (every checkpoint is a good state: non-finite weights are never
+        saved), or its start before there is one."""
+        path = trainer.files.last_checkpoint
+        return load_checkpoint(path).payload if path.is_file() else self.start
 
     def watch(self, loss: float, step: int) -> None:
         """Raise TrainingDiverged when the smoothed loss has exploded far above the starting loss."""
@@ -55,14 +62,15 @@ class DivergenceGuard:
     def recover(self, error: TrainingDiverged, trainer: Any) -> None:
         """Back to the last good state with the lr lowered, or, out of tries, one line naming what to try."""
         lr = trainer.config.lr
-        if self.retries >= MAX_RETRIES or self.good is None:
+        good = self.last_good(trainer) if self.retries < MAX_RETRIES else None
+        if good is None:
             raise TrainingDiverged(
                 f"{first_clause(error)}; still diverging after {self.retries} returns to the last good state at "
                 f"lower learning rates (now {lr:.3g}); the last good checkpoint stays; try --lr "
                 f"{lr * LR_FACTOR:.2g}, --grad-clip 1.0, or --preset auto"
             ) from None
         self.retries += 1
-        trainer.restore_state(self.good, "the last good state")
+        trainer.restore_state(good, "the last good state")
         scale_learning_rate(trainer, LR_FACTOR)
         self.reset_watch()
         trainer.reporter.message(

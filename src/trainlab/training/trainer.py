@@ -139,9 +139,7 @@ class Trainer:
                 f"the weights became NaN or infinite by step {self.step}; checkpoints/last.pt keeps the last good "
                 "state; lower the learning rate or set --grad-clip 1.0"
             )
-        payload = self.training_state().to_payload()
-        self.files.save_checkpoint(payload, *names)
-        self.guard.keep(payload)
+        self.files.save_checkpoint(self.training_state().to_payload(), *names)
 
     def restore(self, path: Path, allow_other_data: bool = False) -> None:
         payload = load_checkpoint(path).payload
@@ -363,8 +361,8 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train the remaining epochs; returns the run summary."""
-        if self.guard.good is None:
-            self.guard.keep(self.training_state().to_payload())
+        if self.guard.start is None:
+            self.guard.keep_start(self.training_state().to_payload())
         with self.stop:
             while self.epoch < self.setup.epochs:
                 self.stop_if_requested()
