@@ -3,8 +3,9 @@
 A non-finite loss, weights that became non-finite, or a smoothed loss far above the run's starting loss is a
 divergence. The run goes back to its last good state (the last checkpoint it wrote, read back from its run
 directory, or, before the first one, its start, held in memory), multiplies every learning rate by LR_FACTOR,
-says so, and goes on; after MAX_RETRIES such returns it stops with one line naming what to try. The lowered lr is written to the run's config.toml and lives in the
-optimizer's and schedule's state, so a resume continues at it.
+says so, and goes on; after MAX_RETRIES such returns it stops with one line naming what to try. The lowered lr
+is written to the run's config.toml and lives in the optimizer's and schedule's state, so a resume continues at
+it.
 """
 
 from __future__ import annotations
