@@ -43,6 +43,15 @@ def trainlab(*args, timeout: float = 240, **env: str) -> subprocess.CompletedPro
     )
 
 
+def slow_launch(tiny_data: Path, run: Path, nproc_flag: str = "--nproc") -> list[str]:
+    """`trainlab train` of two SlowMLP processes for 3 epochs with a checkpoint every 4 steps: time to stop it."""
+    return [
+        sys.executable, "-m", "trainlab", "train", nproc_flag, "2", "--model", "ddp_models:SlowMLP",
+        "--data-dir", str(tiny_data), *QUICK, "--epochs", "3", "--batch-size", "16", "--checkpoint-every", "4",
+        "--run-dir", str(run),
+    ]  # fmt: skip
+
+
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
     from trainlab.checkpoint import load_checkpoint
 
@@ -173,27 +182,7 @@ def test_a_signal_to_one_process_stops_every_process_with_one_checkpoint_and_res
     run = tmp_path / "run"
     mark = f"signal-{os.getpid()}"
     launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainlab",
-            "train",
-            "--nproc",
-            "2",
-            "--model",
-            "ddp_models:SlowMLP",
-            "--data-dir",
-            str(tiny_data),
-            *QUICK,
-            "--epochs",
-            "3",
-            "--batch-size",
-            "16",
-            "--checkpoint-every",
-            "4",
-            "--run-dir",
-            str(run),
-        ],  # fmt: skip
+        slow_launch(tiny_data, run),
         env=environment(TRAINLAB_TEST_MARK=mark),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -309,28 +298,7 @@ def test_nproc_refuses_bad_values_before_starting_anything(tmp_path, run_main):
 def test_a_signal_to_the_launcher_stops_every_process_in_one_line_with_its_exit_status(flag, stop, tiny_data, tmp_path):
     run = tmp_path / "run"
     launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainlab",
-            "train",
-            flag,
-            "2",
-            "--model",
-            "ddp_models:SlowMLP",
-            "--data-dir",
-            str(tiny_data),
-            *QUICK,
-            "--epochs",
-            "3",
-            "--batch-size",
-            "16",
-            "--checkpoint-every",
-            "4",
-            "--run-dir",
-            str(run),
-            "--quiet",
-        ],  # fmt: skip
+        [*slow_launch(tiny_data, run, flag), "--quiet"],
         env=environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
