@@ -14,7 +14,7 @@ from trainlab.errors import RunEndedEarly, TrainlabError
 from trainlab.layout import CONFIG_FILE
 from trainlab.reports.runs import read_metrics
 from trainlab.tuning.spec import StudySpec
-from trainlab.tuning.summary import shown_value
+from trainlab.tuning.summary import shown_score, shown_value
 
 
 class TrialPruned(RunEndedEarly):
@@ -53,8 +53,7 @@ class TrialConsole(Reporter):
         self.say, self.number, self.metric = say, number, metric
 
     def epoch_end(self, row: dict[str, Any]) -> None:
-        value = row.get(self.metric)
-        shown = f"{100 * value:.2f}%" if value is not None and self.metric.endswith("accuracy") else f"{value:.4f}"
+        shown = shown_score(row.get(self.metric), self.metric)
         self.say(f"  trial {self.number} epoch {row['epoch']}: {self.metric} {shown}")
 
     def message(self, text: str) -> None:

@@ -21,6 +21,11 @@ def shown_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def shown_score(value: float, metric: str) -> str:
+    """A metric's value as the table and the trial lines show it: accuracies in percent."""
+    return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4f}"
+
+
 def trial_rows(study: Any) -> list[dict[str, Any]]:
     """One row per trial: number, state, params, value, epochs, seconds, run directory."""
     return [
@@ -45,7 +50,7 @@ def format_table(rows: list[dict[str, Any]], metric: str, best: int | None) -> s
     lines = [header]
     for row in rows:
         value = row["value"]
-        shown = "-" if value is None else (f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4f}")
+        shown = "-" if value is None else shown_score(value, metric)
         lines.append(
             [
                 f"{row['number']}{'*' if row['number'] == best else ''}",
