@@ -19,16 +19,7 @@ from trainlab.models.mlp import NeuralNetwork
 from trainlab.training import Trainer
 
 from conftest import train_ok, write_fashion_layout
-from tutorial_code import TutorialNeuralNetwork
-
-TUTORIAL_KEYS = [
-    "linear_relu_stack.0.weight",
-    "linear_relu_stack.0.bias",
-    "linear_relu_stack.2.weight",
-    "linear_relu_stack.2.bias",
-    "linear_relu_stack.4.weight",
-    "linear_relu_stack.4.bias",
-]
+from tutorial_code import TUTORIAL_KEYS, TutorialNeuralNetwork
 
 pytestmark = pytest.mark.usefixtures("no_run_reports")  # end-of-run PNGs are tested in test_reports
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from conftest import run_cli
+from tutorial_code import TUTORIAL_KEYS
 
 
 def test_public_api_trains_and_predicts(tiny_data, tmp_path):
@@ -149,14 +150,7 @@ def test_compiled_training_saves_plain_keys_that_load_into_an_uncompiled_model(t
         run_dir=tmp_path / "compiled",
     )
     state = load_checkpoint(tmp_path / "compiled").model_state
-    assert list(state) == [
-        "linear_relu_stack.0.weight",
-        "linear_relu_stack.0.bias",
-        "linear_relu_stack.2.weight",
-        "linear_relu_stack.2.bias",
-        "linear_relu_stack.4.weight",
-        "linear_relu_stack.4.bias",
-    ]
+    assert list(state) == TUTORIAL_KEYS
     evaluated = run_main("evaluate", str(tmp_path / "compiled"), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout.splitlines()[-1])["accuracy"] == summary["test_accuracy"]

@@ -10,6 +10,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+# the tutorial's state_dict keys, in order: what a trainlab mlp checkpoint must hold to load into its model
+TUTORIAL_KEYS = [
+    "linear_relu_stack.0.weight",
+    "linear_relu_stack.0.bias",
+    "linear_relu_stack.2.weight",
+    "linear_relu_stack.2.bias",
+    "linear_relu_stack.4.weight",
+    "linear_relu_stack.4.bias",
+]
+
 
 class TutorialNeuralNetwork(nn.Module):
     def __init__(self):
