@@ -13,7 +13,7 @@ from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import RunEndedEarly, TrainlabError
 from trainlab.layout import CONFIG_FILE
 from trainlab.reports.runs import read_metrics
-from trainlab.tuning.spec import StudySpec
+from trainlab.tuning.spec import StudySpec, direction_of
 from trainlab.tuning.summary import shown_score, shown_value
 
 
@@ -112,4 +112,4 @@ def best_value(run_dir: Path, metric: str) -> float:
     values = [row[metric] for row in read_metrics(run_dir) if row.get(metric) is not None]
     if not values:
         raise TrainlabError(f"{run_dir}: no {metric} in its metrics; the trial cannot be scored")
-    return min(values) if metric.endswith("_loss") else max(values)
+    return min(values) if direction_of(metric) == "minimize" else max(values)
