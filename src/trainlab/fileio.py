@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import secrets
@@ -15,7 +16,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from trainlab.errors import FileWriteError, TrainlabError
 
@@ -242,3 +243,13 @@ def check_replaceable(path: str | os.PathLike, kind: str) -> Path:
                 f"{path} exists and is not a {kind}, so it was not replaced; remove it or choose another file name"
             )
     return path
+
+
+def read_json_object(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON object a record file holds (a run's tracking.json, recipe.json), or None when it is missing,
+    unreadable or not an object: records a run wrote for itself, where a damaged one means none."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError
+from trainlab.fileio import read_json_object
 from trainlab.layout import CONFIG_FILE, METRICS_FILE, RECIPE_FILE, SUMMARY_FILE
 
 if sys.version_info >= (3, 11):
@@ -87,10 +88,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 def read_recipe_choices(run_dir: Path) -> dict[str, Any] | None:
     """What --preset auto chose for the run ({key: value}), None for a run given its recipe or a damaged record."""
+    record = read_json_object(run_dir / RECIPE_FILE)
     try:
-        record = json.loads((run_dir / RECIPE_FILE).read_text())
         return {str(choice["key"]): choice["value"] for choice in record["choices"]}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError):  # no record (None), or one without its list of choices
         return None
 
 

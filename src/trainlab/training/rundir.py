@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.errors import FileWriteError, TrainlabError
-from trainlab.fileio import temporary_target, write_bytes_atomically
+from trainlab.fileio import read_json_object, temporary_target, write_bytes_atomically
 from trainlab.layout import (  # noqa: F401 - re-exported: the run directory's names
     BEST_CHECKPOINT,
     CHECKPOINT_FOLDER,
@@ -336,11 +336,7 @@ class RunDirectory:
 
     def read_recipe(self) -> dict[str, Any] | None:
         """The recipe record of an auto run (None for a run given its recipe, or an unreadable record)."""
-        try:
-            record = json.loads((self.path / RECIPE_FILE).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        return record if isinstance(record, dict) else None
+        return read_json_object(self.path / RECIPE_FILE)
 
     def read_tracking(self) -> dict[str, Any]:
         """The tracking record a previous start of this run wrote ({} when none or unreadable)."""
@@ -369,11 +365,7 @@ class RunDirectory:
 def read_tracking(folder: Path) -> dict[str, Any]:
     """The tracking record (tracking.json) a previous start in `folder`, a run's or a study's, wrote ({} when none
     or unreadable)."""
-    try:
-        record = json.loads((Path(folder) / TRACKING_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    return read_json_object(Path(folder) / TRACKING_FILE) or {}
 
 
 def write_file(path: Path, content: bytes) -> None:
