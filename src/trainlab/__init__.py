@@ -1,6 +1,13 @@
 """trainlab: the PyTorch "Learn the Basics" workflow as a fast, safe tool.
 
-The public API is imported lazily so that `import trainlab` (and `trainlab --help`) stays fast.
+The public API is one import, `import trainlab as tl`, imported lazily so that `import trainlab` (and
+`trainlab --help`) stays fast and loads no torch:
+
+    tl.load_dataset(name or config) -> DatasetSplits (.train, .test: ImageData; shown with a grid of samples)
+    tl.fit(config, data=..., run_dir=...) -> RunSummary (the summary dict; .run is its Run)
+    tl.Run(run_dir)                      -> a run directory's config, metrics, checkpoints and reports, shown
+    tl.Predictor.from_checkpoint(path)   -> Predictor; predictor.predict(pictures) -> Prediction(s)
+    tl.evaluate_checkpoint(path)         -> Evaluation (accuracy, loss, confusion matrix, ...)
 
 Layers, lowest first; a module imports only from its own layer and those below, not even inside a function
 (tests/test_layers.py holds the same table and checks every import):
@@ -42,7 +49,13 @@ _EXPORTS = {
     "fit": "trainlab.tuning.tracked",
     "evaluate": "trainlab.engine.loop",
     "train_one_epoch": "trainlab.engine.loop",
-    "Predictor": "trainlab.inference",
+    "Predictor": "trainlab.inference.predictor",
+    "Prediction": "trainlab.inference.predictor",
+    "Run": "trainlab.inference.run",
+    "RunSummary": "trainlab.inference.run",
+    "DatasetSplits": "trainlab.data",
+    "load_split": "trainlab.data",
+    "ConsoleReporter": "trainlab.reports.console",
     "evaluate_checkpoint": "trainlab.inference.evaluation",
     "load_checkpoint": "trainlab.checkpoint",
     "save_checkpoint": "trainlab.checkpoint",
@@ -55,3 +68,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

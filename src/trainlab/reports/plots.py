@@ -71,9 +71,23 @@ def png_content(path: str | os.PathLike) -> str | None:
     return None
 
 
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for a notebook's display), drawn by Agg."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:
     """Loss and accuracy per epoch (train/val/test) for one or more runs, side by side."""
-    figure = new_figure(figsize=(11, 4))
+    return save_figure(learning_curves_figure(runs), path)
+
+
+def learning_curves_figure(runs: dict[str, list[dict]], size: tuple[float, float] = (11, 4)) -> Figure:
+    """The learning_curves figure, `size` inches wide and high, not yet saved."""
+    figure = new_figure(figsize=size)
     loss_axis, accuracy_axis = figure.subplots(1, 2)
     several = len(runs) > 1
     for number, (label, metrics) in enumerate(runs.items()):
@@ -97,7 +111,7 @@ def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Pat
         axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    return save_figure(figure, path)
+    return figure
 
 
 MAX_COUNTED_CLASSES = 30  # above this many classes the cells carry no count text (it would not fit)
