@@ -123,3 +123,48 @@ def test_a_folder_that_is_no_run_is_one_line_naming_it(tmp_path):
         f"{tmp_path}: not a trainlab run directory (no config.toml); give the folder fit or `trainlab train` "
         "wrote (--run-dir)"
     )
+
+
+# data sets -------------------------------------------------------------------------------------------------------
+
+FASHION_LINE = "10 classes: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot"
+
+
+def test_a_data_sets_repr_is_its_sizes_shape_and_classes_never_its_pixels(trained):
+    import trainlab as tl
+
+    data = tl.load_dataset(data_dir=trained[0], download=False)
+    assert repr(data) == f"DatasetSplits(train 640 images 1x28x28, test 160 images 1x28x28; {FASHION_LINE})"
+    assert repr(data.test) == f"ImageData(160 images 1x28x28, {FASHION_LINE})"
+
+
+def test_a_data_set_shows_a_3x3_grid_of_samples_and_its_class_counts(trained):
+    import trainlab as tl
+
+    data = tl.load_dataset(data_dir=trained[0], download=False)
+    page = data._repr_html_()
+    assert "<tr><th>class</th><th>train</th><th>test</th></tr>" in page
+    assert "<tr><th style='text-align:left'>Ankle boot</th><td>64</td><td>16</td></tr>" in page
+    assert "<tr><th>total</th><td><b>640</b></td><td><b>160</b></td></tr>" in page
+    (grid,) = embedded_pngs(page)
+    png = data._repr_png_()
+    assert base64.b64encode(png).decode() in page  # drawn once, shown in both forms
+    assert png is data._repr_png_()
+    assert 250 < grid.width < 400 and 250 < grid.height < 400  # three 1.5-inch cells a side at 72 dpi
+
+
+def test_a_streamed_data_set_shows_its_grid_decoding_only_nine_files(tmp_path, monkeypatch):
+    import trainlab as tl
+    import trainlab.data.streaming as streaming
+    from trainlab.testing.image_sets import SHAPE_CLASSES, shapes, write_class_folders
+
+    images, labels = shapes(40, side=12)
+    write_class_folders(tmp_path / "shapes", images, labels, SHAPE_CLASSES)
+    config = tl.TrainConfig(dataset="folder", image_dir=str(tmp_path / "shapes"), memory_budget_mb=0.0, workers=0)
+    data = tl.load_split(config, "test")
+    decoded = []
+    real = streaming.decode_files
+    monkeypatch.setattr(streaming, "decode_files", lambda paths, *rest: decoded.append(rest[1]) or real(paths, *rest))
+    assert repr(data) == "ImageData(40 images 3x12x12, streamed from files, 4 classes: cross, disc, ring, square)"
+    assert len(embedded_pngs(data._repr_html_())) == 1
+    assert [len(positions) for positions in decoded] == [9]

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from trainlab.config import DATASETS, FILE_DATASETS, TrainConfig
+from trainlab.data import showing
 from trainlab.data.builtin import BUILTIN_DATASETS, check_data_dir, locate_files, resolve_data_dir
 from trainlab.data.idx import read_idx_pair
 from trainlab.data.input_styles import RAW, InputStyle
@@ -51,6 +52,16 @@ class DatasetSplits:
     @property
     def classes(self) -> tuple[str, ...]:
         return self.train.classes
+
+    def __repr__(self) -> str:
+        return showing.splits_repr({"train": self.train, "test": self.test})
+
+    def _repr_png_(self) -> bytes | None:
+        """The tutorial's 3x3 grid of training samples titled with their classes (a notebook shows it)."""
+        return showing.grid_png(self.train)
+
+    def _repr_html_(self) -> str:
+        return showing.splits_html({"train": self.train, "test": self.test})
 
 
 def data_config(source: TrainConfig | str, data_dir: str | os.PathLike | None) -> TrainConfig:

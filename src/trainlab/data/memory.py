@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from trainlab.data import showing
+
 
 @dataclass
 class ImageData:
@@ -19,6 +21,16 @@ class ImageData:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def __repr__(self) -> str:
+        return showing.image_data_repr(self)  # sizes, shape and classes: never the pixels
+
+    def _repr_png_(self) -> bytes | None:
+        """The tutorial's 3x3 grid of samples titled with their classes (a notebook shows it)."""
+        return showing.grid_png(self)
+
+    def _repr_html_(self) -> str:
+        return showing.splits_html({"images": self})
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

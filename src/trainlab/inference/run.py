@@ -7,7 +7,6 @@ learning-curve PNG yet gets one drawn small with matplotlib from metrics.jsonl. 
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainlab.config_file import read_config_file
 from trainlab.errors import TrainlabError
+from trainlab.figures import png_img
 from trainlab.fileio import open_regular, read_json_object
 from trainlab.layout import (
     BEST_CHECKPOINT,
@@ -144,14 +144,8 @@ class RunSummary(dict):
 
 
 def png_tag(png: bytes | None, title: str) -> str:
-    """An <img> embedding the PNG as base64, or nothing."""
-    if png is None:
-        return ""
-    encoded = base64.b64encode(png).decode("ascii")
-    return (
-        f"<img src='data:image/png;base64,{encoded}' alt='{html.escape(title)}' title='{html.escape(title)}' "
-        "style='max-width:48%;vertical-align:top;margin:4px'>"
-    )
+    """An <img> embedding the PNG, side by side with another, or nothing."""
+    return "" if png is None else png_img(png, title, "max-width:48%;vertical-align:top;margin:4px")
 
 
 def html_table(rows: list[tuple[str, Any]]) -> str:

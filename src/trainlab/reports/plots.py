@@ -14,18 +14,12 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainlab.figures import figure_png, new_figure  # noqa: F401 - re-exported: the reports draw on these
 from trainlab.fileio import atomic_write, check_replaceable, open_regular
 
 if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
-
-
-def new_figure(**options: Any) -> Figure:
-    """A matplotlib Figure (figsize=..., dpi=...) that savefig draws with Agg; nothing to close afterwards."""
-    from matplotlib.figure import Figure
-
-    return Figure(**options)
 
 
 CONTENT_KEYWORD = "trainlab-content"  # a PNG text chunk: the digest of what the picture shows
@@ -69,15 +63,6 @@ def png_content(path: str | os.PathLike) -> str | None:
     except OSError:
         return None
     return None
-
-
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for a notebook's display), drawn by Agg."""
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def learning_curves(runs: dict[str, list[dict]], path: str | os.PathLike) -> Path:

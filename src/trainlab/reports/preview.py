@@ -10,19 +10,11 @@ import torch
 
 from trainlab.data.augment import Augmentation
 from trainlab.data.memory import ImageData, channel_stats
+from trainlab.data.showing import grid_figure, sample_indices
 from trainlab.fileio import atomic_write, check_replaceable
-from trainlab.reports.plots import new_figure
 
 CELL_INCHES = 2.5  # per image: the tutorial's 8x8-inch figure holds 3x3 images
 DPI = 100  # so a cell is 250x250 pixels
-
-
-def sample_indices(size: int, count: int, seed: int) -> list[int]:
-    """`count` random sample indices (distinct when the set is large enough), seeded."""
-    generator = torch.Generator().manual_seed(seed)
-    if size >= count:
-        return torch.randperm(size, generator=generator)[:count].tolist()
-    return torch.randint(size, (count,), generator=generator).tolist()
 
 
 def augmented_copy(images: torch.Tensor, augmentation: Augmentation, seed: int) -> torch.Tensor:
@@ -56,20 +48,7 @@ def sample_grid(
     panels = [(images, [data.classes[label] for label in labels])]
     if augmentation is not None:
         panels.append((augmented_copy(images, augmentation, seed), ["augmented"] * len(labels)))
-    columns = cols * len(panels)
-    width, height = figure_size(rows, columns)
-    figure = new_figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    for k in range(rows * cols):
-        for p, (panel_images, titles) in enumerate(panels):
-            axis = figure.add_subplot(rows, columns, k * len(panels) + p + 1)
-            axis.set_title(titles[k], fontsize=10)
-            axis.axis("off")
-            image = panel_images[k]
-            if image.shape[0] == 1:
-                axis.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
-            else:
-                axis.imshow(image.permute(1, 2, 0).numpy())
-    figure.tight_layout()
+    figure = grid_figure(panels, rows, cols, CELL_INCHES, DPI)
     check_replaceable(path, "PNG image")
     return atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=DPI))
 
