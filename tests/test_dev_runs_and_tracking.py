@@ -218,7 +218,7 @@ def test_a_stopped_run_is_killed_in_mlflow_and_its_resume_continues_the_same_mlf
 
     config = tiny_config(tiny_data, epochs=2, limit_train_batches=3, tracking="mlflow", tracking_uri=tracking)
     with pytest.raises(TrainingInterrupted):
-        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch())
+        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch(), on_interrupt="raise")
     run_id = json.loads((tmp_path / "run" / "tracking.json").read_text())["run_id"]
     client = client_for(tracking)
     assert client.get_run(run_id).info.status == "KILLED"
@@ -490,7 +490,7 @@ def test_a_resume_from_another_folder_continues_the_same_mlflow_run_in_the_defau
     monkeypatch.chdir(first)  # MLflow's default store: mlflow.db in the working folder
     config = tiny_config(tiny_data, epochs=2, limit_train_batches=3, tracking="mlflow")
     with pytest.raises(TrainingInterrupted):
-        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch())
+        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch(), on_interrupt="raise")
     record = json.loads((tmp_path / "run" / "tracking.json").read_text())
     assert record["tracking_uri"] == f"sqlite:///{first / 'mlflow.db'}"
     monkeypatch.chdir(other)
@@ -512,7 +512,7 @@ def test_a_run_whose_tracking_store_is_gone_resumes_with_another_tracking_uri_in
 
     config = tiny_config(tiny_data, epochs=2, limit_train_batches=3, tracking="mlflow", tracking_uri=tracking)
     with pytest.raises(TrainingInterrupted):
-        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch())
+        fit(config, run_dir=tmp_path / "run", reporter=StopAfterFirstEpoch(), on_interrupt="raise")
     old = json.loads((tmp_path / "run" / "tracking.json").read_text())
     (tmp_path / "mlflow.db").unlink()  # the store is lost
     result = run_main("train", "--resume", tmp_path / "run")

@@ -59,7 +59,15 @@ def fast_dev_run(
             reporter.message(note)
     with tempfile.TemporaryDirectory(prefix="trainlab-dev-run-") as scratch:
         target = run_dir if run_dir is not None else os.path.join(scratch, "run")
-        summary = fit(config, data=data, run_dir=target, overwrite=overwrite, reporter=reporter, reports=True)
+        summary = fit(
+            config,
+            data=data,
+            run_dir=target,
+            overwrite=overwrite,
+            reporter=reporter,
+            reports=True,
+            on_interrupt="raise",
+        )
         predictor = Predictor.from_checkpoint(summary["checkpoint"], device="cpu")  # reloaded from the file
         prediction = predictor.predict(data.test.images[:1].cpu(), top_k=1)[0]
         actual = data.test.classes[int(data.test.labels[0])]

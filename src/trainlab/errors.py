@@ -33,6 +33,7 @@ class TrainingInterrupted(Exception):
         super().__init__(f"{signal_name} received: checkpoint saved; resume with: trainlab train --resume {run_dir}")
         self.run_dir = run_dir
         self.signal_name = signal_name
+        self.summary: dict | None = None  # the run summary so far (status "interrupted"), once fit has it
 
 
 class TrainingDiverged(TrainlabError):

@@ -270,6 +270,7 @@ def fit_run(config, run_dir, args: argparse.Namespace, out: Output, reporter) ->
         allow_other_data=args.allow_other_data,
         reports=True,
         clock=(clock := Clock(process_seconds())),
+        on_interrupt="raise",  # the exit status says how the run ended (130, 143)
     )
     if "time_budget" in summary:
         out.say(f"Time budget: {clock():.1f} s of {summary['time_budget']['time_budget']:g} s used")

@@ -18,11 +18,11 @@ from trainlab.data import DatasetSplits, load_dataset
 from trainlab.data.builtin import resolve_data_dir
 from trainlab.engine import distributed
 from trainlab.engine.reporting import Reporter, Reporters
-from trainlab.errors import TrainlabError
+from trainlab.errors import TrainingInterrupted, TrainlabError
 from trainlab.models import check_model_from_file
 from trainlab.training import budget, rundir
 from trainlab.training.recipe import resolve_recipe
-from trainlab.training.signals import StopRequest
+from trainlab.training.signals import InterruptAsStop, StopRequest
 from trainlab.training.trainer import Trainer
 
 # builds the experiment tracker of a run: (config, run directory, resume, say) -> a Reporter
@@ -157,13 +157,24 @@ def run_in(
         reporter.start(start_info(trainer, files))
         for note in limit_notes(trainer):
             reporter.message(note)
-        summary = trainer.run()
+        summary = trained(trainer)
     analysis = trainer.analysis()
     paths = files.write_reports(analysis) if reports else []
     reporter.end(summary, {**analysis, "reports": paths})
     if paths:
         reporter.message(f"Reports: {', '.join(str(path) for path in paths)}")
     return summary
+
+
+def trained(trainer: Trainer) -> dict[str, Any]:
+    """trainer.run(); a stop by signal (or by a reporter's KeyboardInterrupt) carries the summary so far, status
+    "interrupted", for the Python API."""
+    trainer.reporter = InterruptAsStop(trainer.reporter, trainer.stop)  # a reporter's KeyboardInterrupt: as Ctrl-C
+    try:
+        return trainer.run()
+    except TrainingInterrupted as stopped:
+        stopped.summary = trainer.summary("interrupted")
+        raise
 
 
 def chosen_recipe(config: TrainConfig, data: DatasetSplits, model: nn.Module | None, load, reporter: Reporter):

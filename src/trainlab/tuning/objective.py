@@ -89,7 +89,15 @@ class Objective:
         reporter = Reporters(TrialConsole(self.say, trial.number, self.spec.metric), pruning)
         started = time.perf_counter()
         try:
-            summary = fit(config, data=self.data, run_dir=run_dir, resume=resume, reporter=reporter, reports=True)
+            summary = fit(
+                config,
+                data=self.data,
+                run_dir=run_dir,
+                resume=resume,
+                reporter=reporter,
+                reports=True,
+                on_interrupt="raise",  # the study stops too
+            )
         except TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - started)
             trial.set_user_attr("epochs", pruning.epoch)
