@@ -131,6 +131,15 @@ class TrainConfig:
         source=True,
         default_text="half the RAM",
     )
+    relabel: str | None = option(
+        None,
+        "data",
+        "a reviewed CSV (trainlab review's, edited): its `label`, else `suggested`, column relabels each file "
+        "listed; drop leaves it out",
+        kind="path",
+        metavar="CSV",
+        source=True,
+    )
     model: str = option(
         "mlp",
         "model",

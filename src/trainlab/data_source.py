@@ -21,7 +21,7 @@ def check_data_source(config: Any) -> None:
         raise ConfigError(
             f"data_dir must be a folder path, got {config.data_dir!r}; leave it out for $TRAINLAB_DATA_DIR or ./data"
         )
-    for name in ("annotations", "test_annotations", "image_dir"):
+    for name in ("annotations", "test_annotations", "image_dir", "relabel"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, str) or not value):
             raise ConfigError(f"{name} must be a file or folder path, got {value!r}")

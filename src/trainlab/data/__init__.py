@@ -86,8 +86,26 @@ def load_splits(
     style: InputStyle = RAW,
 ) -> tuple[dict[str, ImageData], list[str]]:
     """The named splits of a data set, and lines saying how csv/folder images are held (memory or stream);
-    csv/folder pictures go through the input style `style` (see data.input_styles)."""
+    csv/folder pictures go through the input style `style` (see data.input_styles); a config's --relabel CSV
+    changes or drops the labels it lists (data.relabel)."""
     config = data_config(source, data_dir)
+    loaded, notes = stored_splits(config, splits, download, classes, image_shape, style)
+    if config.relabel is None:
+        return loaded, notes
+    from trainlab.data.relabel import apply_relabel
+
+    return apply_relabel(loaded, config.relabel), notes
+
+
+def stored_splits(
+    config: TrainConfig,
+    splits: tuple[str, ...],
+    download: bool,
+    classes: tuple[str, ...] | None,
+    image_shape: tuple[int, int, int] | None,
+    style: InputStyle,
+) -> tuple[dict[str, ImageData], list[str]]:
+    """The named splits with the labels their files give."""
     unknown = [split for split in splits if split not in ("train", "test")]
     if unknown:
         raise DataError(f"unknown split {unknown[0]!r}; choose train or test")

@@ -189,7 +189,8 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
         )
     row_index = torch.tensor(rows, dtype=torch.long)
     images = ready.images.select(row_index) if isinstance(ready.images, FileBackedImages) else ready.images[row_index]
-    return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes)
+    names = tuple(part.files.paths[index] for index in indices)
+    return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes, names)
 
 
 def survey(files: FileSet, wanted: tuple, workers: int, style: InputStyle = RAW) -> Survey:

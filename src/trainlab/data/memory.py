@@ -18,6 +18,7 @@ class ImageData:
     images: torch.Tensor
     labels: torch.Tensor
     classes: tuple[str, ...]
+    names: tuple[str, ...] | None = None  # csv/folder: each image's file, relative to its folder (review, relabel)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -37,13 +38,14 @@ class ImageData:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     def to(self, device: torch.device | str) -> ImageData:
-        return ImageData(self.images.to(device), self.labels.to(device), self.classes)
+        return ImageData(self.images.to(device), self.labels.to(device), self.classes, self.names)
 
     def subset(self, count: int) -> ImageData:
         """The first `count` samples (for quick runs and tests)."""
         if not isinstance(self.images, torch.Tensor):
             return self.select(torch.arange(min(count, len(self))))
-        return ImageData(self.images[:count], self.labels[:count], self.classes)
+        names = self.names[:count] if self.names is not None else None
+        return ImageData(self.images[:count], self.labels[:count], self.classes, names)
 
     def select(self, index: torch.Tensor) -> ImageData:
         """The samples at `index`; file-backed images (see data.streaming) are not decoded."""
@@ -51,7 +53,8 @@ class ImageData:
             images = self.images[index.to(self.images.device)]
         else:
             images = self.images.select(index)
-        return ImageData(images, self.labels[index.to(self.labels.device)], self.classes)
+        names = tuple(self.names[i] for i in index.tolist()) if self.names is not None else None
+        return ImageData(images, self.labels[index.to(self.labels.device)], self.classes, names)
 
 
 def epoch_order(
