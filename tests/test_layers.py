@@ -35,6 +35,7 @@ LAYERS = (
     ("trainlab.inference",),
     ("trainlab.serve",),
     ("trainlab.tuning",),
+    ("trainlab.reviewing",),
     ("trainlab.devrun",),
     ("trainlab.cli", "trainlab.__main__"),
     ("trainlab.testing",),

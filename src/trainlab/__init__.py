@@ -26,6 +26,7 @@ Layers, lowest first; a module imports only from its own layer and those below, 
     inference        Predictor, evaluate_checkpoint, export
     serve            trainlab serve
     tuning           MLflow tracking (tracked.fit: fit with config.tracking's tracker), trainlab tune
+    reviewing        trainlab review: out-of-fold label issues, duplicates, blank images (trainlab.review)
     devrun           --fast-dev-run
     cli, __main__    the command line
     testing          test helpers (fault injection drives the CLI)
@@ -47,6 +48,7 @@ _EXPORTS = {
     "list_models": "trainlab.models",
     "NeuralNetwork": "trainlab.models.mlp",
     "fit": "trainlab.tuning.tracked",
+    "review": "trainlab.reviewing",
     "evaluate": "trainlab.engine.loop",
     "train_one_epoch": "trainlab.engine.loop",
     "Predictor": "trainlab.inference.predictor",

@@ -22,6 +22,10 @@ CONFUSION_FILE = "confusion_matrix.png"
 TOP_LOSSES_FILE = "top_losses.png"
 TRACKING_FILE = "tracking.json"  # the MLflow run this run logs to, so that a resume continues it
 RECIPE_FILE = "recipe.json"  # --preset auto: the choices made from the data and their reasons
+REVIEW_FOLDER = "review"  # trainlab review's default output: review.csv and review.png (served on the page)
+REVIEW_CSV = Path(REVIEW_FOLDER) / "review.csv"
+REVIEW_PNG = Path(REVIEW_FOLDER) / "review.png"
+REVIEW_COLUMNS = ("file", "split", "given", "suggested", "confidence", "reason")
 RUN_FILES = (
     CONFIG_FILE,
     METRICS_FILE,

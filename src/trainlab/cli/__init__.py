@@ -6,6 +6,7 @@ checkpoints.py  evaluate, predict, export
 data.py         data show, data info
 runs.py         runs, plot, summary
 serve.py        serve
+review.py       review
 tune.py         tune
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab import __version__
-from trainlab.cli import checkpoints, data, runs, serve, train, tune
+from trainlab.cli import checkpoints, data, review, runs, serve, train, tune
 from trainlab.cli.launch import LAUNCH_REPORTS_ENV, tell_launcher
 from trainlab.cli.options import (  # noqa: F401 - DATA_FLAGS and train_config re-exported for the tests
     DATA_FLAGS,
@@ -39,7 +40,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="trainlab", description="Train, evaluate, save and use image classifiers with PyTorch.")
     parser.add_argument("--version", action="version", version=f"trainlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (train, tune, checkpoints, runs, data, serve):
+    for module in (train, tune, checkpoints, review, runs, data, serve):
         module.add_commands(commands)
     return parser
 
