@@ -218,7 +218,11 @@ class TrainConfig:
         factory=list,
     )
     weights: str | None = option(
-        None, "model", "local pretrained weights (a state_dict file) for tv:NAME models", kind="path"
+        None,
+        "model",
+        "tv:NAME pretrained weights: torchvision's by name (DEFAULT, IMAGENET1K_V1; kept in $TORCH_HOME) or a "
+        "local state_dict file",
+        kind="path",
     )
     early_stop: int = option(
         0, "schedule", "stop after this many epochs without a better validation accuracy; 0: never"

@@ -35,9 +35,15 @@ def check_combinations(config: Any) -> None:
     if config.label_smoothing and config.loss != "cross-entropy":
         raise ConfigError("label_smoothing works with --loss cross-entropy only")
     if config.weights is not None and (not isinstance(config.weights, str) or not config.weights):
-        raise ConfigError(f"weights must be the path of a state_dict file, got {config.weights!r}")
+        raise ConfigError(
+            "weights must name torchvision weights (DEFAULT, IMAGENET1K_V1) or a state_dict file, got "
+            f"{config.weights!r}"
+        )
     if config.weights is not None and not config.model.startswith("tv:"):
-        raise ConfigError("weights (local pretrained weights) apply to tv:NAME models; use --init-from for others")
+        raise ConfigError(
+            f"--weights {config.weights} (pretrained weights) apply to tv:NAME models (e.g. --model tv:resnet18), "
+            f"not --model {config.model}; use --init-from RUN for a trainlab model"
+        )
     if not isinstance(config.freeze, (list, tuple)) or not all(isinstance(p, str) and p for p in config.freeze):
         raise ConfigError(f"freeze must be a list of parameter-name prefixes, got {config.freeze!r}")
     if not isinstance(config.extra, dict):

@@ -7,12 +7,16 @@ every command's resolution check a file's model here, before torch is imported.
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from trainlab.errors import ConfigError
 
 ZOO_PREFIX = "tv:"  # torchvision's models by name, e.g. tv:resnet18
 PLAIN_ARGUMENT_TYPES = (str, int, float, bool)
+# --weights DEFAULT, IMAGENET1K_V1 or ResNet18_Weights.IMAGENET1K_V1: torchvision's enum members are upper case
+WEIGHT_NAME = re.compile(r"(?:[A-Za-z0-9_]+_Weights\.)?[A-Z][A-Z0-9_]*")
 
 # the keyword arguments of each registered model's class (None: any); tests/test_models.py checks the classes
 MODEL_ARGUMENTS: dict[str, tuple[str, ...] | None] = {
@@ -25,6 +29,11 @@ MODEL_ARGUMENTS: dict[str, tuple[str, ...] | None] = {
 def model_names() -> list[str]:
     """Names accepted by --model (besides tv:NAME and package.module:Class)."""
     return sorted(MODEL_ARGUMENTS)
+
+
+def is_weights_name(value: str | None) -> bool:
+    """--weights names torchvision weights (not a file): an upper-case enum member name that is no file here."""
+    return bool(value) and bool(WEIGHT_NAME.fullmatch(value)) and not os.path.exists(value)
 
 
 def is_code_reference(name: str) -> bool:

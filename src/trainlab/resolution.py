@@ -16,7 +16,7 @@ from typing import Any
 
 from trainlab.config import MAX_RATE, WIDTH_MODELS, TrainConfig, read_config_file
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.model_names import check_built_in_model, check_model_from_file
+from trainlab.model_names import check_built_in_model, check_model_from_file, is_weights_name
 
 AUTO_LR_PLACEHOLDER = 1e-3  # lr "auto": validated in the config, then replaced by the range test's suggestion
 MAX_LR_STEPS = 100_000  # lr range test steps; its default is 200, fastai's 100
@@ -84,7 +84,7 @@ def resolve(
     if values.get("lr") == "auto":
         values["lr"] = AUTO_LR_PLACEHOLDER
     for key in PATH_KEYS:  # absolute, so that evaluate/predict/resume find them from any folder
-        if isinstance(values.get(key), str) and values[key]:
+        if isinstance(values.get(key), str) and values[key] and not (key == "weights" and is_weights_name(values[key])):
             values[key] = str(Path(values[key]).expanduser().resolve())
     try:
         return TrainConfig.from_dict(values, source=str(config_file) if config_file else "flags")

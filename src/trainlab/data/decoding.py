@@ -153,7 +153,10 @@ def read_input(
     else:
         pixels = np.array(image)  # a copy: torch wants a writable array
         tensor = torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
-        if image.size != (width, height):  # resize returns a picture of the model's size as it is: skipped
+        resize = getattr(preprocessing, "resize", None)
+        if resize is not None:  # pretrained weights' own: shorter side resized, then the centre cropped
+            tensor = F.center_crop(F.resize(tensor, resize, antialias=True), [height, width])
+        elif image.size != (width, height):  # resize returns a picture of the model's size as it is: skipped
             tensor = F.resize(tensor, [height, width], antialias=True)
     return InputImage(tensor, choice, image)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import ImageData, stratified_indices
 from trainlab.data.split_advice import recipe_test_share, separate_test_hint, too_small, working_val_split
 from trainlab.data.streaming import FileBackedImages, memory_budget_bytes
+from trainlab.data.weights_input import weights_input
 from trainlab.data.workers import PARALLEL_DECODE_MINIMUM, default_workers, read_in_batches
 from trainlab.errors import DataError
 
@@ -155,6 +156,9 @@ def load_image_files(
     parts = plan_parts(config, splits, train, test, labels)
     needed = [files for files in sources if any(part.files is files for part in parts.values())]
     wanted = image_shape or (config.channels, config.image_size, config.image_size)
+    pretrained = weights_input(config.model, config.weights)
+    if pretrained is not None and style.name == "raw":  # decoded as the weights' own transforms() would
+        wanted, style = image_shape or (3, pretrained.crop, pretrained.crop), replace(style, resize=pretrained.resize)
     workers = config.workers if config.workers is not None else default_workers()
     surveys: list[Survey] = []
     for files in needed:  # train first: its shape is the test set's

@@ -62,11 +62,12 @@ class InputStyle:
 
     name: str = "raw"
     look: DataLook | None = None
+    resize: int | None = None  # raw: shorter side resized to this (pixels), then centre-cropped (pretrained weights')
 
     def key(self) -> str:
         """What sets the pixels apart from raw's, for cache names: empty for raw."""
         if self.name == "raw":
-            return ""
+            return f"-resize{self.resize}" if self.resize is not None else ""
         look = self.look.to_dict() if self.look is not None else {}
         return "-" + "-".join([self.name, *(f"{value:g}" for value in look.values())])
 

@@ -19,6 +19,7 @@ class Preprocessing:
     mean: tuple[float, ...] | None = None  # per channel, after scaling to [0, 1]; None: no normalization
     std: tuple[float, ...] | None = None
     look: DataLook | None = None  # what the training images look like, for the photo and auto input styles
+    resize: int | None = None  # pixels: shorter side resized to this, then centre-cropped (pretrained weights')
 
     def to_dict(self) -> dict:
         values = {
@@ -30,6 +31,8 @@ class Preprocessing:
         }
         if self.look is not None:
             values["look"] = self.look.to_dict()
+        if self.resize is not None:  # only then: older readers and records stay as they were
+            values["resize"] = self.resize
         return values
 
     @classmethod
@@ -42,11 +45,14 @@ class Preprocessing:
             mean=tuple(mean) if mean is not None else None,
             std=tuple(std) if std is not None else None,
             look=DataLook.from_dict(values["look"]) if isinstance(values.get("look"), dict) else None,
+            resize=int(values["resize"]) if values.get("resize") is not None else None,
         )
 
     def __call__(self, images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """uint8 (N, C, H, W) -> float in [0, 1] (the tutorial's ToTensor), then normalized if set."""
         x = images.to(dtype).div_(255)
+        if self.mean is not None and x.shape[1] < len(self.mean):  # gray pictures, RGB weights: channels repeated
+            x = x.expand(-1, len(self.mean), -1, -1).clone()
         if self.mean is not None and self.std is not None:
             mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(1, -1, 1, 1)
             std = torch.tensor(self.std, dtype=dtype, device=x.device).view(1, -1, 1, 1)

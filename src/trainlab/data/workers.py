@@ -32,11 +32,12 @@ class InputShape:
     height: int
     width: int
     look: DataLook | None = None
+    resize: int | None = None  # pixels: shorter side, then centre-cropped to height x width
 
 
 def reader(shape: tuple[int, int, int], style: InputStyle) -> functools.partial:
     """load_image for files decoded to `shape` through `style`."""
-    return functools.partial(load_image, preprocessing=InputShape(*shape, style.look), style=style.name)
+    return functools.partial(load_image, preprocessing=InputShape(*shape, style.look, style.resize), style=style.name)
 
 
 def default_workers() -> int:

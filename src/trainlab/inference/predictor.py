@@ -145,7 +145,7 @@ class Predictor:
             self.preprocessing, note = with_builtin_look(self.preprocessing, *self.look_from)
             self.notes.append(note)
             self.look_from = None
-        return InputStyle(name, self.preprocessing.look)
+        return InputStyle(name, self.preprocessing.look, self.preprocessing.resize)
 
     def read_files(self, paths: list[str | os.PathLike], input_style: str = "auto") -> list[InputImage]:
         """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""

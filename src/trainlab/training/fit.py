@@ -20,6 +20,7 @@ from trainlab.engine import distributed
 from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import TrainingInterrupted, TrainlabError
 from trainlab.models import check_model_from_file
+from trainlab.models.pretrained import init_from_state, pretrained_config
 from trainlab.training import budget, rundir
 from trainlab.training.recipe import resolve_recipe
 from trainlab.training.signals import InterruptAsStop, StopRequest
@@ -145,9 +146,7 @@ def run_in(
         elif resume:
             reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
         elif init_from is not None:
-            loaded = load_checkpoint(init_from)
-            load_weights(trainer.model, loaded.model_state, source=str(loaded.path))
-            reporter.message(f"Initialized weights from {loaded.path}")
+            reporter.message(initialized(trainer.model, init_from))
         if overwrite and not resume:  # only now that data, model and weights are known good
             files.clear()
         start.wrote_config = not resume
@@ -175,6 +174,15 @@ def trained(trainer: Trainer) -> dict[str, Any]:
     except TrainingInterrupted as stopped:
         stopped.summary = trainer.summary("interrupted")
         raise
+
+
+def initialized(model: nn.Module, init_from: str | os.PathLike) -> str:
+    """--init-from: the weights of any trainlab run or checkpoint (tensors only), the head new where the class count
+    differs; returns what was done, for the user."""
+    loaded = load_checkpoint(init_from)
+    state, note = init_from_state(model, loaded.model_state, str(loaded.path))
+    load_weights(model, state, source=str(loaded.path))
+    return note
 
 
 def chosen_recipe(config: TrainConfig, data: DatasetSplits, model: nn.Module | None, load, reporter: Reporter):
@@ -227,6 +235,7 @@ def run_config(config: TrainConfig, model: nn.Module | None, data: DatasetSplits
     """The config a run records: the given model's name, and the data copy a later resume must read."""
     if model is not None:
         config = config.replace(model=model_name_of(model, config.model))
+    config = pretrained_config(config, fetch=not resume)  # named weights: checked and cached before anything runs
     if not resume and data is None and config.dataset not in FILE_DATASETS and config.data_dir is None:
         # recorded, so that a resume reads the same copy whatever $TRAINLAB_DATA_DIR or the folder is then
         config = config.replace(data_dir=str(resolve_data_dir(None).expanduser().resolve()))

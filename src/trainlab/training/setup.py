@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from trainlab.checkpoint import load_checkpoint
-from trainlab.config import TrainConfig, limited_batches
+from trainlab.config import FILE_DATASETS, TrainConfig, limited_batches
 from trainlab.data import DatasetSplits, make_loader
 from trainlab.data.augment import Augmentation
 from trainlab.data.input_styles import measure_look
 from trainlab.data.memory import BatchLoader, ImageData, channel_stats, stratified_split
 from trainlab.data.split_advice import separate_test_hint, single_source, too_small, working_val_split
 from trainlab.data.transforms import Preprocessing
+from trainlab.data.weights_input import weights_input, with_weights_input
 from trainlab.engine import distributed
 from trainlab.engine.distributed import Distributed
 from trainlab.engine.loop import StepHook, autocast_for, train_one_epoch
@@ -31,7 +32,9 @@ from trainlab.engine.losses import LossFn, make_loss
 from trainlab.engine.reporting import Reporter
 from trainlab.engine.runtime import keep_freed_memory, resolve_device, resolve_precision
 from trainlab.errors import ConfigError, DataError
+from trainlab.model_names import is_weights_name
 from trainlab.models import create_model, freeze_parameters
+from trainlab.models.pretrained import load_named_weights
 from trainlab.models.tta import with_tta
 from trainlab.training.optimizers import make_optimizer
 from trainlab.training.schedules import make_scheduler
@@ -117,9 +120,12 @@ def model_arguments(config: TrainConfig) -> dict[str, Any]:
     return arguments
 
 
-def load_pretrained(model: nn.Module, path: str) -> str:
-    """--weights: the tensors of a local weights file (read weights-only, as any checkpoint is) that fit a tv:NAME
-    model; returns what was taken, for the user."""
+def load_pretrained(model: nn.Module, path: str, model_name: str | None = None) -> str:
+    """--weights: torchvision's weights named `path` for tv:NAME `model_name` from torch's cache, or the tensors of
+    a local weights file (read weights-only, as any checkpoint is) that fit a tv:NAME model; returns what was
+    taken, for the user."""
+    if model_name is not None and is_weights_name(path):
+        return load_named_weights(model, model_name, path)
     model.load_pretrained(load_checkpoint(path).model_state, path)
     return model.pretrained_note
 
@@ -145,6 +151,8 @@ def build_training(
     channels, height, width = train.image_shape
     mean, std = channel_stats(train) if config.normalize else (None, None)
     preprocess = Preprocessing(channels, height, width, mean, std, look=measure_look(train.images))
+    pretrained_input = weights_input(config.model, config.weights)  # named weights: their mean, std and resize
+    preprocess = with_weights_input(preprocess, pretrained_input, decoded=config.dataset in FILE_DATASETS)
     augment = (
         Augmentation(config.augment_padding, config.augment_flip, config.augment_erasing) if config.augment else None
     )
@@ -256,7 +264,7 @@ def prepared_model(
     if model is None:
         model = create_model(config.model, image_shape, num_classes, **model_arguments(config))
         if config.weights and pretrained:  # a resume restores every weight from its checkpoint instead
-            note = load_pretrained(model, config.weights)
+            note = load_pretrained(model, config.weights, config.model)
             if reporter is not None:
                 reporter.message(note)
     if config.freeze:
