@@ -224,6 +224,13 @@ class TrainConfig:
         "local state_dict file",
         kind="path",
     )
+    fine_tune: bool | None = option(
+        None,
+        "model",
+        "the first --freeze-epochs train the head alone (body frozen), then all layers, earlier ones slower (fastai)",
+        default_text="on with --weights or --init-from",
+    )
+    freeze_epochs: int = option(1, "model", "--fine-tune: the epochs that train the head alone")
     early_stop: int = option(
         0, "schedule", "stop after this many epochs without a better validation accuracy; 0: never"
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from trainlab.data_source import check_augment_padding, check_data_source
 from trainlab.errors import ConfigError
+from trainlab.validation import check_integer
 
 SWITCHES = ("shuffle", "nesterov", "normalize", "augment", "augment_flip", "compile", "channels_last")
 
@@ -15,6 +16,9 @@ def check_combinations(config: Any) -> None:
     for name in (*SWITCHES, "sync_batchnorm", "auto_width"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"{name} must be true or false, got {getattr(config, name)!r}")
+    if config.fine_tune is not None and not isinstance(config.fine_tune, bool):
+        raise ConfigError(f"fine_tune must be true or false, got {config.fine_tune!r}")
+    check_integer("freeze_epochs", config.freeze_epochs, minimum=0)
     if config.early_stop and not config.val_split:
         raise ConfigError("early_stop watches the validation accuracy; set val_split too (e.g. --val-split 0.1)")
     if config.warmup_epochs >= config.epochs:

@@ -21,7 +21,7 @@ from trainlab.engine.reporting import Reporter, Reporters
 from trainlab.errors import TrainingInterrupted, TrainlabError
 from trainlab.models import check_model_from_file
 from trainlab.models.pretrained import init_from_state, pretrained_config
-from trainlab.training import budget, rundir
+from trainlab.training import budget, fine_tune, rundir
 from trainlab.training.recipe import resolve_recipe
 from trainlab.training.signals import InterruptAsStop, StopRequest
 from trainlab.training.trainer import Trainer
@@ -78,6 +78,7 @@ def fit(
     """
     clock = clock or budget.Clock()
     config = run_config(config or TrainConfig(), model, data, resume)
+    config = fine_tune.resolved(config, init_from, Path(run_dir) if resume and run_dir is not None else None)
     dist = distributed.join(config.device)  # torchrun: one process of several; else a process of one
     # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
     path = dist.broadcast(str(run_dir if run_dir is not None else rundir.default_run_dir()))

@@ -26,6 +26,7 @@ from trainlab.data.memory import held_out_count
 from trainlab.data.split_advice import RECIPE_VAL_SPLIT, single_source
 from trainlab.engine.loop import evaluate
 from trainlab.errors import TrainingDiverged
+from trainlab.training import fine_tune
 from trainlab.training.setup import build_training
 
 DEFAULT_BUDGET = 300.0  # seconds: the whole command, start-up to reports, when the user gives none
@@ -230,7 +231,7 @@ def resolve_recipe(
     mirror flip measured on a validation part; returns the recipe and the data it trains on."""
     profile = replace(profile_of(data), has_test_source=not single_source(config))
     kept = kept_values(config)
-    choices = choose(profile, kept)
+    choices = choose(profile, kept) + [Choice(*choice) for choice in fine_tune.recipe_choices(config, kept)]
     values = {choice.key: choice.value for choice in choices}
     notes = data_notes(profile)
     config = config.replace(**values, recipe="none", recipe_keep=[])

@@ -94,16 +94,22 @@ class TrainingSetup:
             yield images, labels
 
     def train_steps(
-        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], after_step: StepHook | None = None, **loop: Any
+        self,
+        batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        after_step: StepHook | None = None,
+        model: nn.Module | None = None,
+        preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **loop: Any,
     ) -> dict[str, float]:
         """train_one_epoch over `batches` with this setup's model, loss, optimizer, precision and clipping (the
-        run, the budget's timing, the recipe's flip test and the lr range test all train this one way)."""
+        run, the budget's timing, the recipe's flip test and the lr range test all train this one way); `model`
+        and `preprocess` replace the setup's where a frozen body is left out (training/fine_tune.py)."""
         return train_one_epoch(
-            self.forward_model,
+            self.forward_model if model is None else model,
             batches,
             self.loss_fn,
             self.optimizer,
-            self.preprocess,
+            self.preprocess if preprocess is None else preprocess,
             autocast=self.autocast,
             scaler=self.scaler,
             grad_clip=self.config.grad_clip,

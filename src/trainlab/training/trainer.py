@@ -24,6 +24,7 @@ from trainlab.training import rundir
 from trainlab.training.budget import EpochEnd, TimeBudget
 from trainlab.training.divergence import DivergenceGuard
 from trainlab.training.early_stop import anneal_before_stopping
+from trainlab.training.fine_tune import FineTuning
 from trainlab.training.setup import build_training, describe_data
 from trainlab.training.signals import StopRequest
 
@@ -66,6 +67,7 @@ class Trainer:
         self.files = run_dir if isinstance(run_dir, rundir.RunDirectory) else rundir.RunDirectory(run_dir)
         self.reporter = reporter
         self.setup = build_training(config, data, model, reporter, pretrained)
+        self.fine_tune = FineTuning(self.setup, reporter)  # --fine-tune's phases; a frozen body's cached features
         self.epoch = 0  # epochs finished
         self.step = 0  # optimizer steps taken
         self.progress = EpochProgress()
@@ -86,10 +88,6 @@ class Trainer:
             return len(self.train_data)
         per_step = self.config.per_process_batch_size(self.setup.dist.world) * self.setup.dist.world
         return min(len(self.train_data), self.setup.steps_in_epoch(self.epoch) * per_step)
-
-    def batches(self):
-        """This epoch's remaining batches, augmented on the device when asked."""
-        return self.setup.batches(self.epoch, self.progress.batch)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -165,6 +163,7 @@ class Trainer:
                 "this data anyway"
             )
         load_weights(self.model, state.model_state, source=str(path))
+        self.fine_tune.restored(int(state.epoch))  # the optimizer and schedule of the phase it resumes in
         self.restore_rng(state.rng, path)
         try:
             self.optimizer.load_state_dict(state.optimizer_state)
@@ -232,8 +231,9 @@ class Trainer:
         if self.progress.lr is None:
             self.progress.lr = self.optimizer.param_groups[0]["lr"]
         lr = self.progress.lr
-        train = self.setup.train_steps(
-            self.batches(),
+        train = self.fine_tune.train_steps(
+            self.epoch,
+            self.progress.batch,
             self.after_step,
             progress=self.progress,
             step_offset=self.step - self.progress.batch,
@@ -254,7 +254,9 @@ class Trainer:
             machine_samples_per_second=(self.progress.samples - samples_before) / max(train_seconds, 1e-9),
         )
         self.epoch += 1
-        replanned = self.replan(self.progress.batch - first_batch, row["machine_seconds"] - train_seconds)
+        steps = self.fine_tune.budgeted(self.progress.batch - first_batch)
+        replanned = self.replan(steps, row["machine_seconds"] - train_seconds)
+        self.fine_tune.enter(self.epoch)  # before the checkpoint: it holds the phase the next epoch trains in
         self.progress = EpochProgress()
         self.metrics.append(row)
         if self.best is row:  # best.pt before last.pt: a kill between the two redoes this epoch, and both get written
@@ -291,11 +293,12 @@ class Trainer:
         """Loss and accuracy on `data`: all of it, or --limit-eval-batches of it."""
         batches = -(-len(data) // self.config.eval_batch_size)
         limit = self.config.limit_eval_batches
+        model, data, preprocess = self.fine_tune.evaluation(data)  # a frozen body: its cached features
         return evaluate(
-            self.setup.eval_model,
+            model,
             data,
             self.setup.loss_fn,
-            self.setup.preprocess,
+            preprocess,
             self.config.eval_batch_size,
             autocast=self.setup.autocast,
             return_predictions=return_predictions,
