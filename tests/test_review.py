@@ -47,9 +47,8 @@ def write_csv_set(root: Path) -> tuple[Path, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def reviewed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A 3-epoch Adam MLP run on the planted set, and its review (2 folds of 10 epochs) as --json printed it."""
-    from trainlab import TrainConfig, fit
-    from trainlab.cli import main
+    """A 3-epoch Adam MLP run on the planted set, and its review (2 folds of 10 epochs) in RUN/review."""
+    from trainlab import TrainConfig, fit, review
 
     root = tmp_path_factory.mktemp("review")
     data, truth = write_csv_set(root / "data")
@@ -63,7 +62,8 @@ def reviewed_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         threads=1,
     )
     fit(config, run_dir=root / "run")
-    return {"root": root, "data": data, "truth": truth, "run": root / "run", "config": config, "main": main}
+    suspects = review(root / "run", folds=2, fold_epochs=10)  # RUN/review/review.csv, as the CLI writes it
+    return {"data": data, "truth": truth, "run": root / "run", "config": config, "suspects": suspects}
 
 
 def review_json(run_main, run: Path, *flags: str) -> dict:
@@ -107,8 +107,7 @@ def test_relabel_with_the_review_csv_restores_the_flipped_labels_drops_the_rest_
     from trainlab import TrainConfig
     from trainlab.data import load_dataset, load_split
 
-    review_json(run_main, reviewed_run["run"], "--out", tmp_path / "review")
-    reviewed = tmp_path / "review" / "review.csv"
+    reviewed = reviewed_run["run"] / "review" / "review.csv"
     relabelled = load_dataset(reviewed_run["config"].replace(relabel=str(reviewed)))
     names = relabelled.train.names
     for name, true_label in reviewed_run["truth"].items():
@@ -219,3 +218,45 @@ def test_review_options_out_of_range_are_one_line_and_write_nothing(reviewed_run
     result = run_main("review", reviewed_run["run"], "--out", tmp_path / "out", *flags)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "out").exists()
+
+
+def served(run: Path):
+    """A TestClient of `trainlab serve RUN` (whatever $TRAINLAB_TOKEN holds where the tests run)."""
+    from fastapi.testclient import TestClient
+
+    from trainlab.serve.app import create_app
+    from trainlab.serve.settings import TOKEN_VARIABLE, ServeSettings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(TOKEN_VARIABLE, raising=False)
+        return TestClient(create_app(ServeSettings(checkpoint=str(run)).checked()))
+
+
+def test_the_served_page_gets_the_runs_review_rows_and_grid(reviewed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reviewed_run["run"], run, ignore=shutil.ignore_patterns("review"))
+    with served(run) as client:
+        assert client.get("/v1/model/review").status_code == 404  # no review yet
+        assert "review" not in client.get("/v1/model").json()["reports"]
+    shutil.copytree(reviewed_run["run"] / "review", run / "review")
+    with served(run) as client:
+        assert client.get("/v1/model").json()["reports"]["review"] == "/v1/model/reports/review.png"
+        body = client.get("/v1/model/review").json()
+        suspects = reviewed_run["suspects"]
+        assert body["total"] == len(suspects)
+        assert body["suspects"][0] == {key: str(value) for key, value in suspects[0].to_dict().items() if key != "kind"}
+        assert client.get("/v1/model/reports/review.png").content.startswith(b"\x89PNG")
+    assert 'id="review-block"' in (Path(__file__).parents[1] / "src/trainlab/serve/static/index.html").read_text()
+
+
+def test_a_review_csv_linked_out_of_the_run_directory_is_not_served(reviewed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reviewed_run["run"], run, ignore=shutil.ignore_patterns("review"))
+    secret = tmp_path / "secret.csv"
+    secret.write_text("file,split,given,suggested,confidence,reason\nsecret.png,train,1,2,0.9,x\n")
+    (run / "review").mkdir()
+    (run / "review" / "review.csv").symlink_to(secret)
+    with served(run) as client:
+        answer = client.get("/v1/model/review")
+        assert answer.status_code == 404
+        assert "outside the run directory" in answer.json()["error"] and "secret.png" not in answer.text

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from trainlab.config import INPUT_STYLES
 from trainlab.serve import schemas
 from trainlab.serve.errors import JSON, ApiError
-from trainlab.serve.reports import report_png
+from trainlab.serve.reports import report_png, review_rows
 from trainlab.serve.serving import json_response, serving
 from trainlab.serve.settings import MAX_TOP_K
 from trainlab.serve.uploads import request_images
@@ -43,8 +43,14 @@ async def model_info(request: Request) -> Response:
 
 @router.get("/model/reports/{key}.png", tags=["model"], response_class=Response)
 async def model_report(key: str, request: Request) -> Response:
-    """The run's learning curves or confusion matrix (PNG)."""
+    """The run's learning curves, confusion matrix or review grid (PNG)."""
     return Response(report_png(serving(request).served.run_dir, key), media_type="image/png")
+
+
+@router.get("/model/review", tags=["model"])
+async def model_review(request: Request) -> Response:
+    """The run's review (`trainlab review RUN`): its first suspects and how many it lists; 404 without one."""
+    return json_response(review_rows(serving(request).served.run_dir))
 
 
 @router.get("/samples", tags=["model"], response_model=schemas.Samples)

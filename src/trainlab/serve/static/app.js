@@ -166,6 +166,7 @@
     if (!state.reportsShown) {
       state.reportsShown = true;
       renderReports(info.reports || {}); // not awaited: the pictures come when they come
+      renderReview(info.reports || {});
     }
     $("model-card").hidden = false;
   }
@@ -198,7 +199,7 @@
   async function renderReports(reports) {
     // fetched with the token (an <img src> cannot send one); a picture that fails is left out
     const box = $("reports");
-    const keys = Object.keys(reports).filter((key) => typeof reports[key] === "string");
+    const keys = Object.keys(reports).filter((key) => key !== "review" && typeof reports[key] === "string");
     const figures = await Promise.all(
       keys.map(async (key) => {
         try {
@@ -219,6 +220,43 @@
       }),
     );
     box.replaceChildren(...figures.filter(Boolean));
+  }
+
+  async function renderReview(reports) {
+    // `trainlab review RUN` wrote a review: its first suspects (plain text cells) and its grid picture
+    if (typeof reports.review !== "string") return;
+    let review;
+    try {
+      review = await api("/v1/model/review");
+    } catch (exc) {
+      return; // no review served (it changed, or it is not a regular file in the run directory)
+    }
+    const rows = Array.isArray(review.suspects) ? review.suspects : [];
+    $("review").tBodies[0].replaceChildren(
+      ...rows.map((row) => {
+        const tr = document.createElement("tr");
+        const confidence = Number(row.confidence);
+        const cells = [row.file, row.split, row.given, row.suggested || "keep?"];
+        cells.push(Number.isFinite(confidence) ? percent(confidence, 0) : "", row.reason);
+        for (const value of cells) {
+          const td = document.createElement("td");
+          td.textContent = value;
+          tr.append(td);
+        }
+        return tr;
+      }),
+    );
+    const total = integer.format(review.total || 0);
+    $("review-summary").textContent =
+      `${total} suspect(s) in review/review.csv; the first ${rows.length} below. Edit the CSV, then ` +
+      "retrain with `trainlab train ... --relabel review.csv`.";
+    $("review-block").hidden = false;
+    try {
+      $("review-image").src = URL.createObjectURL(await api(reports.review, { as: "blob" }));
+      $("review-figure").hidden = false;
+    } catch (exc) {
+      // the table says it all without the picture
+    }
   }
 
   // ---- samples -----------------------------------------------------------------------------------
