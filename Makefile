@@ -28,7 +28,8 @@ test: $(BIN)/.installed
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-LINTED := src tests scripts benchmarks
+# examples/: ruff reads the notebooks' code cells too
+LINTED := src tests scripts benchmarks examples
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check $(LINTED)
