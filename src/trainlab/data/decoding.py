@@ -13,6 +13,7 @@ import torch
 
 from trainlab.config import MAX_IMAGE_PIXELS
 from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
+from trainlab.data.plain_png import plain_png_image
 from trainlab.errors import DataError
 from trainlab.fileio import NotRegularFile, open_regular
 from trainlab.validation import check_choice
@@ -166,6 +167,9 @@ def decode(source: ImageSource, mode: str, name: str | None = None) -> Any:
     made black."""
     from PIL import Image, ImageOps
 
+    plain = plain_png_image(source, mode) if isinstance(source, bytes) else None  # a server's usual upload
+    if plain is not None:
+        return plain
     name = source_name(source, name)
     image = open_image(source, name)
     try:

@@ -16,6 +16,7 @@ from fastapi import Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainlab.data.decoding import InputImage, open_image
+from trainlab.data.plain_png import plain_png
 from trainlab.errors import DataError
 from trainlab.serve.errors import ApiError, image_error
 
@@ -63,6 +64,10 @@ def declared_pixels(files: list[bytes], names: list[str | None]) -> list[int]:
     a picture that is no image or is over the per-picture bound is refused here."""
     counts = []
     for data, name in zip(files, names, strict=True):
+        plain = plain_png(data)  # its header read without PIL (a tenth of the time)
+        if plain is not None:
+            counts.append(plain.width * plain.height)
+            continue
         try:
             image = open_image(data, picture_name(name))
         except DataError as exc:
