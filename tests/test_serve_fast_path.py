@@ -1,19 +1,30 @@
 """The server's hot path: plain PNGs decoded without PIL's per-file work (data/plain_png.py) to exactly PIL's
-pixels; any other PNG still goes PIL's whole way."""
+pixels, and POST /v1/predict answered beside FastAPI (serve/fast_predict.py) with exactly FastAPI's answers,
+errors and metrics; anything else for the path still goes to FastAPI."""
 
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from trainlab.data.decoding import decode
 from trainlab.data.plain_png import PlainPng, plain_png
+from trainlab.serve.app import create_app
+from trainlab.serve.fast_predict import plain_query
+from trainlab.serve.model import ServedModel
+from trainlab.serve.settings import TOKEN_VARIABLE, ServeSettings
+
+from conftest import make_images, train_tiny_run
 
 
 def png(image: Image.Image, **options) -> bytes:
@@ -104,3 +115,146 @@ def test_a_png_that_is_not_plain_goes_pils_whole_way(name):
 
 def test_pils_whole_way_still_turns_a_png_with_an_exif_rotation_upright():
     assert decode(NOT_PLAIN["an EXIF rotation (eXIf)"], "L").size == (10, 20)  # stored 20x10
+
+
+# --- the query the hot path reads, and what it leaves to FastAPI ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "values"),
+    [
+        (b"", (3, "auto", False)),
+        (b"top_k=5", (5, "auto", False)),
+        (b"input_style=photo&include_input=true&top_k=1000", (1000, "photo", True)),
+        (b"include_input=0&input_style=raw", (3, "raw", False)),
+    ],
+)
+def test_a_plain_query_is_read_by_the_hot_path(query, values):
+    assert plain_query(query) == values
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"top_k=0", b"top_k=1001", b"top_k=05", b"top_k=%35", b"top_k=", b"top_k=1&top_k=2", b"include_input=yes"]
+    + [b"input_style=bogus", b"other=1", b"top_k=5&", b"top_k=" + b"9" * 5000],
+)
+def test_any_other_query_is_left_to_fastapi(query):
+    assert plain_query(query) is None
+
+
+# --- the hot path against FastAPI's route ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return train_tiny_run(tmp_path_factory.mktemp("fast_path"))[1]
+
+
+def served(run_dir: Path, **values) -> ServedModel:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(TOKEN_VARIABLE, raising=False)
+        return ServedModel(ServeSettings(checkpoint=str(run_dir), **values).checked())
+
+
+@pytest.fixture(scope="module")
+def app(run_dir):
+    return create_app(served=served(run_dir))
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+class FastApiCalls:
+    """The paths of the requests that reached FastAPI's own stack (behind the guard)."""
+
+    def __init__(self, app):
+        self.paths: list[str] = []
+        self.inner = app.guard.app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.inner(scope, receive, send)
+
+
+@pytest.fixture
+def fastapi_calls(app, monkeypatch) -> FastApiCalls:
+    calls = FastApiCalls(app)
+    monkeypatch.setattr(app.guard, "app", calls)
+    return calls
+
+
+def picture() -> bytes:
+    images, _ = make_images(1, 3)
+    return png(Image.fromarray(images[0]))
+
+
+QUERIES = [{}, {"top_k": "10"}, {"input_style": "photo"}, {"input_style": "raw", "include_input": "true"}]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_the_hot_path_answers_the_same_bytes_as_fastapis_route(query, app, client, fastapi_calls, monkeypatch):
+    data = picture()
+    fast = client.post("/v1/predict", params=query, content=data, headers={"content-type": "image/png"})
+    assert fastapi_calls.paths == []  # answered beside FastAPI
+    monkeypatch.setattr(app.guard, "fast_predict", None)
+
+    route = client.post("/v1/predict", params=query, content=data, headers={"content-type": "image/png"})
+
+    assert fastapi_calls.paths == ["/v1/predict"]
+    assert (fast.status_code, fast.content) == (route.status_code, route.content)
+    assert fast.status_code == 200
+    assert fast.headers["content-type"] == route.headers["content-type"] == "application/json"
+    assert fast.headers["content-length"] == route.headers["content-length"] == str(len(fast.content))
+
+
+ERRORS = {  # what is wrong: (body, Content-Type)
+    "a text/plain body": (b"words", "text/plain"),
+    "an empty body": (b"", "image/png"),
+    "no image": (b"just some words", "image/png"),
+    "half a PNG": (png(noise(28, 28, 1, 14))[:200], "image/png"),
+}
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_the_hot_paths_errors_are_fastapis_errors(name, app, client, fastapi_calls, monkeypatch):
+    body, content_type = ERRORS[name]
+    fast = client.post("/v1/predict", content=body, headers={"content-type": content_type})
+    monkeypatch.setattr(app.guard, "fast_predict", None)
+
+    route = client.post("/v1/predict", content=body, headers={"content-type": content_type})
+
+    assert fastapi_calls.paths == ["/v1/predict"]
+    assert fast.status_code in (413, 415, 422)
+    assert (fast.status_code, fast.json()) == (route.status_code, route.json())
+
+
+def test_multipart_forms_and_queries_it_does_not_read_go_to_fastapi(client, fastapi_calls):
+    data = picture()
+    assert client.post("/v1/predict", files=[("files", ("a.png", data, "image/png"))]).status_code == 200
+    response = client.post("/v1/predict", params={"top_k": "0"}, content=data)
+    assert response.status_code == 422
+    assert response.json() == {"error": "top_k: Input should be greater than or equal to 1"}
+    assert client.post("/v1/predict", params={"include_input": "yes"}, content=data).status_code == 200
+
+    assert fastapi_calls.paths == ["/v1/predict"] * 3
+
+
+def test_a_failure_in_the_hot_path_is_a_json_500_naming_it_and_counted(run_dir):
+    model = served(run_dir)
+
+    def failing(batches: list[torch.Tensor]):
+        raise RuntimeError("the forward pass failed")
+
+    model.forward = failing
+    with TestClient(create_app(served=model), raise_server_exceptions=False) as client:
+        response = client.post("/v1/predict", content=picture())
+        metrics = client.get("/metrics").text
+
+    assert response.status_code == 500
+    assert json.loads(response.content) == {"error": "internal error: RuntimeError: the forward pass failed"}
+    assert 'trainlab_requests_total{method="POST",route="/v1/predict",status="500"} 1.0' in metrics
+    assert 'trainlab_request_errors_total{status="500"} 1.0' in metrics

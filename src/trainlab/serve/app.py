@@ -8,6 +8,7 @@ is JSON {"error": "..."} with its status (errors).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,12 +17,23 @@ from fastapi.responses import Response
 from trainlab import __version__
 from trainlab.serve import api_v1, api_v2
 from trainlab.serve.errors import add_error_handlers
+from trainlab.serve.fast_predict import FastPredict
 from trainlab.serve.guard import Guard, add_bearer_scheme
 from trainlab.serve.metrics import ServerMetrics
 from trainlab.serve.model import ServedModel
 from trainlab.serve.page import add_page
 from trainlab.serve.serving import Serving, serving
 from trainlab.serve.settings import SETTINGS_VARIABLE, ServeSettings
+
+
+class GuardedApp(FastAPI):
+    """FastAPI with the guard in front of its whole middleware stack: every request meets the guard first (token,
+    upload limit, metrics), and the hot path (fast_predict) skips the layers that FastAPI's own stack adds."""
+
+    guard: Guard
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.guard(scope, receive, send)
 
 
 def create_app(settings: ServeSettings | None = None, served: ServedModel | None = None) -> FastAPI:
@@ -31,7 +43,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     settings = served.settings
     metrics = ServerMetrics()
     state = Serving(served, metrics)
-    app = FastAPI(
+    app = GuardedApp(
         title=f"trainlab serve: {served.name}",
         version=__version__,
         description=(
@@ -49,7 +61,7 @@ def create_app(settings: ServeSettings | None = None, served: ServedModel | None
     app.include_router(api_v2.router)
     app.add_api_route("/metrics", prometheus_metrics, methods=["GET"], tags=["metrics"], response_class=Response)
     add_bearer_scheme(app, settings.token is not None)
-    app.add_middleware(Guard, settings=settings, metrics=metrics)
+    app.guard = Guard(partial(FastAPI.__call__, app), settings, metrics, FastPredict(state))
     return app
 
 

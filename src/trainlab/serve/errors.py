@@ -31,6 +31,15 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
+async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    """An error answer sent over plain ASGI (the guard's refusals, the hot path's errors), as api_error sends it."""
+    body = error_body(message)
+    raw_headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(key.encode(), value.encode()) for key, value in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def image_error(exc: DataError) -> ApiError:
     """A picture that cannot be used: 415 not an image, 413 too many pixels, 422 damaged."""
     if isinstance(exc, NotAnImage):
@@ -66,4 +75,9 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    return Response(error_body(f"internal error: {type(exc).__name__}: {exc}"), 500, media_type=JSON)
+    return Response(error_body(internal_error(exc)), 500, media_type=JSON)
+
+
+def internal_error(exc: Exception) -> str:
+    """A 500's message: the exception, named."""
+    return f"internal error: {type(exc).__name__}: {exc}"

@@ -1,5 +1,5 @@
-"""The server's one ASGI middleware: the token, the upload limit and the metrics of every request; and the
-token's place in the OpenAPI document."""
+"""The server's one ASGI middleware, in front of FastAPI's: the token, the upload limit and the metrics of every
+request, then POST /v1/predict's hot path or FastAPI; and the token's place in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trainlab.serve.errors import JSON, error_body
+from trainlab.serve.errors import internal_error, send_error
+from trainlab.serve.fast_predict import FastPredict
 from trainlab.serve.metrics import ServerMetrics
 from trainlab.serve.settings import ServeSettings
 
@@ -28,10 +29,12 @@ class BodyTooLarge(StarletteHTTPException):
 
 class Guard:
     """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request): the token, the
-    upload limit (Content-Length, and bytes counted as they arrive for chunked bodies) and the metrics."""
+    upload limit (Content-Length, and bytes counted as they arrive for chunked bodies) and the metrics; then
+    POST /v1/predict's hot path (fast_predict) or `app`, FastAPI's own stack (app.GuardedApp)."""
 
-    def __init__(self, app, settings: ServeSettings, metrics: ServerMetrics):
+    def __init__(self, app, settings: ServeSettings, metrics: ServerMetrics, fast_predict: FastPredict | None = None):
         self.app = app
+        self.fast_predict = fast_predict  # POST /v1/predict's hot path, beside FastAPI (fast_predict.py)
         self.token = settings.token.encode() if settings.token is not None else None
         self.max_mb = settings.max_upload_mb
         self.max_bytes = settings.max_upload_bytes
@@ -66,6 +69,13 @@ class Guard:
             refusal = self.refusal(scope, path)
             if refusal is not None:
                 await send_error(send_and_note, *refusal)
+            elif self.fast_predict is not None and (query := self.fast_predict.takes(scope)) is not None:
+                try:
+                    await self.fast_predict(scope, receive_counted, send_and_note, query)
+                except Exception as exc:  # as FastAPI's handlers answer it; raised on for uvicorn to log
+                    if not isinstance(exc, BodyTooLarge) and not response_started:
+                        await send_error(send_and_note, 500, internal_error(exc))
+                    raise
             else:
                 await self.app(scope, receive_counted, send_and_note)
         except BodyTooLarge:  # raised past the app (a route that did not catch it)
@@ -98,14 +108,6 @@ class Guard:
             if too_large:
                 return (*self.too_large(), {})
         return None
-
-
-async def send_error(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-    body = error_body(message)
-    raw_headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
-    raw_headers += [(key.encode(), value.encode()) for key, value in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def add_bearer_scheme(app: FastAPI, required: bool) -> None:

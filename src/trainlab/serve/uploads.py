@@ -43,6 +43,11 @@ async def request_images(request: Request) -> tuple[list[bytes], list[str | None
             if not data:
                 raise ApiError(422, f"the form's file {item.filename or item.name!r} is empty (0 bytes); send an image")
         return contents, [item.filename or None for item in files]
+    return body_images(content_type, body)
+
+
+def body_images(content_type: str, body: bytes) -> tuple[list[bytes], list[str | None]]:
+    """The one image file of a request whose body is the file (content_type in lower case)."""
     if content_type.startswith(REFUSED_TYPES):
         raise ApiError(
             415,
