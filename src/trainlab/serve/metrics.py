@@ -7,6 +7,7 @@ With several worker processes, prometheus-client's multiprocess mode (PROMETHEUS
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
@@ -78,13 +79,22 @@ class ServerMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # (method, route, status): its children of the metrics above; as few as the label sets (ROUTES bounds them)
+        self.by_labels: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         route = route_label(path)
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
-        if status >= 400:
-            self.errors.labels(str(status)).inc()
+        counters = self.by_labels.get((method, route, status))
+        if counters is None:  # labels() takes a lock and builds its key on every call: once per label set here
+            counters = self.requests.labels(method, route, str(status)), self.latency.labels(route), None
+            if status >= 400:
+                counters = (*counters[:2], self.errors.labels(str(status)))
+            self.by_labels[(method, route, status)] = counters
+        requests, latency, errors = counters
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def batch(self, images: int) -> None:
         self.batch_size.observe(images)
