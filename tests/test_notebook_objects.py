@@ -168,3 +168,143 @@ def test_a_streamed_data_set_shows_its_grid_decoding_only_nine_files(tmp_path, m
     assert repr(data) == "ImageData(40 images 3x12x12, streamed from files, 4 classes: cross, disc, ring, square)"
     assert len(embedded_pngs(data._repr_html_())) == 1
     assert [len(positions) for positions in decoded] == [9]
+
+
+# Predictor and predictions ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor_and_picture(trained, tmp_path_factory):
+    """(the run's Predictor, a test image as a gray PNG file, its (28, 28) uint8 pixels)."""
+    import numpy as np
+    from PIL import Image
+
+    import trainlab as tl
+
+    data_dir, run_dir, _ = trained
+    pixels = tl.load_split("fashion-mnist", "test", data_dir, download=False).images[7, 0].numpy()
+    path = tmp_path_factory.mktemp("picture") / "seven.png"
+    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+    return tl.Run(run_dir).predictor(), path, pixels
+
+
+def test_a_predictor_shows_its_model_checkpoint_classes_input_and_input_style(trained, predictor_and_picture):
+    predictor, _, _ = predictor_and_picture
+    shown = repr(predictor)
+    assert "\n" not in shown
+    assert shown.startswith(f"Predictor(mlp from {trained[1] / 'checkpoints' / 'last.pt'}; {FASHION_LINE}; ")
+    assert "input 1x28x28 uint8 scaled to 0-1; pictures: input style auto (raw or photo) to match " in shown
+    assert shown.endswith("; tta none; on cpu)")
+
+
+def test_every_kind_of_picture_gets_what_predict_gives_its_file(predictor_and_picture):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    predictor, path, pixels = predictor_and_picture
+    (expected,) = predictor.predict_files([path], top_k=3)  # what `trainlab predict` and the server do
+    pictures = {
+        "str path": str(path),
+        "Path": path,
+        "bytes": path.read_bytes(),
+        "PIL image": Image.open(path),
+        "numpy HxW uint8": pixels,
+        "numpy HxWx1": pixels[:, :, None],
+        "numpy HxWx3": np.stack([pixels] * 3, axis=-1),
+        "numpy HxW float": pixels.astype(np.float32) / 255,
+        "tensor CxHxW uint8": torch.from_numpy(pixels.copy())[None],
+        "tensor HxW float64": torch.from_numpy(pixels.astype(np.float64) / 255),
+    }
+    for kind, picture in pictures.items():
+        prediction = predictor.predict(picture, top_k=3)
+        assert [label for label, _ in prediction.top] == [label for label, _ in expected.top], kind
+        assert [p for _, p in prediction.top] == pytest.approx([p for _, p in expected.top], abs=1e-6), kind
+        assert torch.equal(prediction.model_input, expected.model_input), kind
+        assert prediction.input_style == expected.input_style, kind
+    listed = predictor.predict(list(pictures.values()), top_k=3)
+    assert [p.label for p in listed] == [expected.label] * len(pictures)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda np, torch: np.zeros((28, 28), dtype=np.int64),
+            "picture: a numpy array of dtype int64; give uint8 levels (0-255) or floats (0.0-1.0), "
+            "e.g. array.astype('uint8')",
+        ),
+        (
+            lambda np, torch: np.zeros((2, 1, 28, 28), dtype=np.uint8),
+            "picture: a numpy array of shape (2, 1, 28, 28) (4 dimensions) is not one picture; give (H, W), "
+            "(H, W, C) or (C, H, W) with C of 1, 3 or 4, or a list of pictures",
+        ),
+        (
+            lambda np, torch: torch.full((1, 28, 28), 2.0),
+            "picture: a tensor of floats from 2 to 2; floats must lie in 0.0-1.0 (divide 0-255 levels by 255, "
+            "or give uint8)",
+        ),
+        (
+            lambda np, torch: np.full((28, 28), np.nan),
+            "picture: a numpy array of floats holding NaN or inf; give floats in 0.0-1.0 or uint8 levels",
+        ),
+        (
+            lambda np, torch: torch.zeros((5, 28, 28), dtype=torch.uint8),
+            "picture: a tensor of shape (5, 28, 28), whose first dimension is not 1, 3 or 4 channels; give one "
+            "picture as (C, H, W) or (H, W)",
+        ),
+        (
+            lambda np, torch: torch.zeros((2, 1, 28, 28)),
+            "a batch tensor of shape (2, 1, 28, 28) and dtype float32: a (N, C, H, W) batch goes to the model as "
+            "it is and must be uint8 (0-255); give batch.to(torch.uint8), or a list of pictures to have each made "
+            "into the model's input",
+        ),
+        (
+            lambda np, torch: b"these bytes are no image",
+            "picture: cannot be read as an image (not a format PIL knows)",
+        ),
+        (
+            lambda np, torch: {"pixels": 1},
+            "picture: dict is not a picture; give a file path, image bytes, a PIL image, or a numpy array or "
+            "tensor (H, W), (H, W, C) or (C, H, W)",
+        ),
+        (
+            lambda np, torch: [np.zeros((28, 28), dtype=np.uint8), np.zeros((28, 0), dtype=np.uint8)],
+            "picture 2 of 2: a numpy array of shape (28, 0) has no pixels",
+        ),
+    ],
+)
+def test_a_bad_picture_is_refused_in_one_line_naming_it_and_what_to_give(predictor_and_picture, make, message):
+    import numpy as np
+    import torch
+
+    import trainlab as tl
+
+    with pytest.raises(tl.TrainlabError) as caught:
+        predictor_and_picture[0].predict(make(np, torch))
+    assert str(caught.value) == message
+
+
+def test_a_prediction_shows_its_picture_the_models_input_and_top_k_bars(predictor_and_picture):
+    from PIL import Image
+
+    predictor, path, _ = predictor_and_picture
+    photo = Image.open(path).resize((140, 100))  # not the model's size: the model receives it made smaller
+    prediction = predictor.predict(photo, top_k=3)
+    assert repr(prediction) == f"Prediction({prediction.label!r}, {prediction.probability:.2f})"
+    page = prediction._repr_html_()
+    assert "picture (140x100)" in page and f"model input (28x28, {prediction.input_style})" in page
+    for label, probability in prediction.top:
+        assert f"<td style='text-align:right'>{label}</td>" in page and f"<td>{100 * probability:.1f}%</td>" in page
+    picture, model_input = embedded_pngs(page)
+    assert picture.size == (140, 100) and model_input.size == (112, 112)  # the input enlarged 4x, unsmoothed
+    assert prediction.to_dict()["label"] == prediction.label  # the JSON form is unchanged
+
+
+def test_a_prediction_keeps_a_large_photo_reduced_but_names_its_size(predictor_and_picture):
+    from PIL import Image
+
+    predictor, path, _ = predictor_and_picture
+    prediction = predictor.predict(Image.open(path).resize((2000, 1500)))
+    assert prediction.picture_size == (2000, 1500) and max(prediction.picture.size) <= 2 * 192
+    assert "picture (2000x1500)" in prediction._repr_html_()

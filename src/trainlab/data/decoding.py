@@ -13,6 +13,7 @@ import torch
 
 from trainlab.config import MAX_IMAGE_PIXELS
 from trainlab.data.input_styles import INPUT_STYLES, StyleChoice, choose_style, photo_input
+from trainlab.data.pictures import picture_image
 from trainlab.data.plain_png import plain_png_image
 from trainlab.errors import DataError
 from trainlab.fileio import NotRegularFile, open_regular
@@ -56,8 +57,8 @@ class InputImage:
 
 
 def source_name(source: ImageSource, name: str | None = None) -> str:
-    """What messages call an image: `name`, else its path, else "image" for bytes (never their repr)."""
-    return name or (str(source) if not isinstance(source, bytes) else "image")
+    """What messages call an image: `name`, else its path, else "image" for bytes or a picture (never their repr)."""
+    return name or (str(source) if isinstance(source, str | os.PathLike) else "image")
 
 
 def open_image(source: ImageSource, name: str | None = None) -> Any:
@@ -130,10 +131,11 @@ def load_image(path: str | os.PathLike, preprocessing: ImageShape, style: str = 
 
 
 def read_input(
-    source: ImageSource, preprocessing: ImageShape, style: str = "raw", name: str | None = None
+    source: ImageSource | Any, preprocessing: ImageShape, style: str = "raw", name: str | None = None
 ) -> InputImage:
-    """An image file (a path, or its bytes named `name` in messages) as the model receives it: decoded, channels
-    converted, then `style` (auto, photo or raw).
+    """An image file (a path, or its bytes named `name` in messages) or a picture in memory (a PIL image, array
+    or tensor: data.pictures) as the model receives it: decoded, channels converted, then `style` (auto, photo
+    or raw).
 
     Transparent pixels become black and EXIF rotation is applied. raw resizes the whole frame and keeps its
     polarity; photo trims, fits, centres and matches the training images' look (preprocessing.look); auto picks
@@ -162,16 +164,19 @@ def read_input(
     return InputImage(tensor, choice, image)
 
 
-def decode(source: ImageSource, mode: str, name: str | None = None) -> Any:
-    """An image file (or its bytes) as a PIL image in `mode` (L or RGB): EXIF rotation applied, transparency
-    made black."""
+def decode(source: ImageSource | Any, mode: str, name: str | None = None) -> Any:
+    """An image file (or its bytes), or a picture in memory (a PIL image, array or tensor: data.pictures), as a
+    PIL image in `mode` (L or RGB): EXIF rotation applied, transparency made black."""
     from PIL import Image, ImageOps
 
     plain = plain_png_image(source, mode) if isinstance(source, bytes) else None  # a server's usual upload
     if plain is not None:
         return plain
     name = source_name(source, name)
-    image = open_image(source, name)
+    if isinstance(source, str | os.PathLike | bytes):
+        image = open_image(source, name)
+    else:  # a copy: the caller's own picture is neither changed nor closed
+        image = picture_image(source, name).copy()
     try:
         with image:
             image.load()

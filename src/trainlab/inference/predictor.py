@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,9 +18,11 @@ from trainlab.data.decoding import (  # noqa: F401 - the one decoding path, re-e
     read_input,
 )
 from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
+from trainlab.data.pictures import check_batch
 from trainlab.data.transforms import Preprocessing
 from trainlab.datasets_registry import BUILTINS
 from trainlab.errors import CheckpointError
+from trainlab.inference import showing
 from trainlab.models import check_model_from_file, create_model
 from trainlab.models.tta import with_tta
 from trainlab.validation import check_choice
@@ -36,6 +38,15 @@ class Prediction:
     top: list[tuple[str, float]]
     input_style: str | None = None  # for image files: the style the picture went through ("raw" or "photo")
     input_reason: str | None = None  # and why
+    picture: Any = field(default=None, repr=False, compare=False)  # the picture as given, at most ~2x as shown
+    picture_size: tuple[int, int] | None = field(default=None, repr=False, compare=False)  # (width, height) given
+    model_input: Any = field(default=None, repr=False, compare=False)  # uint8 (C, H, W): what the model received
+
+    def __repr__(self) -> str:
+        return showing.prediction_repr(self)
+
+    def _repr_html_(self) -> str:
+        return showing.prediction_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         values = {
@@ -50,7 +61,7 @@ class Prediction:
 
 
 class Predictor:
-    """Loads a checkpoint once and predicts classes for uint8 images or image files."""
+    """Loads a checkpoint once and predicts classes for pictures: files, bytes, PIL images, arrays, tensors."""
 
     def __init__(
         self,
@@ -71,6 +82,9 @@ class Predictor:
         self.model_arguments = dict(model_arguments or {})
         self.notes: list[str] = []  # what was assumed (e.g. where the training images' look came from)
         self.look_from: tuple[str, str | None] | None = None  # (data set, data dir) to measure the look on, once
+
+    def __repr__(self) -> str:
+        return showing.predictor_repr(self)
 
     @classmethod
     def from_checkpoint(
@@ -119,9 +133,23 @@ class Predictor:
             logits = self.model(self.preprocessing(images.to(self.device)))
             return torch.softmax(logits.float(), dim=1).cpu()
 
-    def predict(self, images: torch.Tensor, top_k: int = 1) -> list[Prediction]:
-        """Top-k predictions for a uint8 batch (N, C, H, W)."""
-        return self.top_predictions(self.probabilities(images), top_k)
+    def predict(self, pictures: Any, top_k: int = 1, input_style: str = "auto") -> Prediction | list[Prediction]:
+        """Top-k predictions: one Prediction for one picture, a list for a list.
+
+        A picture is a file path, an image file's bytes, a PIL image, or a numpy array or tensor ((H, W), numpy's
+        (H, W, C), torch's (C, H, W); uint8 or floats in 0.0-1.0), made into the model's input by the one path
+        `trainlab predict` and the server use, through `input_style` (auto, photo or raw). A uint8 tensor batch
+        (N, C, H, W) is the model's input as it is, and gives a list.
+        """
+        if isinstance(pictures, torch.Tensor) and pictures.dim() == 4:
+            check_batch(pictures)
+            predictions = self.top_predictions(self.probabilities(pictures), top_k)
+            for prediction, image in zip(predictions, pictures.cpu(), strict=True):
+                prediction.model_input = image
+            return predictions
+        single = not isinstance(pictures, list | tuple)
+        predictions = self.predict_files([pictures] if single else list(pictures), top_k, input_style)
+        return predictions[0] if single else predictions
 
     def top_predictions(self, probabilities: torch.Tensor, top_k: int = 1) -> list[Prediction]:
         """Top-k predictions from the probabilities (N, classes) that `probabilities` returned."""
@@ -147,10 +175,15 @@ class Predictor:
             self.look_from = None
         return InputStyle(name, self.preprocessing.look, self.preprocessing.resize)
 
-    def read_files(self, paths: list[str | os.PathLike], input_style: str = "auto") -> list[InputImage]:
-        """Image files of any size and mode as the model receives them, through `input_style` (auto/photo/raw)."""
+    def read_files(self, paths: list[str | os.PathLike | Any], input_style: str = "auto") -> list[InputImage]:
+        """Image files of any size and mode, or pictures in memory (see predict), as the model receives them,
+        through `input_style` (auto/photo/raw)."""
         style = self.input_style(input_style)
-        return [read_input(path, self.preprocessing, style.name) for path in paths]
+        count = len(paths)
+        return [
+            read_input(path, self.preprocessing, style.name, picture_name(path, number, count))
+            for number, path in enumerate(paths, 1)
+        ]
 
     def predict_files(
         self, paths: list[str | os.PathLike], top_k: int = 1, input_style: str = "auto"
@@ -165,7 +198,17 @@ class Predictor:
         predictions = self.predict(torch.stack([item.tensor for item in inputs]), top_k)
         for prediction, item in zip(predictions, inputs, strict=True):
             prediction.input_style, prediction.input_reason = item.choice.style, item.choice.reason
+            prediction.picture, prediction.picture_size = showing.kept_picture(item.original), item.original.size
+            prediction.model_input = item.tensor
         return predictions
+
+
+def picture_name(picture: Any, number: int, count: int) -> str | None:
+    """What messages call a picture: a path names itself; bytes or a picture in memory are 'picture' (one) or
+    'picture 2 of 3' (in a list)."""
+    if isinstance(picture, str | os.PathLike):
+        return None
+    return "picture" if count == 1 else f"picture {number} of {count}"
 
 
 def with_builtin_look(preprocessing: Preprocessing, name: str, data_dir: str | None) -> tuple[Preprocessing, str]:
