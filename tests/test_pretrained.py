@@ -235,3 +235,129 @@ def test_init_from_a_run_with_another_class_count_replaces_the_head_and_keeps_th
     for key in body:
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
     assert after["classifier.1.weight"].shape[0] == len(CLASSES)
+
+
+def test_predict_takes_every_picture_through_the_weights_resize_and_crop_whatever_its_look(pretrained_run):
+    from trainlab.inference import Predictor
+
+    _, run_dir, _, photos, _ = pretrained_run
+    picture = sorted((photos / "test" / "disc").glob("*.png"))[0]
+    predictor = Predictor.from_checkpoint(run_dir / "checkpoints" / "last.pt")
+    auto, raw = predictor.read_files([picture])[0], predictor.read_files([picture], "raw")[0]
+    assert auto.choice.style == "raw"
+    assert auto.choice.reason == "resized and centre-cropped as the pretrained weights' own transforms do"
+    assert torch.equal(auto.tensor, raw.tensor)
+
+
+class Planted:
+    """Unpickling this calls Path.touch on a marker: a weights file that would run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("damaged", "PytorchStreamReader failed reading zip archive: not a ZIP archive"),
+        ("code", "Weights only load failed"),
+    ],
+)
+def test_a_damaged_or_code_carrying_file_in_torchs_cache_is_one_line_and_never_runs(
+    content, reason, tmp_path, monkeypatch, run_main
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    if content == "damaged":
+        (folder / RESNET_FILE).write_bytes(b"PK\x03\x04 not a whole file")
+    else:
+        torch.save({"fc.weight": Planted(marker)}, folder / RESNET_FILE)
+    photos = photo_folders(tmp_path / "photos")
+    result = run_main(*train_args(photos, tmp_path / "run", "--model", "tv:resnet18", "--weights", "DEFAULT"))
+    assert_one_line_error(
+        result,
+        f"--weights IMAGENET1K_V1: {folder / RESNET_FILE} cannot be read as weights ({reason}); delete it to "
+        "download it again",
+    )
+    assert not marker.exists()
+    assert not (tmp_path / "run").exists()
+
+
+class FakeDownload:
+    """What urlopen answers with: a body of `data`, whose SHA-256 is not the one torchvision's file name carries."""
+
+    def __init__(self, data: bytes):
+        import email.message
+        import io
+
+        self.body, self.headers = io.BytesIO(data), email.message.Message()
+        self.headers["Content-Length"] = str(len(data))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def info(self):
+        return self.headers
+
+    def read(self, size: int = -1) -> bytes:
+        return self.body.read(size)
+
+
+def test_a_download_whose_hash_differs_from_torchvisions_file_name_is_refused_and_leaves_no_file(
+    tmp_path, monkeypatch, run_main
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    urls: list[str] = []
+
+    def answer(request, *args, **kwargs):
+        urls.append(request.full_url)
+        return FakeDownload(b"not the published weights")
+
+    monkeypatch.setattr(torch.hub, "urlopen", answer)
+    photos = photo_folders(tmp_path / "photos")
+    result = run_main(*train_args(photos, tmp_path / "run", "--model", "tv:resnet18", "--weights", "IMAGENET1K_V1"))
+    assert_one_line_error(
+        result, f"{RESNET_FILE} (ResNet18_Weights.IMAGENET1K_V1)", 'invalid hash value (expected "f37072fd"'
+    )
+    assert urls == [f"https://download.pytorch.org/models/{RESNET_FILE}"]
+    assert not list((tmp_path / "torch" / "hub" / "checkpoints").glob("*"))  # nothing half-written in the cache
+
+
+def test_googlenet_and_vit_weights_record_the_builder_arguments_torchvision_sets_for_them():
+    from trainlab.config import TrainConfig
+    from trainlab.models.pretrained import pretrained_config
+
+    googlenet = pretrained_config(TrainConfig(model="tv:googlenet", weights="DEFAULT"), fetch=False)
+    assert (googlenet.weights, googlenet.extra) == ("IMAGENET1K_V1", {"transform_input": True})
+    vit = pretrained_config(TrainConfig(model="tv:vit_b_16", weights="IMAGENET1K_SWAG_E2E_V1"), fetch=False)
+    assert vit.extra == {"image_size": 384}
+
+
+def test_a_built_in_gray_set_with_rgb_weights_repeats_its_channels_into_the_weights_normalization(
+    tmp_path, monkeypatch, run_main, no_run_reports
+):
+    from trainlab.inference import Predictor
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cache_weights(tmp_path / "torch", "mobilenet_v3_small", MOBILENET_FILE)
+    data = write_fashion_layout(tmp_path / "fashion")
+    flags = ["--model", "tv:mobilenet_v3_small", "--weights", "DEFAULT", "--max-steps", "1", "--device", "cpu"]
+    result = run_main("train", "--data-dir", str(data), "--run-dir", str(tmp_path / "run"), *flags)
+    assert result.returncode == 0, result.stderr
+    predictor = Predictor.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    preprocessing = predictor.preprocessing
+    assert (preprocessing.channels, preprocessing.height, preprocessing.resize) == (3, 28, None)
+    assert (list(preprocessing.mean), list(preprocessing.std)) == (IMAGENET_MEAN, IMAGENET_STD)
+    gray = torch.full((1, 1, 28, 28), 255, dtype=torch.uint8)
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(preprocessing(gray)[0, :, 0, 0], expected)
+    evaluated = run_main("evaluate", str(tmp_path / "run"), "--data-dir", str(data), "--device", "cpu")
+    assert evaluated.returncode == 0, evaluated.stderr

@@ -22,6 +22,7 @@ from trainlab.data.input_styles import RAW, InputStyle
 from trainlab.data.memory import BatchLoader, ImageData, epoch_order
 from trainlab.data.streaming import StreamingLoader, is_streaming
 from trainlab.data.transforms import Preprocessing, one_hot
+from trainlab.data.weights_input import repeated_channels, weights_input
 from trainlab.errors import DataError
 
 __all__ = [
@@ -124,7 +125,9 @@ def stored_splits(
         images_path, labels_path = locate_files(spec, root, split, download)
         images, labels = read_idx_pair(images_path, labels_path, len(spec.classes))
         loaded[split] = ImageData(images, labels, spec.classes)
-    return loaded, []
+    pretrained = weights_input(config.model, config.weights)  # RGB weights: a gray set is repeated into 3 channels
+    channels = image_shape[0] if image_shape is not None else len(pretrained.mean) if pretrained else None
+    return repeated_channels(loaded, channels), []
 
 
 def load_split(

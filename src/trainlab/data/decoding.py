@@ -151,12 +151,14 @@ def read_input(
     if style != "raw":
         gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
     choice = choose_style(gray, height, width, look) if style == "auto" else StyleChoice(style, "asked for")
+    resize = getattr(preprocessing, "resize", None)
+    if style == "auto" and resize is not None:  # pretrained weights take every picture through their own crop
+        choice = StyleChoice("raw", "resized and centre-cropped as the pretrained weights' own transforms do")
     if choice.style == "photo":
         tensor = photo_input(image, gray, preprocessing.channels, height, width, look)
     else:
         pixels = np.array(image)  # a copy: torch wants a writable array
         tensor = torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
-        resize = getattr(preprocessing, "resize", None)
         if resize is not None:  # pretrained weights' own: shorter side resized, then the centre cropped
             tensor = F.center_crop(F.resize(tensor, resize, antialias=True), [height, width])
         elif image.size != (width, height):  # resize returns a picture of the model's size as it is: skipped

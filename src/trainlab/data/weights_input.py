@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from trainlab.data.memory import ImageData
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import ConfigError
 from trainlab.model_names import ZOO_PREFIX, is_weights_name
@@ -91,6 +92,19 @@ def check_against(config: Any, wanted: WeightsInput) -> None:
         )
 
 
+def repeated_channels(splits: dict[str, ImageData], channels: int | None) -> dict[str, ImageData]:
+    """Gray splits with each image repeated into `channels` (as decoding a gray file as RGB does), for RGB weights
+    or a model that takes them; others as they are."""
+    if channels is None or channels == 1:
+        return splits
+    return {
+        name: replace(data, images=data.images.expand(-1, channels, -1, -1).contiguous())
+        if data.images.shape[1] == 1
+        else data
+        for name, data in splits.items()
+    }
+
+
 def with_weights_input(preprocess: Preprocessing, wanted: WeightsInput | None, decoded: bool) -> Preprocessing:
     """The run's preprocessing with the weights' mean and std, and their resize when the pictures were decoded
     through it (files; a built-in set's tensors keep their size, which the model upsamples)."""
@@ -99,4 +113,12 @@ def with_weights_input(preprocess: Preprocessing, wanted: WeightsInput | None, d
     return replace(preprocess, mean=wanted.mean, std=wanted.std, resize=wanted.resize if decoded else None)
 
 
-__all__ = ["WeightsInput", "check_against", "is_weights_name", "named_weights", "weights_input", "with_weights_input"]
+__all__ = [
+    "WeightsInput",
+    "check_against",
+    "repeated_channels",
+    "is_weights_name",
+    "named_weights",
+    "weights_input",
+    "with_weights_input",
+]

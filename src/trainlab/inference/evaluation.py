@@ -85,7 +85,7 @@ def load_test_split(
         ("test",),
         download=download,
         classes=predictor.classes if from_files else None,
-        image_shape=shape if from_files else None,
+        image_shape=shape,  # files are decoded to it; a built-in gray set is repeated into a model's RGB
         style=style if from_files else RAW,
     )
     test = splits["test"]

@@ -102,9 +102,10 @@ def cached_weights(model: str, value: str) -> Path:
 
 
 def reason(error: BaseException) -> str:
-    """A download failure in a few words."""
+    """A download or loading failure in a few words: its first sentence (torch's messages run on for paragraphs)."""
     inner = getattr(error, "reason", None)
-    return str(inner if inner is not None else error).strip().splitlines()[0][:200] or type(error).__name__
+    lines = str(inner if inner is not None else error).strip().splitlines()
+    return (lines[0].split(". ")[0][:200] if lines else "") or type(error).__name__
 
 
 def load_named_weights(model: nn.Module, model_name: str, value: str) -> str:
