@@ -74,18 +74,19 @@ def head_and_body(model: nn.Module) -> tuple[str, nn.Module, list[nn.Module]]:
 
 def body_groups(model: nn.Module, head: str) -> list[list[nn.Parameter]]:
     """The body's parameters in layer groups, earliest first: the children of the first module (from the model
-    down) that splits the body in two or more."""
+    down) that splits the body in two or more, after the tensors that modules on the way hold themselves."""
 
     def outside_head(prefix: str, module: nn.Module) -> list[nn.Parameter]:
         return [p for n, p in module.named_parameters(prefix=prefix) if n != head and not n.startswith(head + ".")]
 
-    prefix, module = "", model
+    prefix, module, loose = "", model, []
     while True:
+        loose += list(module.parameters(recurse=False))  # e.g. a vision transformer's class token: an early layer
         children = [(f"{prefix}{n}", c) for n, c in module.named_children()]
         groups = [(n, c, outside_head(n, c)) for n, c in children]
         groups = [(n, c, params) for n, c, params in groups if params]
         if len(groups) != 1 or not list(groups[0][1].children()):
-            return [params for _, _, params in groups] or [outside_head(prefix.rstrip("."), module)]
+            return [group for group in (loose, *(params for _, _, params in groups)) if group]
         prefix, module = groups[0][0] + ".", groups[0][1]
 
 
