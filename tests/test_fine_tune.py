@@ -236,3 +236,26 @@ def test_bad_fine_tune_values_are_one_line(data_dir, tmp_path, run_main):
     result = run_main("train", "--data-dir", data_dir, "--run-dir", tmp_path / "run", "--freeze-epochs", "-1")
     assert result.returncode == 2 and result.stderr.strip().endswith("freeze_epochs must be >= 0, got -1")
     assert not (tmp_path / "run").exists()
+
+
+class TokenNet(torch.nn.Module):
+    """A body holding a tensor of its own beside its layers, as a vision transformer's class token."""
+
+    def __init__(self):
+        super().__init__()
+        self.token = torch.nn.Parameter(torch.zeros(4))
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.body(x + self.token))
+
+
+def test_every_body_tensor_is_in_exactly_one_layer_group_the_models_own_first():
+    model = TokenNet()
+    groups = fine_tune.body_groups(model, "head")
+    assert [[id(p) for p in group] for group in groups] == [
+        [id(model.token)],
+        [id(model.body[0].weight), id(model.body[0].bias)],
+        [id(model.body[2].weight), id(model.body[2].bias)],
+    ]
