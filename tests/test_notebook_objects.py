@@ -308,3 +308,15 @@ def test_a_prediction_keeps_a_large_photo_reduced_but_names_its_size(predictor_a
     prediction = predictor.predict(Image.open(path).resize((2000, 1500)))
     assert prediction.picture_size == (2000, 1500) and max(prediction.picture.size) <= 2 * 192
     assert "picture (2000x1500)" in prediction._repr_html_()
+
+
+def test_the_readmes_python_api_example_runs_as_written_with_one_import(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Python API") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("```\n", 10)]
+    assert [line for line in code.splitlines() if "import" in line] == ["import trainlab as tl"]
+    write_fashion_layout(tmp_path / "data")  # the example's data_dir="data", generated
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace("epochs=3", "epochs=1"), "README.md", "exec"), {})  # in this process: no second torch
+    assert (tmp_path / "runs" / "notebook" / "learning_curves.png").is_file()
+    assert "Epoch 1" in capsys.readouterr().out  # progress=True: the CLI's lines in a script
