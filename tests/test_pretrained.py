@@ -361,3 +361,20 @@ def test_a_built_in_gray_set_with_rgb_weights_repeats_its_channels_into_the_weig
     torch.testing.assert_close(preprocessing(gray)[0, :, 0, 0], expected)
     evaluated = run_main("evaluate", str(tmp_path / "run"), "--data-dir", str(data), "--device", "cpu")
     assert evaluated.returncode == 0, evaluated.stderr
+
+
+def test_an_export_of_a_pretrained_run_carries_the_weights_preprocessing_to_predict(pretrained_run, tmp_path, run_main):
+    from trainlab.inference import Predictor
+
+    _, run_dir, _, photos, _ = pretrained_run
+    exported = tmp_path / "model.safetensors"
+    assert run_main("export", str(run_dir), "--format", "safetensors", "--out", str(exported)).returncode == 0
+    from_export = Predictor.from_checkpoint(exported)
+    from_run = Predictor.from_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert from_export.preprocessing.to_dict() == from_run.preprocessing.to_dict()
+    assert from_export.preprocessing.resize == 256
+    picture = sorted((photos / "test" / "square").glob("*.png"))[0]
+    torch.testing.assert_close(
+        from_export.probabilities(from_export.read_files([picture])[0].tensor[None]),
+        from_run.probabilities(from_run.read_files([picture])[0].tensor[None]),
+    )
