@@ -75,7 +75,7 @@ def test_a_second_interrupt_stops_at_once_with_a_short_keyboard_interrupt_naming
         fit(config, run_dir=tmp_path / "run", reporter=InterruptAt(("batch_log", 13), ("step", 13)))
     run = str(tmp_path / "run")
     assert str(raised.value) == (
-        f"stopped at once (a second interrupt): {run} keeps its last checkpoint, if it wrote one; resume with "
+        f"stopped at once: {run} keeps its last checkpoint, if it wrote one; resume with "
         f"fit(..., run_dir={run!r}, resume=True) with the same arguments, or: trainlab train --resume {run}"
     )
     assert raised.value.__cause__ is None and raised.value.__suppress_context__

@@ -61,6 +61,5 @@ def returned_on_interrupt(train: Callable[[], dict[str, Any]], run_dir: str | os
     except KeyboardInterrupt:
         where = str(run_dir) if run_dir is not None else "the run directory fit printed"
         raise KeyboardInterrupt(
-            f"stopped at once (a second interrupt): {where} keeps its last checkpoint, if it wrote one; resume with "
-            + resume_advice(where)
+            f"stopped at once: {where} keeps its last checkpoint, if it wrote one; resume with " + resume_advice(where)
         ) from None
