@@ -9,6 +9,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK
 
 from trainlab.errors import DataError
 from trainlab.fileio import read_text_file
@@ -49,14 +50,19 @@ class FileSet:
         real_folders: dict[str, str] = {}  # folder -> its real path: most files share a few folders
         for index in range(len(self.paths)):
             path = self.absolute(index)
-            try:
-                stat = os.stat(path)
+            try:  # lstat: one system call for the usual file, which is no link (a cached start stats every file)
+                stat = os.lstat(path)
+                linked = S_ISLNK(stat.st_mode)
+                if linked:
+                    stat = os.stat(path)
             except OSError:
                 found.append(None)
                 continue
             folder = os.path.dirname(path)
-            real = real_folders.setdefault(folder, os.path.realpath(folder))
-            if os.path.islink(path):
+            real = real_folders.get(folder)
+            if real is None:  # not setdefault: its argument, a realpath, would be computed for every file
+                real = real_folders[folder] = os.path.realpath(folder)
+            if linked:
                 real = os.path.dirname(os.path.realpath(path))
             if real != root and not real.startswith(root + os.sep):
                 raise DataError(
@@ -141,13 +147,16 @@ def read_class_folders(folder: str | os.PathLike) -> FileSet:
     folder = Path(folder)
     check_image_dir(folder)
     paths, labels, where = [], [], []
-    for path in image_paths_under(folder):
-        relative = path.relative_to(folder)
-        if len(relative.parts) < 2:
+    class_folders: dict[str, str] = {}
+    for relative in image_paths_under(folder):
+        label, below, _ = relative.partition("/")
+        if not below:
             continue  # loose files beside the class folders belong to no class
-        paths.append(relative.as_posix())
-        labels.append(relative.parts[0])
-        where.append(str(folder / relative.parts[0]))
+        paths.append(relative)
+        labels.append(label)
+        if label not in class_folders:
+            class_folders[label] = str(folder / label)
+        where.append(class_folders[label])
     if not paths:
         raise DataError(
             f"no images found in class folders under {folder}; expected {folder}/<class>/<image>.png "
@@ -244,26 +253,39 @@ def label_indices(files: FileSet, classes: tuple[str, ...]) -> list[int]:
     return indices
 
 
-def image_paths_under(folder: Path) -> list[Path]:
-    """Image files (by extension) under folder, recursively, sorted; hidden files and folders are left out.
+def image_paths_under(folder: Path) -> list[str]:
+    """Image files (by extension) under folder, recursively, as "/"-separated paths relative to it, sorted as
+    paths (folder by folder); hidden files and folders are left out.
 
     Linked folders are not followed (a link to `..` would list every image again, under another class);
-    a linked image file is read only when it points inside folder.
+    a linked image file is read only when it points inside folder. One scandir per folder and no system call
+    per file (the entries' types come with the listing): a cached run lists every file before its first step.
     """
-    root = Path(os.path.realpath(folder))
-    found = []
-    for directory, subdirectories, files in os.walk(folder, followlinks=False):
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in files:
-            if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
+    root = os.path.realpath(folder)
+    found: list[str] = []
+    pending = [("", str(folder))]
+    while pending:
+        prefix, directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError:  # an unreadable folder below is left out, as os.walk leaves it out
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            path = Path(directory, name)
-            if path.is_symlink():
-                target = Path(os.path.realpath(path))
-                if target != root and root not in target.parents:
+            if entry.is_dir():  # a link to a folder is not followed, and not an image either
+                if not entry.is_symlink():
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                continue
+            if not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if target != root and not target.startswith(root + os.sep):
                     raise DataError(
-                        f"{path}: a link to {target}, outside the data folder {folder}; links out of "
+                        f"{Path(entry.path)}: a link to {target}, outside the data folder {folder}; links out of "
                         "the data folder are not followed: copy the file into it instead"
                     )
-            found.append(path)
-    return sorted(found)
+            found.append(prefix + entry.name)
+    return sorted(found, key=lambda name: name.split("/"))  # the order of the paths themselves, as Path sorts
