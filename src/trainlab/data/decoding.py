@@ -141,8 +141,6 @@ def read_input(
     polarity; photo trims, fits, centres and matches the training images' look (preprocessing.look); auto picks
     one of the two for this picture.
     """
-    from torchvision.transforms.v2 import functional as F
-
     check_choice("input style", style, INPUT_STYLES)
     image = decode(source, "L" if preprocessing.channels == 1 else "RGB", name)
     look = getattr(preprocessing, "look", None)
@@ -159,11 +157,21 @@ def read_input(
     else:
         pixels = np.array(image)  # a copy: torch wants a writable array
         tensor = torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
-        if resize is not None:  # pretrained weights' own: shorter side resized, then the centre cropped
-            tensor = F.center_crop(F.resize(tensor, resize, antialias=True), [height, width])
-        elif image.size != (width, height):  # resize returns a picture of the model's size as it is: skipped
-            tensor = F.resize(tensor, [height, width], antialias=True)
+        if resize is not None or image.size != (width, height):
+            tensor = resized(tensor, height, width, resize)
     return InputImage(tensor, choice, image)
+
+
+def resized(tensor: torch.Tensor, height: int, width: int, shorter_side: int | None = None) -> torch.Tensor:
+    """uint8 (C, H, W) resized (antialiased) to height x width, or, for pretrained weights, its shorter side to
+    `shorter_side` and then the centre cropped to height x width."""
+    # imported here: torchvision's import (a second or more: it pulls in torch._dynamo) is for pictures that need
+    # resizing; a folder of images at the model's size never pays it
+    from torchvision.transforms.v2 import functional as F
+
+    if shorter_side is not None:
+        return F.center_crop(F.resize(tensor, shorter_side, antialias=True), [height, width])
+    return F.resize(tensor, [height, width], antialias=True)
 
 
 def decode(source: ImageSource | Any, mode: str, name: str | None = None) -> Any:
@@ -237,8 +245,11 @@ def wide_range(image: Any, largest: int) -> int:
     return 65535 if largest <= 65535 else 2**31 - 1  # mode I holds signed 32-bit integers
 
 
-def import_decoders() -> None:
-    """Import what load_image uses (torchvision takes seconds to import)."""
+def import_decoders(resizing: bool = True) -> None:
+    """Import what load_image uses: PIL, and torchvision (seconds to import: it pulls in torch._dynamo) when
+    pictures are to be resized; without it, `resized` imports torchvision when a picture first needs it."""
     import PIL.Image  # noqa: F401
     import PIL.ImageOps  # noqa: F401
-    import torchvision.transforms.v2.functional  # noqa: F401
+
+    if resizing:
+        import torchvision.transforms.v2.functional  # noqa: F401

@@ -93,7 +93,9 @@ def read_in_batches(
     """FileBatches over `batches` (lists of indices into paths), in order, with `workers` processes."""
     workers = min(workers, len(batches))
     if workers:
-        import_decoders()  # once here, before the workers fork, rather than once in every worker
+        # PIL once here, before the workers fork, rather than once in every worker; torchvision only in a worker
+        # that resizes a picture: files at the model's size (the usual folder) never pay its import
+        import_decoders(resizing=False)
     loader = torch.utils.data.DataLoader(
         FileBatches(paths, read),
         sampler=batches,
