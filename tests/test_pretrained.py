@@ -378,3 +378,19 @@ def test_an_export_of_a_pretrained_run_carries_the_weights_preprocessing_to_pred
         from_export.probabilities(from_export.read_files([picture])[0].tensor[None]),
         from_run.probabilities(from_run.read_files([picture])[0].tensor[None]),
     )
+
+
+@pytest.mark.parametrize("resize", [10**9, "256", -1])
+def test_a_checkpoint_whose_recorded_resize_is_malformed_is_refused_in_one_line(
+    resize, pretrained_run, tmp_path, run_main
+):
+    _, run_dir, _, photos, _ = pretrained_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    checkpoint["preprocessing"]["resize"] = resize
+    crafted = tmp_path / "crafted.pt"
+    torch.save(checkpoint, crafted)
+    picture = sorted((photos / "test" / "disc").glob("*.png"))[0]
+    result = run_main("predict", str(crafted), str(picture))
+    assert_one_line_error(
+        result, f"{crafted}: its preprocessing record is malformed (resize is {resize!r}, not a whole number"
+    )

@@ -44,6 +44,9 @@ def _preprocessing_problem(record: Any) -> str | None:
             return f"{key} is {values!r}, not {record['channels']} finite number(s)"
     if record.get("std") is not None and min(record["std"]) <= 0:
         return f"std is {record['std']!r}: a value is not above 0"
+    resize = record.get("resize")  # pretrained weights' shorter side before their centre crop
+    if resize is not None and not (_is_integer(resize) and 1 <= resize <= MAX_IMAGE_SIZE):
+        return f"resize is {resize!r}, not a whole number from 1 to {MAX_IMAGE_SIZE}"
     look = record.get("look")
     if look is not None and not (
         isinstance(look, dict) and all(_is_finite(look.get(key)) for key in ("background", "plain", "fill"))
