@@ -182,7 +182,9 @@ class Kernel:
 
 
 @pytest.fixture
-def kernel(tmp_path):
+def kernel(tmp_path, monkeypatch):
+    # this venv's python3 kernelspec before any user-level one: JUPYTER_PATH is searched first
+    monkeypatch.setenv("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
     started = Kernel(tmp_path)
     yield started
     started.close()

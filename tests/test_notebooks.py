@@ -5,6 +5,7 @@ and skipped, saying why, without it."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 REAL_DATA = {"01_quickstart", "03_training_options_and_lr_finder", "04_save_load_export", "05_serve"}
 CELL_TIMEOUT = 120  # seconds a cell may take before the notebook fails (each takes a few)
+
+
+@pytest.fixture(autouse=True)
+def _this_venvs_kernel(monkeypatch):
+    """The python3 kernelspec of this venv before any user-level one (JUPYTER_PATH is searched first); its argv
+    names `python`, which jupyter_client starts as this interpreter."""
+    monkeypatch.setenv("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
 
 
 def test_the_examples_are_the_tutorials_chapters_and_own_images():
@@ -43,8 +51,8 @@ def test_a_committed_notebook_holds_no_outputs_nor_execution_counts(path):
 
 
 def run_notebook(path: Path, folder: Path) -> None:
-    """Execute a copy of the notebook in `folder` with a fresh python3 kernel (this venv's: jupyter_client starts
-    the running interpreter for a kernelspec whose argv names `python`); any error fails with its cell."""
+    """Execute a copy of the notebook in `folder` with a fresh python3 kernel of this venv; any error fails with
+    its cell."""
     copy = folder / path.name
     shutil.copy(path, copy)
     notebook = nbformat.read(copy, as_version=4)
