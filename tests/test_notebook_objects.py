@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 import shutil
@@ -320,3 +321,14 @@ def test_the_readmes_python_api_example_runs_as_written_with_one_import(tmp_path
     exec(compile(code.replace("epochs=3", "epochs=1"), "README.md", "exec"), {})  # in this process: no second torch
     assert (tmp_path / "runs" / "notebook" / "learning_curves.png").is_file()
     assert "Epoch 1" in capsys.readouterr().out  # progress=True: the CLI's lines in a script
+
+
+def test_a_damaged_run_shows_one_line_saying_why_instead_of_a_traceback(trained, tmp_path):
+    import trainlab as tl
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained[1], copy)
+    (copy / "metrics.jsonl").write_text('{"epoch": 1}\n{"epo')
+    run = tl.Run(copy)
+    assert repr(run).startswith(f"Run({str(copy)!r}: damaged: {copy / 'metrics.jsonl'}: cannot be read (")
+    assert run._repr_html_() == f"<b>{html.escape(repr(run))}</b>"

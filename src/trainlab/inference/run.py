@@ -90,7 +90,10 @@ class Run:
         return Predictor.from_checkpoint(self.path, **options)
 
     def __repr__(self) -> str:
-        config, metrics, summary = self.config, self.metrics, self.summary
+        try:
+            config, metrics, summary = self.config, self.metrics, self.summary
+        except TrainlabError as exc:  # a repr that raised would leave a notebook a traceback instead
+            return f"Run({str(self.path)!r}: damaged: {' '.join(str(exc).split())})"
         parts = [f"{config.get('model', 'mlp')} on {config.get('dataset', 'fashion-mnist')}"]
         parts.append(f"{self.status}, {len(metrics)}/{config.get('epochs', 10)} epochs")
         accuracy = summary.get("test_accuracy", metrics[-1].get("test_accuracy") if metrics else None)
@@ -99,7 +102,10 @@ class Run:
         return f"Run({str(self.path)!r}: {', '.join(parts)})"
 
     def _repr_html_(self) -> str:
-        config, metrics = self.config, self.metrics
+        try:
+            config, metrics = self.config, self.metrics
+        except TrainlabError:
+            return f"<b>{html.escape(repr(self))}</b>"
         sections = [f"<b>{html.escape(repr(self))}</b>", figures_table(self.summary, metrics)]
         sections.append(settings_table(config))
         curves = self.png(self.reports.get("learning_curves"))
