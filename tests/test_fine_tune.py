@@ -129,20 +129,28 @@ def test_each_epoch_says_its_fine_tune_phase(data_dir, pretrained, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("schedule", ["linear", "onecycle"])
-def test_a_run_stopped_in_the_second_phase_resumes_there_bit_identical_to_an_uninterrupted_run(
-    schedule, data_dir, pretrained, tmp_path
+STOPS = [  # (schedule, augment, optimizer step of the stop, its phase, its optimizer's parameter groups)
+    ("linear", True, 13, 2, 6),  # epoch 2, batch 5 of 8: every layer, the head and the 5 conv blocks
+    ("onecycle", True, 13, 2, 6),
+    ("linear", False, 5, 1, 1),  # epoch 1, batch 5: the head alone, on cached features
+]
+
+
+@pytest.mark.parametrize(("schedule", "augment", "stop_at", "phase", "groups"), STOPS)
+def test_a_run_stopped_in_either_phase_resumes_there_bit_identical_to_an_uninterrupted_run(
+    schedule, augment, stop_at, phase, groups, data_dir, pretrained, tmp_path
 ):
-    config = config_of(data_dir, epochs=3, shuffle=True, augment=True, schedule=schedule, freeze_epochs=1)
+    config = config_of(data_dir, epochs=3, shuffle=True, augment=augment, schedule=schedule, freeze_epochs=1)
     fit(config, run_dir=tmp_path / "clean", init_from=pretrained, reporter=Reporter())
-    with pytest.raises(TrainingInterrupted):  # step 13: epoch 2 (the second phase), batch 5 of 8
-        fit(config, run_dir=tmp_path / "stopped", init_from=pretrained, reporter=Said(stop_at=13))
+    with pytest.raises(TrainingInterrupted):
+        fit(config, run_dir=tmp_path / "stopped", init_from=pretrained, reporter=Said(stop_at=stop_at))
     stopped = torch.load(tmp_path / "stopped" / "checkpoints" / "last.pt", weights_only=True)
-    assert (stopped["epoch"], stopped["step"], len(stopped["optimizer_state"]["param_groups"])) == (1, 13, 6)
+    assert (stopped["epoch"], stopped["step"]) == ((stop_at - 1) // 8, stop_at)
+    assert len(stopped["optimizer_state"]["param_groups"]) == groups
     said = Said()
     fit(config, run_dir=tmp_path / "stopped", resume=True, reporter=said)
-    assert any(text.startswith("fine-tune phase 2 of 2 (epoch 2)") for text in said.messages)
-    assert not any(text.startswith("fine-tune phase 1") for text in said.messages)
+    phases = [text[: len("fine-tune phase 1")] for text in said.messages if text.startswith("fine-tune phase")]
+    assert phases[0] == f"fine-tune phase {phase}" and len(phases) == 3 - stopped["epoch"]
     clean, resumed = (
         torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True) for run in ("clean", "stopped")
     )
