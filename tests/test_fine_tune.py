@@ -7,13 +7,14 @@ import os
 import signal
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from trainlab import TrainConfig, load_dataset
 from trainlab.engine.reporting import Reporter
-from trainlab.errors import TrainingInterrupted
+from trainlab.errors import ConfigError, TrainingInterrupted
 from trainlab.testing.compare import differences, metrics_rows
 from trainlab.testing.synthetic import write_fashion_layout
 from trainlab.training import fine_tune, recipe
@@ -267,3 +268,15 @@ def test_every_body_tensor_is_in_exactly_one_layer_group_the_models_own_first():
         [id(model.body[0].weight), id(model.body[0].bias)],
         [id(model.body[2].weight), id(model.body[2].bias)],
     ]
+
+
+def test_several_processes_default_to_no_fine_tune_and_refuse_it_when_asked(data_dir, pretrained):
+    config = config_of(data_dir, epochs=2)
+    assert fine_tune.resolved(config, init_from=pretrained).fine_tune is True
+    assert fine_tune.resolved(config, init_from=pretrained, several_processes=True).fine_tune is False
+    asked = config.replace(fine_tune=True)
+    assert fine_tune.resolved(asked, several_processes=True).fine_tune is True
+    setup = build_training(asked, load_dataset(asked, download=False))
+    setup.dist = SimpleNamespace(active=True, world=2)  # what DDP wraps keeps its trained parameters fixed
+    with pytest.raises(ConfigError, match=r"^--fine-tune trains in one process; leave out --nproc"):
+        FineTuning(setup, Reporter())

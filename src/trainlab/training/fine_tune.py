@@ -32,15 +32,17 @@ LR_MULT = 100  # fastai's lr_mult: the first layers train at lr / 100 of the hea
 UNFROZEN_LR_SHARE = 0.5  # fastai halves base_lr before it unfreezes
 
 
-def resolved(config: TrainConfig, init_from: Any = None, resumed: Path | None = None) -> TrainConfig:
+def resolved(
+    config: TrainConfig, init_from: Any = None, resumed: Path | None = None, several_processes: bool = False
+) -> TrainConfig:
     """config with fine_tune decided: as given, else on when the run starts from trained weights (--weights or
-    --init-from), off otherwise; the resolved value is what the run records, and what a `resumed` run (its
-    directory) continues with."""
+    --init-from) in one process, off otherwise (DDP fixes the parameters it trains when it wraps the model); the
+    resolved value is what the run records, and what a `resumed` run (its directory) continues with."""
     if config.fine_tune is not None:
         return config
     if resumed is not None and (resumed / CONFIG_FILE).is_file():
         return config.replace(fine_tune=bool(read_config_file(resumed / CONFIG_FILE).get("fine_tune", False)))
-    return config.replace(fine_tune=bool(config.weights or init_from))
+    return config.replace(fine_tune=bool(config.weights or init_from) and not several_processes)
 
 
 def recipe_choices(config: TrainConfig, kept: dict[str, Any]) -> list[tuple[str, Any, str]]:

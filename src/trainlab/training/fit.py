@@ -78,8 +78,8 @@ def fit(
     """
     clock = clock or budget.Clock()
     config = run_config(config or TrainConfig(), model, data, resume)
-    config = fine_tune.resolved(config, init_from, Path(run_dir) if resume and run_dir is not None else None)
     dist = distributed.join(config.device)  # torchrun: one process of several; else a process of one
+    config = fine_tune.resolved(config, init_from, Path(run_dir) if resume and run_dir else None, dist.active)
     # every process writes into the one name rank 0 chose (a time-stamped default differs by the second)
     path = dist.broadcast(str(run_dir if run_dir is not None else rundir.default_run_dir()))
     files = rundir.RunDirectory(path, primary=dist.primary)
