@@ -258,3 +258,24 @@ def test_a_failure_in_the_hot_path_is_a_json_500_naming_it_and_counted(run_dir):
     assert json.loads(response.content) == {"error": "internal error: RuntimeError: the forward pass failed"}
     assert 'trainlab_requests_total{method="POST",route="/v1/predict",status="500"} 1.0' in metrics
     assert 'trainlab_request_errors_total{status="500"} 1.0' in metrics
+
+
+# --- auto's look at a picture's corners, with few numpy calls ----------------------------------------------
+
+
+def test_the_corner_level_auto_reads_is_numpys_median_of_the_four_corner_patches():
+    from trainlab.data.input_styles import corner_level, corner_patches
+
+    rng = np.random.default_rng(0)
+    for height, width in [(28, 28), (1, 1), (2, 40), (60, 100), (300, 7), (33, 34)]:
+        for gray in (
+            rng.integers(0, 256, (height, width)).astype(np.float32),  # a gray picture's levels
+            rng.integers(0, 256, (height, width)).astype(np.float32) * np.float32(0.587) + np.float32(0.299),
+            np.asfortranarray(rng.integers(0, 256, (height, width)).astype(np.float32)),
+        ):
+            patches = [patch.reshape(-1) for patch in corner_patches(gray)]
+            medians = np.array([np.median(patch) for patch in patches], dtype=np.float32)
+            level = float(np.median(medians))
+            noise = float(np.median(np.array([np.abs(patch - level).mean() for patch in patches], np.float32)))
+
+            assert corner_level(gray) == (level, float(medians.max() - medians.min()), noise)
