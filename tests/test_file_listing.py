@@ -62,3 +62,23 @@ def test_a_linked_image_inside_the_folder_is_read_and_one_leading_out_is_refused
         f"{root / 'b' / 'out.png'}: a link to {outside}, outside the data folder {root}; links out of the data "
         "folder are not followed: copy the file into it instead"
     )
+
+
+def test_a_split_holding_every_decoded_image_in_order_is_the_decoded_tensor_not_a_copy(tmp_path):
+    import torch
+
+    from trainlab.data.file_datasets import Part, Prepared, take
+
+    files = read_class_folders_of(tmp_path, ["a/0.png", "a/1.png", "b/2.png"])
+    decoded = torch.arange(3 * 4, dtype=torch.uint8).view(3, 1, 2, 2)
+    labels = torch.tensor([0, 0, 1])
+    whole = take(Prepared([0, 1, 2], decoded), Part(files, [0, 1, 2]), labels, ("a", "b"))
+    assert whole.images.data_ptr() == decoded.data_ptr() and whole.labels.tolist() == [0, 0, 1]
+    part = take(Prepared([0, 1, 2], decoded), Part(files, [0, 2]), labels, ("a", "b"))
+    assert part.images.data_ptr() != decoded.data_ptr()
+    assert torch.equal(part.images, decoded[[0, 2]]) and part.labels.tolist() == [0, 1]
+
+
+def read_class_folders_of(root: Path, names: list[str]):
+    write_tree(root, names)
+    return read_class_folders(root)

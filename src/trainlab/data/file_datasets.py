@@ -192,7 +192,12 @@ def take(ready: Prepared, part: Part, labels: torch.Tensor, classes: tuple[str, 
             "skipped; fix the files or the paths (--image-dir) rather than skipping them"
         )
     row_index = torch.tensor(rows, dtype=torch.long)
-    images = ready.images.select(row_index) if isinstance(ready.images, FileBackedImages) else ready.images[row_index]
+    if isinstance(ready.images, FileBackedImages):
+        images = ready.images.select(row_index)
+    elif rows == list(range(len(ready.images))):  # every row in order (a train/ or test/ folder): no copy of it all
+        images = ready.images
+    else:
+        images = ready.images[row_index]
     names = tuple(part.files.paths[index] for index in indices)
     return ImageData(images, labels[torch.tensor(indices, dtype=torch.long)], classes, names)
 
