@@ -644,7 +644,11 @@ def test_oip_health_and_model_metadata(client, run):
         "versions": ["1"],
         "platform": "pytorch_trainlab",
         "inputs": [{"name": "images", "datatype": "UINT8", "shape": [-1, 1, 28, 28]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+            {"name": "unlike_score", "datatype": "FP32", "shape": [-1]},  # asked for by name (tests/test_unlike.py)
+            {"name": "unlike_training", "datatype": "BOOL", "shape": [-1]},
+        ],
     }
 
 
@@ -732,7 +736,7 @@ def oip_bad_requests() -> dict[str, tuple[dict, str]]:
         ),
         "an unknown output": (
             {**infer_request(), "outputs": [{"name": "logits"}]},
-            "no output named 'logits'; this model has one: 'probabilities'",
+            "no output named 'logits'; this model has 'probabilities', 'unlike_score', 'unlike_training'",
         ),
         "no inputs field": ({"id": "1"}, "inputs: Field required"),
     }

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.checkpoint_records import check_preprocessing
+from trainlab.checkpoint_records import check_preprocessing, check_unlike
 from trainlab.config import TTA_CHOICES
 from trainlab.errors import CheckpointError, FileWriteError
 from trainlab.fileio import NotRegularFile, atomic_write, looks_like_safetensors, looks_like_torch_file, open_regular
@@ -284,6 +284,7 @@ def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
                 "damaged: use another checkpoint (the run's checkpoints/best.pt or last.pt)"
             )
         check_preprocessing(obj.get("preprocessing"), path)
+        check_unlike(obj.get("unlike"), path)
         return LoadedCheckpoint(path, "trainlab", state, obj)
     if _is_tensor_table(obj):
         root = (getattr(obj, "_metadata", None) or {}).get("", {})

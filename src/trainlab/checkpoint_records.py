@@ -7,6 +7,8 @@ import math
 import os
 from typing import Any
 
+import torch
+
 from trainlab.config import MAX_IMAGE_SIZE
 from trainlab.errors import CheckpointError
 
@@ -61,3 +63,59 @@ def _is_integer(value: Any) -> bool:
 
 def _is_finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+UNLIKE_SCORES = ("mahalanobis",)  # the scores engine.unlike computes
+UNLIKE_CHECKS = ("features", "pixels", "levels")  # its checks, each Gaussians per class
+
+
+def check_unlike(record: Any, path: str | os.PathLike) -> None:
+    """Refuse an unlike-the-training-data record that cannot flag a picture, in one line naming the file."""
+    problem = _unlike_problem(record)
+    if problem is not None:
+        raise CheckpointError(
+            f"{path}: its unlike-the-training-data record is malformed ({problem}); recompute it with "
+            f"`trainlab calibrate {path}` or use another checkpoint"
+        )
+
+
+def _unlike_problem(record: Any) -> str | None:
+    """What is wrong with a recorded engine.unlike.calibrate record, or None when it is sound (or absent)."""
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        return f"{type(record).__name__}, not a table"
+    if record.get("score") not in UNLIKE_SCORES:
+        return f"score is {record.get('score')!r}, not one of {', '.join(UNLIKE_SCORES)}"
+    for key in ("threshold", "rate"):
+        if not (_is_finite(record.get(key)) and 0 < record[key] and (key != "rate" or record[key] < 1)):
+            return f"{key} is {record.get(key)!r}, not a number above 0" + (" and below 1" if key == "rate" else "")
+    checks = record.get("checks")
+    if not (isinstance(checks, dict) and set(checks) == set(UNLIKE_CHECKS)):
+        return f"checks are {sorted(checks) if isinstance(checks, dict) else checks!r}, not {', '.join(UNLIKE_CHECKS)}"
+    for name in UNLIKE_CHECKS:
+        problem = _gaussians_problem(checks[name], with_projection=name == "features")
+        if problem is not None:
+            return f"its {name} check: {problem}"
+    return None
+
+
+def _gaussians_problem(check: Any, with_projection: bool) -> str | None:
+    """What is wrong with one check's Gaussians (engine.unlike.fit_gaussians, scale, projection), or None."""
+    if not isinstance(check, dict):
+        return f"{type(check).__name__}, not a table"
+    expected = {"means": 2, "whitening": 3, **({"centre": 1, "projection": 2} if with_projection else {})}
+    for key, dimensions in expected.items():
+        value = check.get(key)
+        if not (isinstance(value, torch.Tensor) and value.dim() == dimensions and value.is_floating_point()):
+            return f"{key} is not a {dimensions}-D float tensor"
+        if not bool(value.isfinite().all()):
+            return f"{key} holds values that are not finite"
+    if not (_is_finite(check.get("scale")) and check["scale"] > 0):
+        return f"scale is {check.get('scale')!r}, not a number above 0"
+    classes, size = check["means"].shape
+    if check["whitening"].shape != (classes, size, size):
+        return f"means {tuple(check['means'].shape)} and whitening {tuple(check['whitening'].shape)} do not fit"
+    if with_projection and check["projection"].shape != (check["centre"].shape[0], size):
+        return f"projection {tuple(check['projection'].shape)} does not fit centre and means"
+    return None

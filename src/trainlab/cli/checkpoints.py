@@ -25,10 +25,11 @@ DATA_NOTE = "where the test images come from; flags not given: the checkpoint's 
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Add evaluate, predict and export to the CLI's subcommands, in that order."""
+    """Add evaluate, predict, export and calibrate to the CLI's subcommands, in that order."""
     add_evaluate_parser(commands)
     add_predict_parser(commands)
     add_export_parser(commands)
+    add_calibrate_parser(commands)
 
 
 def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
@@ -102,6 +103,40 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, type=path_argument, help="output file")
     add_output_options(export)
     export.set_defaults(handler=cmd_export)
+
+
+def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    """`trainlab calibrate`: when a picture is unlike the training images, recorded in the checkpoint."""
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="record in a checkpoint when a picture is unlike its training images (training does it already)",
+    )
+    add_checkpoint_options(calibrate)
+    calibrate.add_argument(
+        "--unlike-rate",
+        type=float,
+        default=0.04,
+        help="share of held-out images (the validation split, else the test set) flagged (default: 0.04)",
+    )
+    add_data_options(calibrate, note="the data the checkpoint was trained on; flags not given: the checkpoint's own")
+    add_output_options(calibrate)
+    calibrate.set_defaults(handler=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace, out: Output) -> int:
+    from trainlab.inference.calibrate import calibrate_checkpoint
+    from trainlab.inference.predictor import unlike_figures
+
+    written = calibrate_checkpoint(
+        args.checkpoint, args.unlike_rate, given(args, DATA_KEYS), not args.no_download, args.trust_model_code
+    )
+    for path, record in written:
+        out.say(
+            f"{path}: flags {record['flagged']:.1%} of its {record['held_out_images']:,} {record['held_out']} images "
+            f"as unlike the training images (score {record['score']}, threshold {record['threshold']:.4g})"
+        )
+    out.result({"calibrated": [{"checkpoint": str(path), **unlike_figures(record)} for path, record in written]})
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
@@ -188,12 +223,7 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
         out.say(note)
     predictions = predictor.predict_inputs(inputs, args.top_k)
     for path, prediction in zip(args.images, predictions, strict=True):
-        prefix = f"{path}: " if len(args.images) > 1 else ""
-        out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
-        for rank, (name, probability) in enumerate(prediction.top, start=1):
-            out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
-        if prediction.input_style != "raw":  # raw is the picture as it is: nothing to say
-            out.say(f"  input style {prediction.input_style}: {prediction.input_reason}")
+        say_prediction(out, prediction, f"{path}: " if len(args.images) > 1 else "")
     result = {
         "predictions": [{"image": str(p), **pred.to_dict()} for p, pred in zip(args.images, predictions, strict=True)]
     }
@@ -210,9 +240,23 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def say_prediction(out: Output, prediction, prefix: str) -> None:
+    """One picture's human lines: the class, the top-k, the input style, and whether it is unlike the training data."""
+    from trainlab.inference.predictor import UNLIKE_SENTENCE
+
+    out.say(f'{prefix}Predicted: "{prediction.label}" ({100 * prediction.probability:.1f}%)')
+    for rank, (name, probability) in enumerate(prediction.top, start=1):
+        out.say(f"  {rank}. {name:<12} {100 * probability:5.1f}%")
+    if prediction.input_style != "raw":  # raw is the picture as it is: nothing to say
+        out.say(f"  input style {prediction.input_style}: {prediction.input_reason}")
+    if prediction.unlike_training:
+        out.say(f"  {UNLIKE_SENTENCE}")
+
+
 def predict_test_image(args: argparse.Namespace, out: Output, loaded, predictor) -> int:
     """predict --test-index N: the tutorial's `Predicted: "...", Actual: "..."` for one test image."""
     from trainlab.inference.evaluation import load_test_split
+    from trainlab.inference.predictor import UNLIKE_SENTENCE
 
     test, notes = load_test_split(loaded, predictor, given(args, DATA_KEYS), not args.no_download, "raw")
     for note in notes:
@@ -222,6 +266,8 @@ def predict_test_image(args: argparse.Namespace, out: Output, loaded, predictor)
     prediction = predictor.predict(test.images[args.test_index : args.test_index + 1], args.top_k)[0]
     actual = test.classes[int(test.labels[args.test_index])]
     out.say(f'Predicted: "{prediction.label}", Actual: "{actual}"')
+    if prediction.unlike_training:
+        out.say(UNLIKE_SENTENCE)
     out.result({**prediction.to_dict(), "test_index": args.test_index, "actual": actual})
     return EXIT_OK
 

@@ -21,6 +21,7 @@ from trainlab.data.input_styles import INPUT_STYLES, InputStyle, measure_look
 from trainlab.data.pictures import check_batch
 from trainlab.data.transforms import Preprocessing
 from trainlab.datasets_registry import BUILTINS
+from trainlab.engine.unlike import Scorer, forward_features
 from trainlab.errors import CheckpointError
 from trainlab.inference import showing
 from trainlab.models import check_model_from_file, create_model
@@ -38,6 +39,8 @@ class Prediction:
     top: list[tuple[str, float]]
     input_style: str | None = None  # for image files: the style the picture went through ("raw" or "photo")
     input_reason: str | None = None  # and why
+    unlike_training: bool | None = None  # looks unlike the training images (None: the checkpoint cannot say)
+    unlike_score: float | None = None  # how unlike, in units of the checkpoint's threshold: flagged above 1
     picture: Any = field(default=None, repr=False, compare=False)  # the picture as given, at most ~2x as shown
     picture_size: tuple[int, int] | None = field(default=None, repr=False, compare=False)  # (width, height) given
     model_input: Any = field(default=None, repr=False, compare=False)  # uint8 (C, H, W): what the model received
@@ -54,10 +57,35 @@ class Prediction:
             "index": self.index,
             "probability": self.probability,
             "top_k": [{"label": name, "probability": p} for name, p in self.top],
+            "unlike_training": self.unlike_training,
+            "unlike_score": self.unlike_score,
         }
         if self.input_style is not None:
             values["input_style"], values["input_style_reason"] = self.input_style, self.input_reason
         return values
+
+
+UNLIKE_SENTENCE = "this picture looks unlike the training images; the answer may be meaningless"
+
+
+def unlike_figures(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An unlike record's plain figures (score, threshold, rate, held-out set, ...), its checks' tensors left out."""
+    if record is None:
+        return None
+    return {key: value for key, value in record.items() if key != "checks"}
+
+
+@dataclass
+class ModelOutput:
+    """What one forward pass gives for a batch: class probabilities and how unlike the training images each is."""
+
+    probabilities: torch.Tensor  # (N, classes)
+    unlike_scores: torch.Tensor | None = None  # (N,); None when the checkpoint has no unlike record
+
+    def split(self, sizes: list[int]) -> list[ModelOutput]:
+        """One ModelOutput per consecutive part of `sizes` images (the requests of a served batch)."""
+        scores = self.unlike_scores.split(sizes) if self.unlike_scores is not None else [None] * len(sizes)
+        return [ModelOutput(*parts) for parts in zip(self.probabilities.split(sizes), scores, strict=True)]
 
 
 class Predictor:
@@ -72,6 +100,7 @@ class Predictor:
         model_name: str | None = None,
         model_arguments: dict[str, Any] | None = None,
         tta: str = "none",
+        unlike: dict[str, Any] | None = None,
     ):
         self.device = torch.device(device)
         self.tta = tta  # the run's test-time augmentation: predictions are computed as its evaluations were
@@ -82,6 +111,9 @@ class Predictor:
         self.model_arguments = dict(model_arguments or {})
         self.notes: list[str] = []  # what was assumed (e.g. where the training images' look came from)
         self.look_from: tuple[str, str | None] | None = None  # (data set, data dir) to measure the look on, once
+        self.unlike = unlike  # the checkpoint's checked unlike record (engine.unlike), or None
+        self.unlike_scorer = Scorer(unlike) if unlike is not None else None
+        self.source = "the checkpoint"  # named in messages
 
     def __repr__(self) -> str:
         return showing.predictor_repr(self)
@@ -122,7 +154,8 @@ class Predictor:
         tta = config.get("tta", "none")
         if tta not in TTA_CHOICES:
             raise CheckpointError(f"{loaded.path}: unknown test-time augmentation {tta!r} in its config")
-        predictor = cls(net, classes, preprocessing, device, model_name, extra, tta)
+        predictor = cls(net, classes, preprocessing, device, model_name, extra, tta, loaded.info.get("unlike"))
+        predictor.source = str(loaded.path)
         if preprocessing.look is None:  # a checkpoint from before looks were recorded: measured when first needed
             predictor.look_from = (config.get("dataset", dataset), config.get("data_dir"))
         return predictor
@@ -133,8 +166,23 @@ class Predictor:
             logits = self.model(self.preprocessing(images.to(self.device)))
             return torch.softmax(logits.float(), dim=1).cpu()
 
+    def outputs(self, images: torch.Tensor) -> ModelOutput:
+        """Probabilities and, when the checkpoint records how, unlike scores for a uint8 batch (N, C, H, W)."""
+        if self.unlike is None:
+            return ModelOutput(self.probabilities(images))
+        with torch.inference_mode():
+            images = images.to(self.device)
+            logits, features = forward_features(self.model, self.preprocessing(images))
+            if features.shape[1] != self.unlike_scorer.features:
+                raise CheckpointError(
+                    f"{self.source}: its unlike record is for {self.unlike_scorer.features} features, the model "
+                    f"gives {features.shape[1]}; recompute it with `trainlab calibrate`"
+                )
+            return ModelOutput(torch.softmax(logits, dim=1).cpu(), self.unlike_scorer(images, features).cpu())
+
     def predict(self, pictures: Any, top_k: int = 1, input_style: str = "auto") -> Prediction | list[Prediction]:
-        """Top-k predictions: one Prediction for one picture, a list for a list.
+        """Top-k predictions, each saying whether its picture looks unlike the training data: one Prediction for
+        one picture, a list for a list.
 
         A picture is a file path, an image file's bytes, a PIL image, or a numpy array or tensor ((H, W), numpy's
         (H, W, C), torch's (C, H, W); uint8 or floats in 0.0-1.0), made into the model's input by the one path
@@ -143,7 +191,7 @@ class Predictor:
         """
         if isinstance(pictures, torch.Tensor) and pictures.dim() == 4:
             check_batch(pictures)
-            predictions = self.top_predictions(self.probabilities(pictures), top_k)
+            predictions = self.top_predictions(self.outputs(pictures), top_k)
             for prediction, image in zip(predictions, pictures.cpu(), strict=True):
                 prediction.model_input = image
             return predictions
@@ -151,18 +199,22 @@ class Predictor:
         predictions = self.predict_files([pictures] if single else list(pictures), top_k, input_style)
         return predictions[0] if single else predictions
 
-    def top_predictions(self, probabilities: torch.Tensor, top_k: int = 1) -> list[Prediction]:
-        """Top-k predictions from the probabilities (N, classes) that `probabilities` returned."""
+    def top_predictions(self, output: ModelOutput | torch.Tensor, top_k: int = 1) -> list[Prediction]:
+        """Top-k predictions from what `outputs` (or `probabilities`: no unlike flags) returned."""
+        output = output if isinstance(output, ModelOutput) else ModelOutput(output)
         k = min(max(top_k, 1), len(self.classes))
-        values, indices = probabilities.topk(k, dim=1)
+        values, indices = output.probabilities.topk(k, dim=1)
+        scores = output.unlike_scores.tolist() if output.unlike_scores is not None else [None] * len(values)
         return [
             Prediction(
                 self.classes[row_i[0]],
                 row_i[0],
                 row_v[0],
                 [(self.classes[i], v) for v, i in zip(row_v, row_i, strict=True)],
+                unlike_training=None if score is None else score > 1.0,
+                unlike_score=score,
             )
-            for row_v, row_i in zip(values.tolist(), indices.tolist(), strict=True)  # plain numbers: one call each
+            for row_v, row_i, score in zip(values.tolist(), indices.tolist(), scores, strict=True)  # plain numbers
         ]
 
     def input_style(self, name: str = "auto") -> InputStyle:

@@ -99,6 +99,6 @@ async def predict(
         inputs = await state.read_pictures(files, names, input_style)
     finally:
         state.batcher.arriving -= 1
-    probabilities = await state.classify(torch.stack([item.tensor for item in inputs]))
-    body = state.served.predictions_body(probabilities, inputs, names, top_k, include_input)
+    output = await state.classify(torch.stack([item.tensor for item in inputs]))
+    body = state.served.predictions_body(output, inputs, names, top_k, include_input)
     return Response(body, media_type=JSON)

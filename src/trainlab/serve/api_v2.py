@@ -56,10 +56,14 @@ async def oip_model_ready(name: str, request: Request) -> Response:
 
 @router.post("/models/{name}/infer", responses={code: {"model": schemas.Error} for code in (401, 404, 413, 422, 503)})
 async def oip_infer(name: str, request: schemas.InferenceRequest, http: Request) -> Response:
-    """Inference on one UINT8 input tensor [N, C, H, W] (any name); the output is FP32 probabilities."""
+    """Inference on one UINT8 input tensor [N, C, H, W] (any name); the output is FP32 probabilities (and, asked
+    for by name, unlike_score and unlike_training)."""
     state = named(http, name)
     tensor = oip_tensor(request, state.served.input_shape())
+    names = state.served.output_names()
     for output in request.outputs or []:
-        if output.name != "probabilities":
-            raise ApiError(422, f"no output named {output.name!r}; this model has one: 'probabilities'")
-    return Response(state.served.inference_body(await state.classify(tensor), request.id), media_type=JSON)
+        if output.name not in names:
+            has = f"one: {names[0]!r}" if len(names) == 1 else ", ".join(map(repr, names))
+            raise ApiError(422, f"no output named {output.name!r}; this model has {has}")
+    asked = tuple(output.name for output in request.outputs or [])
+    return Response(state.served.inference_body(await state.classify(tensor), request.id, asked), media_type=JSON)

@@ -21,7 +21,7 @@ from trainlab.checkpoint import load_checkpoint
 from trainlab.data.decoding import InputImage, import_decoders, read_input
 from trainlab.engine.runtime import resolve_device
 from trainlab.errors import TrainlabError
-from trainlab.inference.predictor import Predictor
+from trainlab.inference.predictor import ModelOutput, Predictor, unlike_figures
 from trainlab.layout import CHECKPOINT_FOLDER
 from trainlab.serve.reports import find_reports
 from trainlab.serve.settings import ServeSettings
@@ -59,11 +59,11 @@ class ServedModel:
         import time
 
         batch = torch.zeros(images, *self.input_shape(), dtype=torch.uint8)
-        self.predictor.probabilities(batch)
+        self.predictor.outputs(batch)  # what a request runs: the unlike score included
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            self.predictor.probabilities(batch)
+            self.predictor.outputs(batch)
             times.append(time.perf_counter() - started)
         return sorted(times)[len(times) // 2]
 
@@ -106,6 +106,7 @@ class ServedModel:
             "per_class": self.per_class,
             "per_class_pending": self.card_pending,
             "token_required": self.settings.token is not None,
+            "unlike": unlike_figures(self.predictor.unlike),
         }
 
     def oip_metadata(self) -> dict[str, Any]:
@@ -115,7 +116,13 @@ class ServedModel:
             "versions": ["1"],
             "platform": "pytorch_trainlab",
             "inputs": [{"name": "images", "datatype": "UINT8", "shape": [-1, *self.input_shape()]}],
-            "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.predictor.classes)]}],
+            "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.predictor.classes)]},
+                *(
+                    {"name": "unlike_score", "datatype": "FP32", "shape": [-1]},
+                    {"name": "unlike_training", "datatype": "BOOL", "shape": [-1]},
+                )[: 2 if self.predictor.unlike else 0],
+            ],
         }
 
     def load_card(self) -> None:
@@ -156,15 +163,15 @@ class ServedModel:
         """One uploaded picture (`name` in messages) as the model receives it: the Predictor's own decoding path."""
         return read_input(data, self.prep, input_style, name)
 
-    def forward(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, batches: list[torch.Tensor]) -> list[ModelOutput]:
         """The model thread's work: the uint8 batches of several requests in one forward pass, their
-        probabilities split back per request."""
-        probabilities = self.predictor.probabilities(torch.cat(batches) if len(batches) > 1 else batches[0])
-        return list(probabilities.split([len(batch) for batch in batches]))
+        probabilities and unlike scores split back per request."""
+        output = self.predictor.outputs(torch.cat(batches) if len(batches) > 1 else batches[0])
+        return output.split([len(batch) for batch in batches])
 
     def predictions_body(
         self,
-        probabilities: torch.Tensor,
+        output: ModelOutput,
         inputs: list[InputImage],
         names: list[str | None],
         top_k: int,
@@ -172,9 +179,7 @@ class ServedModel:
     ) -> bytes:
         """/v1/predict's answer: per picture what `trainlab predict --json` prints (and the model's input)."""
         predictions = []
-        for prediction, item, name in zip(
-            self.predictor.top_predictions(probabilities, top_k), inputs, names, strict=True
-        ):
+        for prediction, item, name in zip(self.predictor.top_predictions(output, top_k), inputs, names, strict=True):
             prediction.input_style, prediction.input_reason = item.choice.style, item.choice.reason
             values = {"image": name, **prediction.to_dict()}
             if include_input:
@@ -182,23 +187,32 @@ class ServedModel:
             predictions.append(values)
         return json.dumps({"model": self.name, "predictions": predictions}).encode()
 
-    def inference_body(self, probabilities: torch.Tensor, request_id: str | None) -> bytes:
-        """The Open Inference Protocol's answer: the probabilities as one FP32 output tensor."""
+    def inference_body(self, output: ModelOutput, request_id: str | None, names: tuple[str, ...] = ()) -> bytes:
+        """The Open Inference Protocol's answer: the outputs asked for by name (output_names; none asked: the
+        probabilities, one FP32 tensor [N, classes]); unlike_score is FP32 [N], unlike_training BOOL [N]."""
+        probabilities = output.probabilities
+        tensors = {"probabilities": ("FP32", list(probabilities.shape), probabilities.flatten().tolist())}
+        if output.unlike_scores is not None:
+            scores = output.unlike_scores.tolist()
+            flags = [p.unlike_training for p in self.predictor.top_predictions(output)]
+            tensors.update(unlike_score=("FP32", [len(scores)], scores), unlike_training=("BOOL", [len(flags)], flags))
+        outputs = [
+            {"name": name, "datatype": datatype, "shape": shape, "data": data}
+            for name, (datatype, shape, data) in tensors.items()
+            if name in (names or ("probabilities",))
+        ]
         return json.dumps(
             {
                 "model_name": self.name,
                 "model_version": "1",
                 **({"id": request_id} if request_id is not None else {}),
-                "outputs": [
-                    {
-                        "name": "probabilities",
-                        "datatype": "FP32",
-                        "shape": list(probabilities.shape),
-                        "data": probabilities.flatten().tolist(),
-                    }
-                ],
+                "outputs": outputs,
             }
         ).encode()
+
+    def output_names(self) -> list[str]:
+        """The Open Inference Protocol outputs this model answers with (the unlike ones with an unlike record)."""
+        return ["probabilities", *(("unlike_score", "unlike_training") if self.predictor.unlike else ())]
 
 
 def png_bytes(image: torch.Tensor) -> bytes:

@@ -12,6 +12,7 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from trainlab.inference.predictor import ModelOutput
 from trainlab.serve.batching import Batcher, QueueFull
 from trainlab.serve.errors import JSON, ApiError
 from trainlab.serve.metrics import ServerMetrics
@@ -53,8 +54,8 @@ class Serving:
         await self.batcher.stop()  # uvicorn has let the requests in flight finish; their jobs are done
         self.decoders.shutdown(wait=True)
 
-    async def classify(self, batch: torch.Tensor) -> torch.Tensor:
-        """Probabilities for a uint8 batch, through the batcher's queue and forward passes."""
+    async def classify(self, batch: torch.Tensor) -> ModelOutput:
+        """Probabilities and unlike scores for a uint8 batch, through the batcher's queue and forward passes."""
         try:
             return await self.batcher.submit(batch, len(batch))
         except QueueFull:

@@ -22,6 +22,7 @@ from trainlab.errors import CheckpointError, RunEndedEarly, TrainingDiverged, Tr
 from trainlab.resume_advice import edited_config_message, recipe_changes
 from trainlab.training import rundir
 from trainlab.training.budget import EpochEnd, TimeBudget
+from trainlab.training.calibration import calibrate_run
 from trainlab.training.divergence import DivergenceGuard
 from trainlab.training.early_stop import anneal_before_stopping
 from trainlab.training.fine_tune import FineTuning
@@ -384,6 +385,7 @@ class Trainer:
                     )
                     break
             self.stop_if_requested()  # a signal during the last evaluation still stops the run (resume finishes it)
+            calibrate_run(self)  # how unlike the training images a picture is, recorded for predict
         summary = self.summary("stopped early" if self.epoch < self.setup.epochs or self.annealing else "finished")
         self.files.write_summary(summary)
         return summary

@@ -369,6 +369,11 @@
       truthLine.className = `truth ${right ? "right" : "wrong"}`;
     }
 
+    // the Predictor decides (unlike_training); the page says it in trainlab predict's words
+    const unlike = $("unlike-training");
+    unlike.hidden = prediction.unlike_training !== true;
+    unlike.textContent = "this picture looks unlike the training images; the answer may be meaningless";
+
     const top = Array.isArray(prediction.top_k) ? prediction.top_k : [];
     $("top-k").replaceChildren(...top.map(bar));
 

@@ -1,0 +1,198 @@
+"""How unlike the training images a picture is: three checks on what the model sees, calibrated on held-out images.
+
+Each check is a Gaussian per class (its own mean and covariance) over one view of a picture, scored by the squared
+Mahalanobis distance to the nearest class:
+- features: the penultimate features (the input of the model's classifier head, models.pretrained.classifier_head,
+  caught by a forward hook, so every model has them; a convolution head's input is averaged over its positions, a
+  model without a head uses its logits), on their first FEATURE_DIMENSIONS principal components;
+- pixels: the model's uint8 input averaged down to PIXEL_GRID x PIXEL_GRID per channel;
+- levels: the log of the input's mean and standard deviation (a blank or washed-out picture).
+Each distance is divided by its held-out images' (1 - rate) quantile, the largest of the three is the picture's
+score, and the threshold flags `rate` of the held-out images: unlike_score = that score / threshold, flagged above 1.
+benchmarks/unlike.py measured it against the top softmax probability, the energy score, the features' Mahalanobis
+distance alone and a kNN distance (BENCHMARKS.md, "Unlike the training data"). checkpoint_records.check_unlike
+checks the record; the Predictor uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.data import ImageData, make_loader
+from trainlab.data.transforms import Preprocessing
+from trainlab.errors import ConfigError
+from trainlab.models.pretrained import classifier_head
+
+SCORE = "mahalanobis"
+CHECKS = ("features", "pixels", "levels")
+DEFAULT_RATE = 0.04  # of held-out images flagged: the model's own test images stay under 5% with room for chance
+FEATURE_DIMENSIONS = 64  # principal components of the penultimate features the features check keeps
+PIXEL_GRID = 7  # the pixels check's picture: 7x7 per channel
+FIT_IMAGES = 10_000  # training images the checks' Gaussians are fitted on (a seeded sample)
+HELD_OUT_IMAGES = 10_000  # held-out images the threshold is set on (a seeded sample)
+RIDGE = 1e-3  # added to each covariance's diagonal, times the mean variance: constant dimensions stay finite
+
+
+def head_input(inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The classifier head's input as (N, D) features: a convolution head's (N, C, H, W) averaged over H and W."""
+    features = inputs[0]
+    return features.mean((2, 3)) if features.dim() == 4 else features.flatten(1)
+
+
+@contextlib.contextmanager
+def feature_tap(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """While open, each forward pass appends the classifier head's input (N, D) to the yielded list; a model
+    without a head appends nothing (its logits stand in; see forward_features)."""
+    seen: list[torch.Tensor] = []
+    try:
+        _, head = classifier_head(model)
+    except ConfigError:
+        yield seen
+        return
+    handle = head.register_forward_hook(lambda _module, inputs, _output: seen.append(head_input(inputs)))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def forward_features(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, penultimate features) in float32 for a preprocessed batch; test-time augmentation's passes
+    are averaged, as its logits are."""
+    with feature_tap(model) as seen:
+        logits = model(images).float()
+    if not seen:
+        return logits, logits
+    return logits, torch.stack(seen).float().mean(0)
+
+
+def pixel_views(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels (N, C * PIXEL_GRID²), levels (N, 2)) of a uint8 batch (N, C, H, W) as the model receives it."""
+    values = images.float() / 255
+    pixels = nn.functional.adaptive_avg_pool2d(values, PIXEL_GRID).flatten(1)
+    flat = values.flatten(1)
+    levels = torch.stack([flat.mean(1), flat.std(1)], 1).clamp_min(1e-3).log()
+    return pixels, levels
+
+
+def fit_gaussians(values: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per class present: its mean (K, D) and the whitening (K, D, D) of its own covariance, with RIDGE times the
+    mean variance over all classes added to the diagonal (constant dimensions and small classes stay finite)."""
+    values = values.double()
+    present = labels.unique()
+    means = torch.stack([values[labels == c].mean(0) for c in present])
+    centred = values - means[torch.searchsorted(present, labels)]
+    ridge = (RIDGE * float(centred.square().mean()) + 1e-12) * torch.eye(values.shape[1], dtype=torch.float64)
+    whitenings = []
+    for c in present:
+        own = centred[labels == c]
+        covariance = own.T @ own / max(len(own) - 1, 1) + ridge
+        whitenings.append(torch.linalg.cholesky(torch.linalg.inv(covariance)))  # precision = L Lᵀ
+    return {"means": means.float(), "whitening": torch.stack(whitenings).float()}
+
+
+def gaussian_distance(gaussians: dict[str, Any], values: torch.Tensor) -> torch.Tensor:
+    """Each row's squared Mahalanobis distance (N,) to the nearest class of `gaussians`: |(x - m) L|²."""
+    means, whitening = gaussians["means"].to(values.device), gaussians["whitening"].to(values.device)
+    centred = values.float()[:, None, :] - means[None]  # (N, K, D)
+    return torch.einsum("nkd,kde->nke", centred, whitening).square().sum(2).min(1).values
+
+
+def principal_components(features: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The centre (D,) and the projection (D, d) on the first FEATURE_DIMENSIONS principal components."""
+    features = features.double()
+    centre = features.mean(0)
+    centred = features - centre
+    _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    kept = min(FEATURE_DIMENSIONS, features.shape[1])
+    return {"centre": centre.float(), "projection": vectors[:, -kept:].flip(1).float()}
+
+
+class Scorer:
+    """A record's unlike scores: the largest of its checks' scaled distances, over its threshold (above 1: flagged)."""
+
+    def __init__(self, record: dict[str, Any]):
+        self.checks = record["checks"]
+        self.threshold = float(record["threshold"])
+        self.features = self.checks["features"]["projection"].shape[0]  # what the model's head must give
+
+    def distances(self, images: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each check's squared distance (N,) for uint8 images and their penultimate features."""
+        features_check = self.checks["features"]
+        centre = features_check["centre"].to(features.device)
+        projected = (features.float() - centre) @ features_check["projection"].to(features.device)
+        pixels, levels = pixel_views(images.to(features.device))
+        views = {"features": projected, "pixels": pixels, "levels": levels}
+        return {name: gaussian_distance(self.checks[name], views[name]) for name in CHECKS}
+
+    def __call__(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Unlike scores (N,) of uint8 images (N, C, H, W) and their penultimate features (N, D)."""
+        distances = self.distances(images, features)
+        scaled = torch.stack([distances[name] / self.checks[name]["scale"] for name in CHECKS])
+        return scaled.max(0).values / self.threshold
+
+
+def sample(data: ImageData, count: int, seed: int) -> ImageData:
+    """At most `count` of `data`'s images, chosen by a seeded permutation that leaves the global RNG alone."""
+    if len(data) <= count:
+        return data
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    return data.select(order.sort().values)
+
+
+def views_of(
+    model: nn.Module, data: ImageData, preprocess: Preprocessing, batch_size: int = 500
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(uint8 images, penultimate features, labels) of every image in `data`, on the CPU."""
+    was_training = model.training
+    model.eval()
+    images, features, labels = [], [], []
+    with torch.inference_mode():
+        for batch, batch_labels in make_loader(data, batch_size).batches():
+            features.append(forward_features(model, preprocess(batch))[1].cpu())
+            images.append(batch.cpu())
+            labels.append(batch_labels.cpu())
+    model.train(was_training)
+    return torch.cat(images), torch.cat(features), torch.cat(labels)
+
+
+def calibrate(
+    model: nn.Module,
+    preprocess: Preprocessing,
+    train: ImageData,
+    held_out: ImageData,
+    held_out_name: str,
+    rate: float = DEFAULT_RATE,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The unlike-the-training-data record: the checks' Gaussians from training images, their scales and the
+    threshold that flags `rate` of the held-out images (`held_out_name`: "validation" or "test")."""
+    images, features, labels = views_of(model, sample(train, FIT_IMAGES, seed), preprocess)
+    components = principal_components(features)
+    pixels, levels = pixel_views(images)
+    projected = (features - components["centre"]) @ components["projection"]
+    checks = {
+        "features": {**components, **fit_gaussians(projected, labels)},
+        "pixels": fit_gaussians(pixels, labels),
+        "levels": fit_gaussians(levels, labels),
+    }
+    held_images, held_features, _ = views_of(model, sample(held_out, HELD_OUT_IMAGES, seed + 1), preprocess)
+    distances = Scorer({"checks": checks, "threshold": 1.0}).distances(held_images, held_features)
+    for name in CHECKS:
+        checks[name]["scale"] = max(float(torch.quantile(distances[name].double(), 1 - rate)), 1e-12)
+    scores = Scorer({"checks": checks, "threshold": 1.0})(held_images, held_features)
+    threshold = max(float(torch.quantile(scores.double(), 1 - rate)), 1e-12)
+    return {
+        "score": SCORE,
+        "checks": checks,
+        "threshold": threshold,
+        "rate": rate,
+        "held_out": held_out_name,
+        "held_out_images": len(scores),
+        "flagged": float((scores > threshold).float().mean()),
+    }
