@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,7 +164,11 @@ def app(run_dir):
 
 @pytest.fixture(scope="module")
 def client(app) -> Iterator[TestClient]:
+    """The app started, its model card computed (the card's thread runs the model beside the requests)."""
     with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while app.state.served.card_pending and time.monotonic() < deadline:
+            time.sleep(0.05)
         yield client
 
 
@@ -279,3 +284,22 @@ def test_the_corner_level_auto_reads_is_numpys_median_of_the_four_corner_patches
             noise = float(np.median(np.array([np.abs(patch - level).mean() for patch in patches], np.float32)))
 
             assert corner_level(gray) == (level, float(medians.max() - medians.min()), noise)
+
+
+def test_auto_converts_a_gray_picture_from_pil_once_for_its_levels_and_its_tensor(monkeypatch):
+    from types import SimpleNamespace
+
+    from trainlab.data.decoding import read_input
+    from trainlab.data.input_styles import DataLook
+
+    shape = SimpleNamespace(channels=1, height=28, width=28, look=DataLook(background=0.0, plain=1.0, fill=1.0))
+    data = PLAIN["28x28 gray"][0]
+    conversions = []
+    tobytes = Image.Image.tobytes
+    monkeypatch.setattr(Image.Image, "tobytes", lambda self, *a, **k: conversions.append(1) or tobytes(self, *a, **k))
+
+    item = read_input(data, shape, "auto")
+
+    assert len(conversions) == 1
+    assert item.choice.style == "raw"  # the noise's corners are no plain background like the training images'
+    assert np.array_equal(item.tensor[0].numpy(), np.asarray(noise(28, 28, 1, 0)))

@@ -145,9 +145,12 @@ def read_input(
     image = decode(source, "L" if preprocessing.channels == 1 else "RGB", name)
     look = getattr(preprocessing, "look", None)
     height, width = preprocessing.height, preprocessing.width
-    gray = None
-    if style != "raw":
-        gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+    gray = pixels = None
+    if style != "raw" and image.mode == "L":
+        pixels = np.array(image)  # one conversion from PIL for both the style's levels and raw's tensor
+        gray = pixels.astype(np.float32)
+    elif style != "raw":
+        gray = np.asarray(image.convert("L"), dtype=np.float32)
     choice = choose_style(gray, height, width, look) if style == "auto" else StyleChoice(style, "asked for")
     resize = getattr(preprocessing, "resize", None)
     if style == "auto" and resize is not None:  # pretrained weights take every picture through their own crop
@@ -155,7 +158,7 @@ def read_input(
     if choice.style == "photo":
         tensor = photo_input(image, gray, preprocessing.channels, height, width, look)
     else:
-        pixels = np.array(image)  # a copy: torch wants a writable array
+        pixels = np.array(image) if pixels is None else pixels  # a copy: torch wants a writable array
         tensor = torch.from_numpy(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy())
         if resize is not None or image.size != (width, height):
             tensor = resized(tensor, height, width, resize)
