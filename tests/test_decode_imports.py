@@ -29,7 +29,8 @@ def write_folder(root, side: int) -> int:
 def test_a_folder_at_its_own_size_is_decoded_without_torchvision(tmp_path, monkeypatch):
     total = write_folder(tmp_path, 8)
     with monkeypatch.context() as patch:  # importing torchvision's transforms now fails, as if absent
-        patch.setitem(sys.modules, "torchvision.transforms.v2.functional", None)
+        for module in ("torchvision.transforms.v2", "torchvision.transforms.v2.functional"):  # even if imported
+            patch.setitem(sys.modules, module, None)
         images = load_splits(TrainConfig(dataset="folder", image_dir=str(tmp_path)), ("train",))[0]["train"].images
         assert (list(images.shape), int(images.sum())) == ([6, 1, 8, 8], total)
         with pytest.raises(ImportError):  # a picture of another size is what needs torchvision
