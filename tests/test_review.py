@@ -212,7 +212,11 @@ def test_the_python_api_reviews_a_builtin_set_naming_images_by_split_and_index(t
 
 @pytest.mark.parametrize(
     ("flags", "fragment"),
-    [(("--folds", "1"), "--folds must be a whole number from 2 to 20, got 1"), (("--top", "0"), "--top must be")],
+    [
+        (("--folds", "1"), "--folds must be a whole number from 2 to 20, got 1"),
+        (("--top", "0"), "--top must be"),
+        (("--repeats", "0"), "--repeats must be a whole number from 1 to 20, got 0"),
+    ],
 )
 def test_review_options_out_of_range_are_one_line_and_write_nothing(reviewed_run, run_main, tmp_path, flags, fragment):
     result = run_main("review", reviewed_run["run"], "--out", tmp_path / "out", *flags)

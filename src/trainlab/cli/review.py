@@ -27,6 +27,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="epochs each fold model trains with the run's recipe (default: the run's epochs; a review then costs "
         "about folds-1 times the run's training)",
     )
+    review.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="average the out-of-fold probabilities of N differently seeded fold splits, 1 to 20 (default: 1)",
+    )
     review.add_argument("--top", type=int, help="keep only the N surest suspects (default: all)")
     review.add_argument("--out", type=path_argument, help="folder for review.csv and review.png (default: RUN/review)")
     add_trust_option(review)
@@ -38,9 +44,16 @@ def cmd_review(args: argparse.Namespace, out: Output) -> int:
     from trainlab.layout import REVIEW_CSV, REVIEW_PNG
     from trainlab.reviewing import check_review_options, review
 
-    check_review_options(args.folds, args.top, args.fold_epochs)  # before any data is read
+    check_review_options(args.folds, args.top, args.fold_epochs, args.repeats)  # before any data is read
     suspects = review(
-        args.run, args.folds, args.top, args.out, args.fold_epochs, say=out.say, trust_model_code=args.trust_model_code
+        args.run,
+        args.folds,
+        args.top,
+        args.out,
+        args.fold_epochs,
+        say=out.say,
+        trust_model_code=args.trust_model_code,
+        repeats=args.repeats,
     )
     folder = Path(args.out) if args.out is not None else Path(args.run) / REVIEW_CSV.parent
     csv_path, png_path = folder / REVIEW_CSV.name, folder / REVIEW_PNG.name
@@ -62,6 +75,7 @@ def cmd_review(args: argparse.Namespace, out: Output) -> int:
             "csv": str(csv_path),
             "png": str(png_path),
             "folds": args.folds,
+            "repeats": args.repeats,
         }
     )
     return EXIT_OK

