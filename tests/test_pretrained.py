@@ -394,3 +394,27 @@ def test_a_checkpoint_whose_recorded_resize_is_malformed_is_refused_in_one_line(
     assert_one_line_error(
         result, f"{crafted}: its preprocessing record is malformed (resize is {resize!r}, not a whole number"
     )
+
+
+def test_init_from_a_run_with_as_many_but_other_classes_makes_the_head_new(tmp_path, run_main, no_run_reports):
+    data = write_fashion_layout(tmp_path / "fashion")  # 10 classes: T-shirt/top ... Ankle boot
+    first = ["train", "--data-dir", str(data), "--model", "cnn", "--max-steps", "2", "--device", "cpu"]
+    assert run_main(*first, "--run-dir", str(tmp_path / "first")).returncode == 0
+    digits = tuple(str(digit) for digit in range(10))  # as many classes, other ones: the head's outputs mean others
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), np.arange(30) % 10
+    write_class_folders(tmp_path / "digits" / "train", images[:20], labels[:20], digits)
+    write_class_folders(tmp_path / "digits" / "test", images[20:], labels[20:], digits)
+
+    second = train_args(tmp_path / "digits", tmp_path / "second", "--model", "cnn", "--freeze", "features")
+    result = run_main(*second, "--init-from", str(tmp_path / "first"), "--no-fine-tune")
+    assert result.returncode == 0, result.stderr
+    source = tmp_path / "first" / "checkpoints" / "last.pt"
+    assert (
+        f"Initialized weights from {source} but its classifier head, which is made for other classes: "
+        "new classifier.1.weight, classifier.1.bias" in result.stdout
+    )
+    before = torch.load(source, weights_only=True)["model_state"]
+    after = torch.load(tmp_path / "second" / "checkpoints" / "last.pt", weights_only=True)["model_state"]
+    assert not torch.equal(after["classifier.1.weight"], before["classifier.1.weight"])
+    torch.testing.assert_close(after["features.0.0.weight"], before["features.0.0.weight"], rtol=0, atol=0)

@@ -39,15 +39,18 @@ def head_keys(model: nn.Module) -> list[str]:
     return [f"{name}.{key}" for key in head.state_dict()]
 
 
-def with_new_head(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+def with_new_head(
+    model: nn.Module, state: dict[str, torch.Tensor], other_classes: bool = False
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """`state` (a whole model's tensors) with `model`'s own freshly initialised head wherever the state's head has
-    another shape (another number of classes); returns the state and the replaced keys (none: `state` as it is).
+    another shape (another number of classes), or always when `other_classes` (as many classes, other ones: its
+    outputs mean other things); returns the state and the replaced keys (none: `state` as it is).
 
     Everything else is left as it is, so a strict load still names any other mismatch.
     """
     own = model.state_dict()
     keys = head_keys(model)
-    if not any(key in state and state[key].shape != own[key].shape for key in keys):
+    if not other_classes and not any(key in state and state[key].shape != own[key].shape for key in keys):
         return state, []
     merged = dict(state)
     for key in keys:  # the whole head is new, its bias too, even where one tensor's shape happened to match
@@ -135,16 +138,18 @@ def load_named_weights(model: nn.Module, model_name: str, value: str) -> str:
     )
 
 
-def init_from_state(model: nn.Module, state: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
-    """--init-from: the checkpoint's tensors with `model`'s new head where its class count differs; the note says
-    what was taken and what replaced."""
-    state, replaced = with_new_head(model, state)
+def init_from_state(
+    model: nn.Module, state: dict[str, Any], source: str, other_classes: bool = False
+) -> tuple[dict[str, Any], str]:
+    """--init-from: the checkpoint's tensors with `model`'s new head where its classes differ (in number, or in
+    names: `other_classes`); the note says what was taken and what replaced."""
+    own = model.state_dict()
+    count_differs = any(key in state and state[key].shape != own[key].shape for key in head_keys(model))
+    state, replaced = with_new_head(model, state, other_classes)
     if not replaced:
         return state, f"Initialized weights from {source}"
-    return state, (
-        f"Initialized weights from {source} but its classifier head, which is shaped for another number of "
-        f"classes: new {', '.join(replaced)}"
-    )
+    why = "shaped for another number of classes" if count_differs else "made for other classes"
+    return state, f"Initialized weights from {source} but its classifier head, which is {why}: new {', '.join(replaced)}"
 
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,7 @@ def run_in(
         elif resume:
             reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
         elif init_from is not None:
-            reporter.message(initialized(trainer.model, init_from))
+            reporter.message(initialized(trainer.model, init_from, trainer.setup.classes))
         if overwrite and not resume:  # only now that data, model and weights are known good
             files.clear()
         start.wrote_config = not resume
@@ -177,11 +177,12 @@ def trained(trainer: Trainer) -> dict[str, Any]:
         raise
 
 
-def initialized(model: nn.Module, init_from: str | os.PathLike) -> str:
-    """--init-from: the weights of any trainlab run or checkpoint (tensors only), the head new where the class count
-    differs; returns what was done, for the user."""
+def initialized(model: nn.Module, init_from: str | os.PathLike, classes: Sequence[str]) -> str:
+    """--init-from: the weights of any trainlab run or checkpoint (tensors only), the head new where its classes
+    differ from the data's (in number or in names); returns what was done, for the user."""
     loaded = load_checkpoint(init_from)
-    state, note = init_from_state(model, loaded.model_state, str(loaded.path))
+    other = loaded.classes is not None and tuple(loaded.classes) != tuple(classes)
+    state, note = init_from_state(model, loaded.model_state, str(loaded.path), other_classes=other)
     load_weights(model, state, source=str(loaded.path))
     return note
 
