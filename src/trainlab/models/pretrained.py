@@ -149,7 +149,8 @@ def init_from_state(
     if not replaced:
         return state, f"Initialized weights from {source}"
     why = "shaped for another number of classes" if count_differs else "made for other classes"
-    return state, f"Initialized weights from {source} but its classifier head, which is {why}: new {', '.join(replaced)}"
+    note = f"Initialized weights from {source} but its classifier head, which is {why}"
+    return state, f"{note}: new {', '.join(replaced)}"
 
 
 __all__ = [
