@@ -66,7 +66,7 @@ def _is_finite(value: Any) -> bool:
 
 
 UNLIKE_SCORES = ("mahalanobis",)  # the scores engine.unlike computes
-UNLIKE_CHECKS = ("features", "pixels", "levels")  # its checks, each Gaussians per class
+UNLIKE_CHECKS = ("features", "pixels", "levels", "neighbours")  # its checks: Gaussians per class, a feature bank
 
 
 def check_unlike(record: Any, path: str | os.PathLike) -> None:
@@ -94,17 +94,22 @@ def _unlike_problem(record: Any) -> str | None:
     if not (isinstance(checks, dict) and set(checks) == set(UNLIKE_CHECKS)):
         return f"checks are {sorted(checks) if isinstance(checks, dict) else checks!r}, not {', '.join(UNLIKE_CHECKS)}"
     for name in UNLIKE_CHECKS:
-        problem = _gaussians_problem(checks[name], with_projection=name == "features")
+        problem = _check_problem(checks[name], name)
         if problem is not None:
             return f"its {name} check: {problem}"
+    if checks["neighbours"]["bank"].shape[1] != checks["features"]["projection"].shape[0]:
+        return "its neighbours' bank and its features' projection are for different features"
     return None
 
 
-def _gaussians_problem(check: Any, with_projection: bool) -> str | None:
-    """What is wrong with one check's Gaussians (engine.unlike.fit_gaussians, scale, projection), or None."""
+def _check_problem(check: Any, name: str) -> str | None:
+    """What is wrong with one check (engine.unlike.fit_gaussians' tensors, or the neighbours' bank; its scale)."""
     if not isinstance(check, dict):
         return f"{type(check).__name__}, not a table"
+    with_projection = name == "features"
     expected = {"means": 2, "whitening": 3, **({"centre": 1, "projection": 2} if with_projection else {})}
+    if name == "neighbours":
+        expected = {"bank": 2}
     for key, dimensions in expected.items():
         value = check.get(key)
         if not (isinstance(value, torch.Tensor) and value.dim() == dimensions and value.is_floating_point()):
@@ -113,6 +118,8 @@ def _gaussians_problem(check: Any, with_projection: bool) -> str | None:
             return f"{key} holds values that are not finite"
     if not (_is_finite(check.get("scale")) and check["scale"] > 0):
         return f"scale is {check.get('scale')!r}, not a number above 0"
+    if name == "neighbours":
+        return None
     classes, size = check["means"].shape
     if check["whitening"].shape != (classes, size, size):
         return f"means {tuple(check['means'].shape)} and whitening {tuple(check['whitening'].shape)} do not fit"

@@ -6,12 +6,14 @@ Mahalanobis distance to the nearest class:
   caught by a forward hook, so every model has them; a convolution head's input is averaged over its positions, a
   model without a head uses its logits), on their first FEATURE_DIMENSIONS principal components;
 - pixels: the model's uint8 input averaged down to PIXEL_GRID x PIXEL_GRID per channel;
-- levels: the log of the input's mean and standard deviation (a blank or washed-out picture).
-Each distance is divided by its held-out images' (1 - rate) quantile, the largest of the three is the picture's
-score, and the threshold flags `rate` of the held-out images: unlike_score = that score / threshold, flagged above 1.
-benchmarks/unlike.py measured it against the top softmax probability, the energy score, the features' Mahalanobis
-distance alone and a kNN distance (BENCHMARKS.md, "Unlike the training data"). checkpoint_records.check_unlike
-checks the record; the Predictor uses it.
+- levels: the log of the input's mean and standard deviation (a blank or washed-out picture);
+and a fourth, neighbours: the cosine distance of the penultimate features to their NEIGHBOURS-th nearest among
+BANK_IMAGES training images' (Sun et al., 2022).
+Each check's threshold is its held-out images' quantile at one shared level, chosen so that together they flag
+`rate` of the held-out images; a picture's unlike_score is the largest distance / threshold: flagged above 1.
+benchmarks/unlike.py measured each check alone and together against the top softmax probability, the energy score
+and the features' Mahalanobis distance with one shared covariance (BENCHMARKS.md, "Unlike the training data").
+checkpoint_records.check_unlike checks the record; the Predictor uses it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from trainlab.errors import ConfigError
 from trainlab.models.pretrained import classifier_head
 
 SCORE = "mahalanobis"
-CHECKS = ("features", "pixels", "levels")
+CHECKS = ("features", "pixels", "levels", "neighbours")
 DEFAULT_RATE = 0.04  # of held-out images flagged: the model's own test images stay under 5% with room for chance
 FEATURE_DIMENSIONS = 64  # principal components of the penultimate features the features check keeps
 PIXEL_GRID = 7  # the pixels check's picture: 7x7 per channel
 FIT_IMAGES = 10_000  # training images the checks' Gaussians are fitted on (a seeded sample)
 HELD_OUT_IMAGES = 10_000  # held-out images the threshold is set on (a seeded sample)
+BANK_IMAGES = 3_000  # training images whose features the neighbours check keeps (float16)
+NEIGHBOURS = 5  # the neighbours check's distance is to the 5th nearest of them
 RIDGE = 1e-3  # added to each covariance's diagonal, times the mean variance: constant dimensions stay finite
 
 
@@ -120,6 +124,7 @@ class Scorer:
         self.checks = record["checks"]
         self.threshold = float(record["threshold"])
         self.features = self.checks["features"]["projection"].shape[0]  # what the model's head must give
+        self.bank = self.checks["neighbours"]["bank"].float()
 
     def distances(self, images: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each check's squared distance (N,) for uint8 images and their penultimate features."""
@@ -128,7 +133,11 @@ class Scorer:
         projected = (features.float() - centre) @ features_check["projection"].to(features.device)
         pixels, levels = pixel_views(images.to(features.device))
         views = {"features": projected, "pixels": pixels, "levels": levels}
-        return {name: gaussian_distance(self.checks[name], views[name]) for name in CHECKS}
+        distances = {name: gaussian_distance(self.checks[name], views[name]) for name in CHECKS[:3]}
+        similarities = nn.functional.normalize(features.float(), dim=1) @ self.bank.to(features.device).T
+        nearest = similarities.topk(min(NEIGHBOURS, len(self.bank)), dim=1).values[:, -1]
+        distances["neighbours"] = 1 - nearest
+        return distances
 
     def __call__(self, images: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Unlike scores (N,) of uint8 images (N, C, H, W) and their penultimate features (N, D)."""
@@ -161,6 +170,18 @@ def views_of(
     return torch.cat(images), torch.cat(features), torch.cat(labels)
 
 
+def shared_level(distances: dict[str, torch.Tensor], rate: float) -> float:
+    """The share of held-out images each check flags alone such that, together, they flag `rate` of them."""
+    low, high = 0.0, rate
+    for _ in range(30):  # bisection: the union grows with the level
+        level = (low + high) / 2
+        flagged = torch.zeros(len(next(iter(distances.values()))), dtype=torch.bool)
+        for values in distances.values():
+            flagged |= values.double() > torch.quantile(values.double(), 1 - level)
+        low, high = (level, high) if float(flagged.float().mean()) < rate else (low, level)
+    return low
+
+
 def calibrate(
     model: nn.Module,
     preprocess: Preprocessing,
@@ -181,18 +202,22 @@ def calibrate(
         "pixels": fit_gaussians(pixels, labels),
         "levels": fit_gaussians(levels, labels),
     }
+    every = max(1, len(features) // BANK_IMAGES)
+    bank = nn.functional.normalize(features[::every][:BANK_IMAGES], dim=1)
+    checks["neighbours"] = {"bank": bank.half()}
     held_images, held_features, _ = views_of(model, sample(held_out, HELD_OUT_IMAGES, seed + 1), preprocess)
     distances = Scorer({"checks": checks, "threshold": 1.0}).distances(held_images, held_features)
+    level = shared_level(distances, rate)
     for name in CHECKS:
-        checks[name]["scale"] = max(float(torch.quantile(distances[name].double(), 1 - rate)), 1e-12)
+        checks[name]["scale"] = max(float(torch.quantile(distances[name].double(), 1 - level)), 1e-12)
     scores = Scorer({"checks": checks, "threshold": 1.0})(held_images, held_features)
-    threshold = max(float(torch.quantile(scores.double(), 1 - rate)), 1e-12)
     return {
         "score": SCORE,
         "checks": checks,
-        "threshold": threshold,
+        "threshold": 1.0,
+        "check_rate": level,
         "rate": rate,
         "held_out": held_out_name,
         "held_out_images": len(scores),
-        "flagged": float((scores > threshold).float().mean()),
+        "flagged": float((scores > 1).float().mean()),
     }
