@@ -224,3 +224,13 @@ def test_the_oip_infer_answers_the_unlike_outputs_asked_for_by_name(shapes_run, 
 def test_the_page_says_the_predict_sentence_when_the_answer_is_flagged():
     script = (resources.files("trainlab.serve") / "static" / "app.js").read_text()
     assert f'"{UNLIKE_SENTENCE}"' in script and "prediction.unlike_training" in script
+
+
+def test_calibrate_replaces_a_malformed_record_as_the_refusal_advises(shapes_run, tmp_path, run_main):
+    path = crafted(shapes_run["run"], tmp_path, lambda payload: payload["unlike"]["checks"].pop("pixels"))
+    assert_one_line_error(run_main("predict", path, shapes_run["unlike"][0]), f"`trainlab calibrate {path}`")
+    assert run_main("calibrate", path).returncode == 0
+    assert [p.unlike_training for p in Predictor.from_checkpoint(path).predict_files(shapes_run["unlike"])] == [
+        True,
+        True,
+    ]

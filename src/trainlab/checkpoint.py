@@ -209,8 +209,11 @@ def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_location: str = "cpu") -> LoadedCheckpoint:
-    """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True."""
+def load_checkpoint(
+    path: str | os.PathLike, trust_pickle: bool = False, map_location: str = "cpu", unlike_record: bool = True
+) -> LoadedCheckpoint:
+    """Read any checkpoint kind safely; a pickled whole model needs trust_pickle=True; unlike_record=False leaves
+    a trainlab checkpoint's unlike record unchecked (`trainlab calibrate` replaces it)."""
     path = resolve_checkpoint_path(path)
     with _open_checkpoint(path) as handle:  # every read goes through this one handle of a regular file
         head = handle.read(16)
@@ -221,10 +224,12 @@ def load_checkpoint(path: str | os.PathLike, trust_pickle: bool = False, map_loc
             raise CheckpointError(f"{path}: file is empty; not a checkpoint")
         if not looks_like_torch_file(head):
             raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor safetensors)")
-        return _load_torch_file(path, handle, trust_pickle, map_location)
+        return _load_torch_file(path, handle, trust_pickle, map_location, unlike_record)
 
 
-def _load_torch_file(path: Path, handle: Any, trust_pickle: bool, map_location: str) -> LoadedCheckpoint:
+def _load_torch_file(
+    path: Path, handle: Any, trust_pickle: bool, map_location: str, unlike_record: bool = True
+) -> LoadedCheckpoint:
     """A torch.save file, read weights-only (a pickled model only when trusted); errors name the file."""
     try:
         with warnings.catch_warnings():
@@ -244,7 +249,7 @@ def _load_torch_file(path: Path, handle: Any, trust_pickle: bool, map_location: 
         ) from None
     except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError for non-checkpoint files
         raise CheckpointError(f"{path}: not a checkpoint or corrupt ({_first_line(exc)})") from None
-    return _classify(path, obj)
+    return _classify(path, obj, unlike_record)
 
 
 def _open_checkpoint(path: Path) -> Any:
@@ -268,7 +273,7 @@ def _unpickling_problem(exc: BaseException) -> str:
     return _first_line(exc)
 
 
-def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
+def _classify(path: Path, obj: Any, unlike_record: bool = True) -> LoadedCheckpoint:
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         version = obj.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -284,7 +289,8 @@ def _classify(path: Path, obj: Any) -> LoadedCheckpoint:
                 "damaged: use another checkpoint (the run's checkpoints/best.pt or last.pt)"
             )
         check_preprocessing(obj.get("preprocessing"), path)
-        check_unlike(obj.get("unlike"), path)
+        if unlike_record:
+            check_unlike(obj.get("unlike"), path)
         return LoadedCheckpoint(path, "trainlab", state, obj)
     if _is_tensor_table(obj):
         root = (getattr(obj, "_metadata", None) or {}).get("", {})

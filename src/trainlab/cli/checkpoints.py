@@ -133,7 +133,7 @@ def cmd_calibrate(args: argparse.Namespace, out: Output) -> int:
     for path, record in written:
         out.say(
             f"{path}: flags {record['flagged']:.1%} of its {record['held_out_images']:,} {record['held_out']} images "
-            f"as unlike the training images (score {record['score']}, threshold {record['threshold']:.4g})"
+            f"as unlike the training images (each of its 4 checks alone: {record['check_rate']:.1%})"
         )
     out.result({"calibrated": [{"checkpoint": str(path), **unlike_figures(record)} for path, record in written]})
     return EXIT_OK

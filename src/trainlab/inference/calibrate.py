@@ -46,7 +46,8 @@ def calibrate_checkpoint(
     check_rate(rate)
     written = []
     for file in checkpoint_files(path):
-        loaded = load_checkpoint(file)
+        loaded = load_checkpoint(file, unlike_record=False)  # the record it replaces may be malformed
+        loaded.payload.pop("unlike", None)
         if loaded.kind != "trainlab":
             raise CheckpointError(
                 f"{file} is {loaded.kind_name}; only a trainlab checkpoint (a run's checkpoints/best.pt or "
