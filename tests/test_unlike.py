@@ -234,3 +234,18 @@ def test_calibrate_replaces_a_malformed_record_as_the_refusal_advises(shapes_run
         True,
         True,
     ]
+
+
+def test_a_forward_pass_in_another_thread_never_joins_the_features_of_a_prediction():
+    import threading
+
+    from trainlab.engine.unlike import feature_tap
+    from trainlab.models import create_model
+
+    model = create_model("mlp", (1, 28, 28), 2)
+    with feature_tap(model) as seen:
+        other = threading.Thread(target=model, args=(torch.zeros(5, 1, 28, 28),))  # the server's model-card thread
+        other.start()
+        other.join()
+        model(torch.zeros(3, 1, 28, 28))
+    assert [tuple(features.shape) for features in seen] == [(3, 512)]

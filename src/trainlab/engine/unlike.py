@@ -19,6 +19,7 @@ checkpoint_records.check_unlike checks the record; the Predictor uses it.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,15 +51,22 @@ def head_input(inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 @contextlib.contextmanager
 def feature_tap(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """While open, each forward pass appends the classifier head's input (N, D) to the yielded list; a model
-    without a head appends nothing (its logits stand in; see forward_features)."""
+    """While open, each forward pass of this thread appends the classifier head's input (N, D) to the yielded list
+    (the server's model-card thread may run the same model meanwhile); a model without a head appends nothing (its
+    logits stand in; see forward_features)."""
     seen: list[torch.Tensor] = []
     try:
         _, head = classifier_head(model)
     except ConfigError:
         yield seen
         return
-    handle = head.register_forward_hook(lambda _module, inputs, _output: seen.append(head_input(inputs)))
+    owner = threading.get_ident()
+
+    def keep(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        if threading.get_ident() == owner:
+            seen.append(head_input(inputs))
+
+    handle = head.register_forward_hook(keep)
     try:
         yield seen
     finally:
