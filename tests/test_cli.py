@@ -115,7 +115,8 @@ def test_run_directory_holds_config_metrics_checkpoint_and_summary(run_main, tin
     run_dir = tmp_path / "run"
     train(run_main, tiny_data, run_dir, "--epochs", "2", "--lr", "0.01", "--seed", "4")
     config = TrainConfig.from_dict(read_config_file(run_dir / "config.toml"))
-    assert config == TrainConfig(epochs=2, lr=0.01, seed=4, device="cpu", data_dir=str(tiny_data))
+    expected = TrainConfig(epochs=2, lr=0.01, seed=4, device="cpu", data_dir=str(tiny_data), fine_tune=False)
+    assert config == expected  # fine_tune recorded resolved: off for a run from scratch
     metrics = read_metrics(run_dir)
     assert [row["epoch"] for row in metrics] == [1, 2]
     for row in metrics:

@@ -121,7 +121,7 @@ def test_trainlab_checkpoint_describes_itself_in_plain_types(tiny, tmp_path):
     payload = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert payload["format"] == FORMAT
     assert payload["format_version"] == 1
-    assert payload["config"] == config.to_dict()
+    assert payload["config"] == config.replace(fine_tune=False).to_dict()  # recorded resolved: from scratch, off
     assert payload["classes"] == list(tiny.classes)
     assert payload["preprocessing"]["channels"] == 1
     assert (payload["preprocessing"]["height"], payload["preprocessing"]["width"]) == (28, 28)
