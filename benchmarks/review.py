@@ -8,8 +8,8 @@ training labels at random to another class (seeded), and writes both as a data s
 Then: trains the run's recipe (the tutorial MLP with Adam, lr 1e-3, batch 64, --epochs) on the clean and on the
 flipped labels; reviews the flipped run (`trainlab.review` with --folds, --repeats and --fold-epochs, default
 the run's epochs); counts the flipped images among the review's first 5% of training rows (as many rows as there
-are flips); retrains with `--relabel` on the review's CSV as written (no hand edits); and prints a Markdown
-table. Accuracy only: no timings.
+are flips); retrains with `--relabel` on those first 5% of training rows as written (no hand edits); and
+prints a Markdown table. Accuracy only: no timings.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 
 import trainlab
 from trainlab import TrainConfig, fit, load_dataset
+from trainlab.reviewing import csv_text
 from trainlab.testing.synthetic import write_idx
 
 
@@ -71,8 +72,12 @@ def main() -> None:
         flagged = sum(int(s.file[len("train[") : -1]) in flipped for s in train_rows if s.kind == "label")
         kinds = {kind: sum(s.kind == kind for s in suspects) for kind in {s.kind for s in suspects}}
         print(f"flipped images among the first {len(top)} training rows: {found} of {len(flipped)}", flush=True)
-        relabel = str(run / "review" / "review.csv")
-        config = TrainConfig(data_dir=str(work / "flipped"), relabel=relabel, **recipe)
+        # the review's first 5% of training rows as written (no hand edits): relabelling every flagged image to the
+        # fold models' guess also "corrects" hundreds of hard but right labels; its test rows suggest the run's own
+        # answers, and taking them would make the test set agree with the model
+        relabel = work / "top-rows.csv"
+        relabel.write_text(csv_text(top))
+        config = TrainConfig(data_dir=str(work / "flipped"), relabel=str(relabel), **recipe)
         accuracy["relabelled from the review"] = fit(config, run_dir=work / "relabelled")["test_accuracy"]
     cost = accuracy["clean labels"] - accuracy["5% flipped"]
     won = accuracy["relabelled from the review"] - accuracy["5% flipped"]
