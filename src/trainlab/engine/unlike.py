@@ -132,7 +132,8 @@ class Scorer:
         self.checks = record["checks"]
         self.threshold = float(record["threshold"])
         self.features = self.checks["features"]["projection"].shape[0]  # what the model's head must give
-        self.bank = self.checks["neighbours"]["bank"].float()
+        # (D, M), contiguous: a batch's similarities are one plain matmul (a transposed view costs 1.6x at 16)
+        self.bank = self.checks["neighbours"]["bank"].float().T.contiguous()
 
     def distances(self, images: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each check's squared distance (N,) for uint8 images and their penultimate features."""
@@ -142,8 +143,8 @@ class Scorer:
         pixels, levels = pixel_views(images.to(features.device))
         views = {"features": projected, "pixels": pixels, "levels": levels}
         distances = {name: gaussian_distance(self.checks[name], views[name]) for name in CHECKS[:3]}
-        similarities = nn.functional.normalize(features.float(), dim=1) @ self.bank.to(features.device).T
-        nearest = similarities.topk(min(NEIGHBOURS, len(self.bank)), dim=1).values[:, -1]
+        similarities = nn.functional.normalize(features.float(), dim=1) @ self.bank.to(features.device)
+        nearest = similarities.topk(min(NEIGHBOURS, self.bank.shape[1]), dim=1).values[:, -1]
         distances["neighbours"] = 1 - nearest
         return distances
 
