@@ -104,6 +104,13 @@ def augment(images):
 
 def hand_loop(args: argparse.Namespace) -> None:
     """Train and test args.model for args.epochs epochs; one JSON line per epoch, then a summary line."""
+    train_by_hand(load_fashion_mnist(args.data_dir), args.model, NUM_CLASSES, args)
+
+
+def train_by_hand(data: dict[str, Any], model_name: str, classes: int, args: argparse.Namespace) -> None:
+    """The hand loop over uint8 tensors (data: train_images, train_labels, test_images, test_labels), the recipe
+    above, for args.epochs epochs (args.threads, args.precision, args.seed, args.limit_train_batches); one JSON line
+    an epoch with the figures trainlab writes to metrics.jsonl. benchmarks/own_files.py runs it on its folders."""
     import torch
     from torch.nn import functional as F
 
@@ -112,7 +119,6 @@ def hand_loop(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = resolve_precision(args.precision)
-    data = load_fashion_mnist(args.data_dir)
     train_images, train_labels = data["train_images"], data["train_labels"]
     test_images, test_labels = data["test_images"], data["test_labels"]
     size = len(train_labels)
@@ -120,7 +126,8 @@ def hand_loop(args: argparse.Namespace) -> None:
     if args.limit_train_batches:
         steps = min(steps, args.limit_train_batches)
     torch.manual_seed(args.seed)
-    model = create_model(args.model, IMAGE_SHAPE, NUM_CLASSES).to(memory_format=torch.channels_last)
+    shape = tuple(train_images.shape[1:])
+    model = create_model(model_name, shape, classes).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=MAX_LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
     )
@@ -175,6 +182,7 @@ def hand_loop(args: argparse.Namespace) -> None:
             "machine_seconds": time.perf_counter() - started,  # training + testing, seconds
             "machine_samples_per_second": samples / train_seconds,  # training images/s
             "precision": precision,
+            "train_samples": samples,
         }
         print(json.dumps(row), flush=True)
 

@@ -64,7 +64,7 @@ from bench_common import (
     summarize,
     write_results,
 )
-from conv_loop import (  # the recipe both loops follow, and the hand loop's augmentation
+from conv_loop import (  # the recipe both loops follow, and the hand loop itself
     BATCH_SIZE,
     ERASING,
     EVAL_BATCH_SIZE,
@@ -72,9 +72,8 @@ from conv_loop import (  # the recipe both loops follow, and the hand loop's aug
     MAX_LR,
     MOMENTUM,
     PADDING,
-    WARMUP_FRACTION,
     WEIGHT_DECAY,
-    augment,
+    train_by_hand,
 )
 
 TARGET_DECODE_SPEEDUP = 2.0  # torchvision's seconds / trainlab's, first decode
@@ -260,70 +259,8 @@ def decode_with_torchvision(root: Path, mode: str) -> dict[str, Any]:
 def hand_loop(root: Path, args: argparse.Namespace) -> None:
     """conv_loop.py's hand loop over the set's uint8 tensors: one JSON line per epoch."""
     import torch
-    from torch.nn import functional as F
 
-    from trainlab.models import create_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    precision = resolve_precision(args.precision)
-    data = torch.load(root / HAND_TENSORS, weights_only=True)
-    train_images, train_labels = data["train_images"], data["train_labels"]
-    test_images, test_labels = data["test_images"], data["test_labels"]
-    size = len(train_labels)
-    steps = math.ceil(size / BATCH_SIZE)
-    if args.limit_train_batches:
-        steps = min(steps, args.limit_train_batches)
-    torch.manual_seed(args.seed)
-    model = create_model("cnn", tuple(train_images.shape[1:]), CLASSES).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=MAX_LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=MAX_LR, total_steps=args.epochs * steps, pct_start=WARMUP_FRACTION,
-        anneal_strategy="cos", cycle_momentum=False,
-    )  # fmt: skip
-
-    def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-
-    def model_input(images):
-        return images.contiguous(memory_format=torch.channels_last).to(torch.float32).div_(255)
-
-    for epoch in range(args.epochs):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(size)
-        loss_sum, correct, samples = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
-        for step in range(steps):
-            index = order[step * BATCH_SIZE : (step + 1) * BATCH_SIZE]
-            labels = train_labels[index]
-            with autocast():
-                logits = model(model_input(augment(train_images[index])))
-                loss = F.cross_entropy(logits, labels, label_smoothing=LABEL_SMOOTHING)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach().float() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
-            samples += len(labels)
-        train_seconds = time.perf_counter() - started
-        model.eval()
-        test_correct = 0
-        with torch.inference_mode(), autocast():
-            for start in range(0, len(test_labels), EVAL_BATCH_SIZE):
-                logits = model(model_input(test_images[start : start + EVAL_BATCH_SIZE]))
-                test_correct += int((logits.argmax(1) == test_labels[start : start + EVAL_BATCH_SIZE]).sum())
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / samples,
-            "test_accuracy": test_correct / len(test_labels),
-            "machine_seconds": time.perf_counter() - started,  # training + testing, seconds
-            "machine_samples_per_second": samples / train_seconds,  # training images/s
-            "train_samples": samples,
-        }
-        print(json.dumps(row), flush=True)
+    train_by_hand(torch.load(root / HAND_TENSORS, weights_only=True), "cnn", CLASSES, args)
 
 
 # ---------------------------------------------------------------------------------------------------------------
