@@ -280,3 +280,18 @@ def test_several_processes_default_to_no_fine_tune_and_refuse_it_when_asked(data
     setup.dist = SimpleNamespace(active=True, world=2)  # what DDP wraps keeps its trained parameters fixed
     with pytest.raises(ConfigError, match=r"^--fine-tune trains in one process; leave out --nproc"):
         FineTuning(setup, Reporter())
+
+
+def test_fine_tune_asked_for_on_a_run_from_scratch_says_its_frozen_body_is_random(data_dir, tmp_path):
+    messages: list[str] = []
+    reporter = Reporter()
+    reporter.message = messages.append
+    fit(config_of(data_dir, epochs=1, fine_tune=True), run_dir=tmp_path / "scratch", reporter=reporter)
+    assert messages[0] == (
+        "--fine-tune without --weights or --init-from: the body its first phase freezes is randomly initialised, so "
+        "that phase trains a head on random features; start from trained weights, or leave out --fine-tune"
+    )
+    quiet: list[str] = []
+    reporter.message = quiet.append
+    fit(config_of(data_dir, epochs=1), run_dir=tmp_path / "plain", reporter=reporter)  # off from scratch: no word
+    assert not any(message.startswith("--fine-tune without") for message in quiet)

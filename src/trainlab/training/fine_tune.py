@@ -30,6 +30,10 @@ from trainlab.training.schedules import LinearDecay, make_scheduler
 FROZEN, UNFROZEN = 1, 2  # the phases: the head alone, then every layer
 LR_MULT = 100  # fastai's lr_mult: the first layers train at lr / 100 of the head's in the unfrozen phase
 UNFROZEN_LR_SHARE = 0.5  # fastai halves base_lr before it unfreezes
+FROM_SCRATCH_NOTE = (
+    "--fine-tune without --weights or --init-from: the body its first phase freezes is randomly initialised, so "
+    "that phase trains a head on random features; start from trained weights, or leave out --fine-tune"
+)
 
 
 def resolved(

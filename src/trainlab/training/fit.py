@@ -148,6 +148,8 @@ def run_in(
             reporter.message(f"{run_dir} stopped before its first checkpoint; starting it from the beginning")
         elif init_from is not None:
             reporter.message(initialized(trainer.model, init_from, trainer.setup.classes))
+        elif config.fine_tune and not config.weights:
+            reporter.message(fine_tune.FROM_SCRATCH_NOTE)
         if overwrite and not resume:  # only now that data, model and weights are known good
             files.clear()
         start.wrote_config = not resume
