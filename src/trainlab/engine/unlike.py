@@ -26,10 +26,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab.config import TrainConfig
 from trainlab.data import ImageData, make_loader
+from trainlab.data.memory import stratified_split
 from trainlab.data.transforms import Preprocessing
 from trainlab.errors import ConfigError
 from trainlab.models.pretrained import classifier_head
+from trainlab.models.tta import with_tta
 
 SCORE = "mahalanobis"
 CHECKS = ("features", "pixels", "levels", "neighbours")
@@ -231,3 +234,26 @@ def calibrate(
         "held_out_images": len(scores),
         "flagged": float((scores > 1).float().mean()),
     }
+
+
+def held_out(config: TrainConfig, train: ImageData, test: ImageData) -> tuple[ImageData, ImageData, str]:
+    """(training images, held-out images, their name): the run's validation split if it has one, else its test
+    set, split from the training set exactly as training split it."""
+    if config.val_split:
+        train, val = stratified_split(train, config.val_split, config.seed)
+        return train, val, "validation"
+    return train, test, "test"
+
+
+def calibrated(
+    model: nn.Module,
+    preprocess: Preprocessing,
+    config: TrainConfig,
+    train: ImageData,
+    test: ImageData,
+    rate: float = DEFAULT_RATE,
+) -> dict[str, Any]:
+    """The unlike record of `model` (as it predicts: test-time augmentation included) for the run of `config`;
+    `train` is the whole training set, before any validation split."""
+    fit_on, held, name = held_out(config, train, test)
+    return calibrate(with_tta(model, config.tta), preprocess, fit_on, held, name, rate, config.seed)

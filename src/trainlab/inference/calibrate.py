@@ -10,12 +10,11 @@ from typing import Any
 from trainlab.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint, unwrap_model
 from trainlab.config import FILE_DATASETS
 from trainlab.data import load_splits
-from trainlab.engine.unlike import DEFAULT_RATE
+from trainlab.engine.unlike import DEFAULT_RATE, calibrated
 from trainlab.errors import CheckpointError, ConfigError
 from trainlab.inference.evaluation import checkpoint_data_config
 from trainlab.inference.predictor import Predictor
 from trainlab.layout import BEST_CHECKPOINT, LAST_CHECKPOINT
-from trainlab.training.calibration import calibrated
 
 MAX_RATE = 0.5  # flagging more than half of the held-out images would say nothing
 

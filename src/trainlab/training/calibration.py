@@ -5,39 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from torch import nn
-
 from trainlab.checkpoint import load_checkpoint, load_weights, unwrap_model
-from trainlab.config import TrainConfig
-from trainlab.data import ImageData
-from trainlab.data.memory import stratified_split
-from trainlab.data.transforms import Preprocessing
 from trainlab.engine import unlike
 from trainlab.models.tta import with_tta
 from trainlab.training import rundir
-
-
-def held_out(config: TrainConfig, train: ImageData, test: ImageData) -> tuple[ImageData, ImageData, str]:
-    """(training images, held-out images, their name): the run's validation split if it has one, else its test
-    set, split from the training set exactly as training split it."""
-    if config.val_split:
-        train, val = stratified_split(train, config.val_split, config.seed)
-        return train, val, "validation"
-    return train, test, "test"
-
-
-def calibrated(
-    model: nn.Module,
-    preprocess: Preprocessing,
-    config: TrainConfig,
-    train: ImageData,
-    test: ImageData,
-    rate: float = unlike.DEFAULT_RATE,
-) -> dict[str, Any]:
-    """The unlike record of `model` (as it predicts: test-time augmentation included) for the run of `config`;
-    `train` is the whole training set, before any validation split."""
-    fit_on, held, name = held_out(config, train, test)
-    return unlike.calibrate(with_tta(model, config.tta), preprocess, fit_on, held, name, rate, config.seed)
 
 
 def calibrate_run(trainer: Any) -> None:
